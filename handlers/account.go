@@ -1,0 +1,37 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+type accountStore interface {
+	ChangePassword(ctx context.Context, p *models.Principal, current, next string, meta models.RequestMeta) error
+}
+
+type accountHandlers struct {
+	web   *web.Server
+	store accountStore
+}
+
+func (h *accountHandlers) passwordForm(c echo.Context) error {
+	return web.Render(c, http.StatusOK, views.PasswordPage(views.PasswordProps{Done: c.QueryParam("done") == "1"}))
+}
+
+// changePassword replaces the password; the store ends every other session.
+func (h *accountHandlers) changePassword(c echo.Context) error {
+	err := h.store.ChangePassword(c.Request().Context(), web.Principal(c), c.FormValue("current"), c.FormValue("new"), web.Meta(c))
+	if fe := models.FieldErrors(err); fe != nil {
+		return web.Render(c, http.StatusUnprocessableEntity, views.PasswordPage(views.PasswordProps{Errors: fe}))
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account/password?done=1")
+}

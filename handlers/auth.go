@@ -1,0 +1,140 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+type authStore interface {
+	Login(ctx context.Context, email, password, oldToken string, meta models.RequestMeta) (string, *models.Principal, error)
+	Logout(ctx context.Context, p *models.Principal, meta models.RequestMeta) error
+	CreateAccount(ctx context.Context, in models.SignUpInput, actor models.Actor, action string) (*models.SignUpResult, error)
+	StartSession(ctx context.Context, userID uint, oldToken string, meta models.RequestMeta) (string, error)
+	RotationDays() int
+}
+
+type authHandlers struct {
+	web   *web.Server
+	store authStore
+}
+
+// homeFor is where a role lands after signing in.
+func homeFor(p *models.Principal) string {
+	switch p.User.Role {
+	case models.RoleOwner:
+		return "/keys"
+	default:
+		return "/audit"
+	}
+}
+
+func (h *authHandlers) home(c echo.Context) error {
+	if p := web.Principal(c); p != nil {
+		return c.Redirect(http.StatusSeeOther, homeFor(p))
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+var loginNotices = map[string]string{
+	"logout":   "You are logged out.",
+	"password": "Your password was changed. Log in with the new one.",
+}
+
+func (h *authHandlers) loginForm(c echo.Context) error {
+	if p := web.Principal(c); p != nil {
+		return c.Redirect(http.StatusSeeOther, homeFor(p))
+	}
+	return web.Render(c, http.StatusOK, views.LoginPage(views.LoginProps{
+		SignupEnabled: h.web.Config.SignupEnabled, Notice: loginNotices[c.QueryParam("done")],
+	}))
+}
+
+func (h *authHandlers) login(c echo.Context) error {
+	email := c.FormValue("email")
+	props := views.LoginProps{Email: email, SignupEnabled: h.web.Config.SignupEnabled}
+	token, p, err := h.store.Login(c.Request().Context(), email, c.FormValue("password"), h.web.SessionToken(c), web.Meta(c))
+	var te *models.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		props.RetryAfter = te.RetryAfterSeconds()
+		return web.Render(c, http.StatusTooManyRequests, views.LoginPage(props))
+	case errors.Is(err, models.ErrInvalidCredentials):
+		// One message whatever was wrong: no user enumeration.
+		props.Error = "The e-mail or password is not correct."
+		return web.Render(c, http.StatusUnauthorized, views.LoginPage(props))
+	case err != nil:
+		return err
+	}
+	if err := h.web.SetSession(c, token); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, homeFor(p))
+}
+
+func (h *authHandlers) signupForm(c echo.Context) error {
+	if p := web.Principal(c); p != nil {
+		return c.Redirect(http.StatusSeeOther, homeFor(p))
+	}
+	status := http.StatusOK
+	if !h.web.Config.SignupEnabled {
+		status = http.StatusForbidden
+	}
+	return web.Render(c, status, views.SignupPage(views.SignupProps{Enabled: h.web.Config.SignupEnabled}))
+}
+
+// signup creates the account and its master key, signs the owner in and
+// answers with the one response that shows the master secret.
+func (h *authHandlers) signup(c echo.Context) error {
+	props := views.SignupProps{Enabled: h.web.Config.SignupEnabled, AccountName: c.FormValue("account_name"), Email: c.FormValue("email")}
+	if !props.Enabled {
+		return web.Render(c, http.StatusForbidden, views.SignupPage(props))
+	}
+	meta := web.Meta(c)
+	res, err := h.store.CreateAccount(c.Request().Context(), models.SignUpInput{
+		AccountName: props.AccountName, Email: props.Email, Password: c.FormValue("password"),
+	}, models.Actor{Meta: meta}, models.ActionSignup)
+	if fe := models.FieldErrors(err); fe != nil {
+		props.Errors = fe
+		return web.Render(c, http.StatusUnprocessableEntity, views.SignupPage(props))
+	}
+	if err != nil {
+		return err
+	}
+	token, err := h.store.StartSession(c.Request().Context(), res.User.ID, h.web.SessionToken(c), meta)
+	if err != nil {
+		return err
+	}
+	if err := h.web.SetSession(c, token); err != nil {
+		return err
+	}
+	web.NoStore(c)
+	now := res.Key.CreatedAt
+	row := views.NewKeyRow(res.Key, now, h.store.RotationDays())
+	principal := &models.Principal{User: res.User, Account: &res.Account}
+	c.Set("principal", principal)
+	return web.Render(c, http.StatusCreated, views.KeysPage(views.KeysPageProps{
+		AccountName: res.Account.Name, Master: &row, SMTP: h.web.Config.SMTP, Now: now,
+		Notice: "Welcome to keydesk. Your account and its master API key are ready.",
+		Dialog: views.RevealModal(views.RevealProps{
+			Title: "Your master API key", Name: res.Account.Name, APIKey: res.Secret.APIKey, Secret: res.Secret.Secret,
+			SMTP: h.web.Config.SMTP, Continue: "/keys",
+		}),
+	}))
+}
+
+func (h *authHandlers) logout(c echo.Context) error {
+	if err := h.store.Logout(c.Request().Context(), web.Principal(c), web.Meta(c)); err != nil {
+		return err
+	}
+	h.web.ClearSession(c)
+	return c.Redirect(http.StatusSeeOther, "/login?done=logout")
+}

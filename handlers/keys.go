@@ -1,0 +1,212 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+type keyStore interface {
+	ListKeys(ctx context.Context, actor models.Actor) ([]models.APIKey, error)
+	KeyByID(ctx context.Context, actor models.Actor, id uint) (*models.APIKey, error)
+	ResetSecret(ctx context.Context, actor models.Actor, keyID uint, grace time.Duration) (*models.APIKey, models.Revealed, error)
+	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
+	SetKeyActive(ctx context.Context, actor models.Actor, keyID uint, active bool) (*models.APIKey, error)
+	Reauthenticate(ctx context.Context, p *models.Principal, password string, meta models.RequestMeta) error
+	Now() time.Time
+	RotationDays() int
+}
+
+type keyHandlers struct {
+	web   *web.Server
+	store keyStore
+}
+
+var keyNotices = map[string]string{
+	"renamed":     "The key was renamed.",
+	"deactivated": "The key was deactivated. The REST API and SMTP now reject it.",
+	"activated":   "The key was activated. Its current secret works again.",
+}
+
+func (h *keyHandlers) row(k models.APIKey) views.KeyRow {
+	return views.NewKeyRow(k, h.store.Now(), h.store.RotationDays())
+}
+
+// page builds the keys page props, with dialog open when not nil.
+func (h *keyHandlers) page(c echo.Context, dialog templ.Component) (views.KeysPageProps, error) {
+	keys, err := h.store.ListKeys(c.Request().Context(), web.Actor(c))
+	if err != nil {
+		return views.KeysPageProps{}, err
+	}
+	p := views.KeysPageProps{
+		AccountName: web.Principal(c).Account.Name, RotationDays: h.store.RotationDays(), SMTP: h.web.Config.SMTP,
+		Dialog: dialog, Now: h.store.Now(), Notice: keyNotices[c.QueryParam("done")],
+	}
+	for _, k := range keys {
+		r := h.row(k)
+		if k.IsMaster && p.Master == nil {
+			p.Master = &r
+		} else {
+			p.Subaccounts = append(p.Subaccounts, r)
+		}
+		if r.RotationDue {
+			p.Overdue = append(p.Overdue, r)
+		}
+	}
+	return p, nil
+}
+
+func (h *keyHandlers) list(c echo.Context) error {
+	p, err := h.page(c, nil)
+	if err != nil {
+		return err
+	}
+	return web.Render(c, http.StatusOK, views.KeysPage(p))
+}
+
+// dialog answers htmx with the dialog alone, and anyone else with the
+// keys page with the dialog open (so every flow works without JavaScript).
+func (h *keyHandlers) dialog(c echo.Context, status int, d templ.Component) error {
+	if web.IsHTMX(c) {
+		return web.Render(c, status, d)
+	}
+	p, err := h.page(c, d)
+	if err != nil {
+		return err
+	}
+	return web.Render(c, status, views.KeysPage(p))
+}
+
+// key loads the key named in the URL; a malformed or foreign ID is 404.
+func (h *keyHandlers) key(c echo.Context) (*models.APIKey, error) {
+	id, err := strconv.ParseUint(c.Param("id"), 10, 32)
+	if err != nil || id == 0 {
+		return nil, models.ErrNotFound
+	}
+	return h.store.KeyByID(c.Request().Context(), web.Actor(c), uint(id))
+}
+
+func (h *keyHandlers) resetForm(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	need := !web.Principal(c).InSudo(h.store.Now())
+	return h.dialog(c, http.StatusOK, views.ResetDialog(views.ResetProps{Key: h.row(*k), NeedPassword: need}))
+}
+
+// reset replaces the secret and answers with the only response that
+// shows the new one (no-store).
+func (h *keyHandlers) reset(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	p := web.Principal(c)
+	props := views.ResetProps{Key: h.row(*k), Grace: c.FormValue("grace"), NeedPassword: !p.InSudo(h.store.Now())}
+	grace, ok := models.ParseGrace(props.Grace)
+	if !ok {
+		props.Errors = map[string]string{"grace": "Choose when the current secret stops working."}
+		return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
+	}
+	if props.NeedPassword {
+		pw := c.FormValue("password")
+		if pw == "" {
+			props.Errors = map[string]string{"password": "Enter your password to confirm."}
+			return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
+		}
+		err := h.store.Reauthenticate(c.Request().Context(), p, pw, web.Meta(c))
+		if fe := models.FieldErrors(err); fe != nil {
+			props.Errors = fe
+			return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	key, secret, err := h.store.ResetSecret(c.Request().Context(), web.Actor(c), k.ID, grace)
+	if errors.Is(err, models.ErrReauthRequired) {
+		props.NeedPassword = true
+		props.Errors = map[string]string{"password": "Enter your password to confirm."}
+		return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
+	}
+	if err != nil {
+		return err
+	}
+	web.NoStore(c)
+	return h.dialog(c, http.StatusOK, views.RevealModal(views.RevealProps{
+		Title: "Your new secret key", Name: key.Name, APIKey: secret.APIKey, Secret: secret.Secret,
+		SMTP: h.web.Config.SMTP, Continue: "/keys",
+	}))
+}
+
+func (h *keyHandlers) renameForm(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	return h.dialog(c, http.StatusOK, views.RenameDialog(views.RenameProps{Key: h.row(*k), Name: k.Name}))
+}
+
+func (h *keyHandlers) rename(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	name := c.FormValue("name")
+	_, err = h.store.RenameKey(c.Request().Context(), web.Actor(c), k.ID, name)
+	if fe := models.FieldErrors(err); fe != nil {
+		return h.dialog(c, http.StatusUnprocessableEntity, views.RenameDialog(views.RenameProps{Key: h.row(*k), Name: name, Errors: fe}))
+	}
+	if err != nil {
+		return err
+	}
+	return web.Redirect(c, "/keys?done=renamed")
+}
+
+func (h *keyHandlers) deactivateForm(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	props := views.DeactivateProps{Key: h.row(*k)}
+	if k.IsMaster {
+		props.Error = models.ErrMasterKeyDeactivation.Fields["active"]
+	}
+	return h.dialog(c, http.StatusOK, views.DeactivateDialog(props))
+}
+
+func (h *keyHandlers) deactivate(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	_, err = h.store.SetKeyActive(c.Request().Context(), web.Actor(c), k.ID, false)
+	if fe := models.FieldErrors(err); fe != nil {
+		return h.dialog(c, http.StatusUnprocessableEntity, views.DeactivateDialog(views.DeactivateProps{Key: h.row(*k), Error: fe["active"]}))
+	}
+	if err != nil {
+		return err
+	}
+	return web.Redirect(c, "/keys?done=deactivated")
+}
+
+func (h *keyHandlers) activate(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.store.SetKeyActive(c.Request().Context(), web.Actor(c), k.ID, true); err != nil {
+		return err
+	}
+	return web.Redirect(c, "/keys?done=activated")
+}

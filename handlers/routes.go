@@ -1,0 +1,46 @@
+// Package handlers holds keydesk's HTTP handlers, one file per area, and
+// routes.go: the one route table, readable top to bottom. A handler parses
+// and validates input, calls one models operation, and renders a view.
+package handlers
+
+import (
+	"keydesk/models"
+	"keydesk/web"
+)
+
+// Register adds every route to the server built by web.New.
+func Register(s *web.Server) {
+	e := s.Echo
+	health := &healthHandlers{store: s.Store}
+	auth := &authHandlers{web: s, store: s.Store}
+	account := &accountHandlers{web: s, store: s.Store}
+	keys := &keyHandlers{web: s, store: s.Store}
+	owner := web.RequireRole(models.RoleOwner)
+	signedIn := web.RequireAuth
+
+	// Probes for load balancers and orchestrators.
+	e.GET("/healthz", health.live).Name = "healthz"
+	e.GET("/readyz", health.ready).Name = "readyz"
+
+	// Signing in and out.
+	e.GET("/", auth.home).Name = "home"
+	e.GET("/login", auth.loginForm).Name = "login"
+	e.POST("/login", auth.login).Name = "login.submit"
+	e.GET("/signup", auth.signupForm).Name = "signup"
+	e.POST("/signup", auth.signup).Name = "signup.submit"
+	e.POST("/logout", auth.logout, signedIn).Name = "logout"
+
+	// The signed-in user's own account.
+	e.GET("/account/password", account.passwordForm, signedIn).Name = "password"
+	e.POST("/account/password", account.changePassword, signedIn).Name = "password.submit"
+
+	// API Key Management (account owners).
+	e.GET("/keys", keys.list, owner).Name = "keys"
+	e.GET("/keys/:id/reset", keys.resetForm, owner).Name = "keys.reset"
+	e.POST("/keys/:id/reset", keys.reset, owner).Name = "keys.reset.submit"
+	e.GET("/keys/:id/rename", keys.renameForm, owner).Name = "keys.rename"
+	e.POST("/keys/:id/rename", keys.rename, owner).Name = "keys.rename.submit"
+	e.GET("/keys/:id/deactivate", keys.deactivateForm, owner).Name = "keys.deactivate"
+	e.POST("/keys/:id/deactivate", keys.deactivate, owner).Name = "keys.deactivate.submit"
+	e.POST("/keys/:id/activate", keys.activate, owner).Name = "keys.activate.submit"
+}

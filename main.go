@@ -1,0 +1,472 @@
+// Command keydesk is a self-hosted console for the API keys and secret keys
+// of an e-mail sending platform. See README.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"keydesk/handlers"
+	"keydesk/models"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// config is every setting, read once from flags with environment fallbacks.
+type config struct {
+	Addr         string
+	DB           string
+	SessionKeys  string
+	BaseURL      string
+	Signup       bool
+	RotationDays int
+	SessionIdle  time.Duration
+	SessionMax   time.Duration
+	TrustProxy   bool
+	SMTPAddr     string
+	SMTPHost     string
+	LogLevel     string
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, err := strconv.ParseBool(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+// addGlobalFlags registers the settings every command shares.
+func addGlobalFlags(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.Addr, "addr", env("KEYDESK_ADDR", "127.0.0.1:8080"), "listen address for the console and REST API (KEYDESK_ADDR)")
+	fs.StringVar(&c.DB, "db", env("KEYDESK_DB", "keydesk.db"), "database: a file path for SQLite, or postgres://… for PostgreSQL (KEYDESK_DB)")
+	fs.StringVar(&c.SessionKeys, "session-keys", env("KEYDESK_SESSION_KEYS", ""), "session cookie keys, newest first: HASHHEX:BLOCKHEX[,HASHHEX:BLOCKHEX…]; generated and saved beside the database when empty (KEYDESK_SESSION_KEYS)")
+	fs.StringVar(&c.BaseURL, "base-url", env("KEYDESK_BASE_URL", ""), "public URL; https:// turns on Secure cookies and HSTS (KEYDESK_BASE_URL; default http://ADDR)")
+	fs.BoolVar(&c.Signup, "signup", envBool("KEYDESK_SIGNUP", true), "allow open sign-up (KEYDESK_SIGNUP)")
+	fs.IntVar(&c.RotationDays, "rotation-days", envInt("KEYDESK_ROTATION_DAYS", 90), "flag secrets older than this many days (KEYDESK_ROTATION_DAYS)")
+	fs.DurationVar(&c.SessionIdle, "session-idle", envDuration("KEYDESK_SESSION_IDLE", 30*time.Minute), "sign out after this much inactivity (KEYDESK_SESSION_IDLE)")
+	fs.DurationVar(&c.SessionMax, "session-max", envDuration("KEYDESK_SESSION_MAX", 12*time.Hour), "absolute session lifetime (KEYDESK_SESSION_MAX)")
+	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission address shown to users (KEYDESK_SMTP_ADDR)")
+	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
+	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
+}
+
+const usage = `keydesk — API key management console
+
+Usage:
+  keydesk [flags] [command]
+
+Commands:
+  serve            run the console (the default)
+  migrate          apply pending database migrations and exit
+  account create   --name N --email E --password-stdin [--plan free|essential|premium]
+                   create an account, its owner and master key; prints JSON with
+                   the master api_key and secret_key (shown once)
+  user create      --email E --role support|auditor --password-stdin
+                   create a staff user; prints JSON
+
+Flags (each also read from the environment variable in brackets):
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var cfg config
+	top := flag.NewFlagSet("keydesk", flag.ContinueOnError)
+	top.SetOutput(stderr)
+	addGlobalFlags(top, &cfg)
+	top.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		top.PrintDefaults()
+	}
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	rest := top.Args()
+	cmd := "serve"
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
+		if (cmd == "account" || cmd == "user") && len(rest) > 0 && rest[0] == "create" {
+			cmd, rest = cmd+" create", rest[1:]
+		}
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, &cfg, rest, stderr)
+	case "migrate":
+		err = cmdMigrate(ctx, &cfg, rest, stdout, stderr)
+	case "account create":
+		err = cmdAccountCreate(ctx, &cfg, rest, stdin, stdout, stderr)
+	case "user create":
+		err = cmdUserCreate(ctx, &cfg, rest, stdin, stdout, stderr)
+	case "help":
+		top.Usage()
+		return 0
+	default:
+		fmt.Fprintf(stderr, "keydesk: unknown command %q (see keydesk --help)\n", strings.Join(append([]string{cmd}, rest...), " "))
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ve *models.ValidationError
+		if errors.As(err, &ve) {
+			for field, msg := range ve.Fields {
+				fmt.Fprintf(stderr, "keydesk: %s: %s\n", field, msg)
+			}
+		} else {
+			fmt.Fprintf(stderr, "keydesk: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// subFlags parses a command's own flags, accepting the global ones too.
+func subFlags(name string, cfg *config, args []string, stderr io.Writer, def func(fs *flag.FlagSet)) error {
+	fs := flag.NewFlagSet("keydesk "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	snapshot := *cfg
+	addGlobalFlags(fs, cfg)
+	// Keep what the top level parsed as the defaults here.
+	*cfg = snapshot
+	fs.VisitAll(func(f *flag.Flag) { _ = f.Value.Set(flagValue(&snapshot, f.Name, f.DefValue)) })
+	if def != nil {
+		def(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// flagValue returns the already-parsed global value of a flag.
+func flagValue(c *config, name, def string) string {
+	switch name {
+	case "addr":
+		return c.Addr
+	case "db":
+		return c.DB
+	case "session-keys":
+		return c.SessionKeys
+	case "base-url":
+		return c.BaseURL
+	case "signup":
+		return strconv.FormatBool(c.Signup)
+	case "rotation-days":
+		return strconv.Itoa(c.RotationDays)
+	case "session-idle":
+		return c.SessionIdle.String()
+	case "session-max":
+		return c.SessionMax.String()
+	case "trust-proxy":
+		return strconv.FormatBool(c.TrustProxy)
+	case "smtp-addr":
+		return c.SMTPAddr
+	case "smtp-host":
+		return c.SMTPHost
+	case "log-level":
+		return c.LogLevel
+	}
+	return def
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*models.Store, error) {
+	if cfg.RotationDays < 1 {
+		return nil, fmt.Errorf("--rotation-days must be at least 1")
+	}
+	store, err := models.Open(ctx, cfg.DB, models.Options{
+		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "engine", store.Engine(), "applied", applied, "version", models.SchemaVersion())
+	}
+	return store, nil
+}
+
+func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer) error {
+	if err := subFlags("serve", cfg, args, stderr, nil); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keys, err := sessionKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://" + cfg.Addr
+	}
+	srv, err := web.New(web.Config{
+		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Logger: log,
+	}, store)
+	if err != nil {
+		return err
+	}
+	handlers.Register(srv)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	log.Info("keydesk listening", "url", "http://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func smtpInfo(cfg *config) views.SMTPInfo {
+	host, portStr, err := net.SplitHostPort(cfg.SMTPAddr)
+	port, _ := strconv.Atoi(portStr)
+	if err != nil || port == 0 {
+		port = 2525
+	}
+	if cfg.SMTPHost != "" {
+		host = cfg.SMTPHost
+	} else if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return views.SMTPInfo{Host: host, Port: port, TLSMode: "STARTTLS"}
+}
+
+// sessionKeys parses KEYDESK_SESSION_KEYS or, when unset, loads or creates a
+// key file (0600) beside the SQLite database.
+func sessionKeys(cfg *config, log *slog.Logger) ([][]byte, error) {
+	spec := cfg.SessionKeys
+	if spec == "" {
+		dir := "."
+		if !models.IsPostgresDSN(cfg.DB) {
+			dir = filepath.Dir(cfg.DB)
+		}
+		path := filepath.Join(dir, "keydesk.session-keys")
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			spec = strings.TrimSpace(string(b))
+		case errors.Is(err, os.ErrNotExist):
+			hash, block := make([]byte, 64), make([]byte, 32)
+			if _, err := rand.Read(hash); err != nil {
+				return nil, err
+			}
+			if _, err := rand.Read(block); err != nil {
+				return nil, err
+			}
+			spec = hex.EncodeToString(hash) + ":" + hex.EncodeToString(block)
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("save session keys: %w", err)
+			}
+			if _, err := f.WriteString(spec + "\n"); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("save session keys: %w", err)
+			}
+			if err := f.Close(); err != nil {
+				return nil, err
+			}
+			log.Warn("generated session keys and saved them with 0600 permissions; set KEYDESK_SESSION_KEYS to share them between instances", "file", path)
+		default:
+			return nil, fmt.Errorf("read session keys: %w", err)
+		}
+	}
+	var keys [][]byte
+	for _, pair := range strings.Split(spec, ",") {
+		hs, bs, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		hash, err1 := hex.DecodeString(hs)
+		block, err2 := hex.DecodeString(bs)
+		if !ok || err1 != nil || err2 != nil || len(hash) < 32 || (len(block) != 16 && len(block) != 24 && len(block) != 32) {
+			return nil, fmt.Errorf("session keys: each entry must be HASHHEX:BLOCKHEX with a hash key of at least 32 bytes and an AES block key of 16, 24 or 32 bytes")
+		}
+		keys = append(keys, hash, block)
+	}
+	return keys, nil
+}
+
+func cmdMigrate(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+	if err := subFlags("migrate", cfg, args, stderr, nil); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	store, err := models.Open(ctx, cfg.DB, models.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if applied == nil {
+		applied = []int{}
+	}
+	return json.NewEncoder(stdout).Encode(map[string]any{"engine": store.Engine(), "applied": applied, "version": models.SchemaVersion()})
+}
+
+// readPassword reads one line from stdin (for --password-stdin).
+func readPassword(stdin io.Reader) (string, error) {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("no password on stdin")
+	}
+	return pw, nil
+}
+
+func cmdAccountCreate(ctx context.Context, cfg *config, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var name, email, plan string
+	var pwStdin bool
+	err := subFlags("account create", cfg, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&name, "name", "", "account name (required)")
+		fs.StringVar(&email, "email", "", "owner's e-mail (required)")
+		fs.StringVar(&plan, "plan", "free", "free, essential or premium")
+		fs.BoolVar(&pwStdin, "password-stdin", false, "read the owner's password from stdin (required)")
+	})
+	if err != nil {
+		return err
+	}
+	if !pwStdin {
+		return fmt.Errorf("--password-stdin is required (passwords are never taken as arguments)")
+	}
+	p, ok := models.ParsePlan(plan)
+	if !ok {
+		return fmt.Errorf("--plan must be free, essential or premium")
+	}
+	pw, err := readPassword(stdin)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	res, err := store.CreateAccount(ctx, models.SignUpInput{AccountName: name, Email: email, Password: pw, Plan: p}, models.SystemActor(), models.ActionAccountCreated)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]any{
+		"account_id": res.Account.ID, "name": res.Account.Name, "plan": res.Account.Plan,
+		"user_id": res.User.ID, "email": res.User.Email, "role": res.User.Role,
+		"api_key": res.Secret.APIKey, "secret_key": res.Secret.Secret,
+	})
+}
+
+func cmdUserCreate(ctx context.Context, cfg *config, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var email, role string
+	var pwStdin bool
+	err := subFlags("user create", cfg, args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "e-mail (required)")
+		fs.StringVar(&role, "role", "", "support or auditor (required)")
+		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from stdin (required)")
+	})
+	if err != nil {
+		return err
+	}
+	if !pwStdin {
+		return fmt.Errorf("--password-stdin is required (passwords are never taken as arguments)")
+	}
+	r := models.Role(role)
+	if !r.IsStaff() {
+		return fmt.Errorf("--role must be support or auditor")
+	}
+	pw, err := readPassword(stdin)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	u, err := store.CreateStaffUser(ctx, email, pw, r, models.SystemActor())
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]any{"user_id": u.ID, "email": u.Email, "role": u.Role})
+}

@@ -1,0 +1,160 @@
+package models
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Audit actions. Stable strings: they are stored, filtered on and exported.
+const (
+	ActionSignup          = "account.signup"
+	ActionAccountCreated  = "account.created"
+	ActionUserCreated     = "user.created"
+	ActionLoginSucceeded  = "login.succeeded"
+	ActionLoginFailed     = "login.failed"
+	ActionLogout          = "logout"
+	ActionPasswordChanged = "password.changed"
+	ActionSessionRevoked  = "session.revoked"
+	ActionReauthenticated = "session.reauthenticated"
+	ActionKeyCreated      = "key.created"
+	ActionSecretRevealed  = "secret.revealed"
+	ActionSecretReset     = "secret.reset"
+	ActionKeyRenamed      = "key.renamed"
+	ActionKeyDeactivated  = "key.deactivated"
+	ActionKeyActivated    = "key.activated"
+	ActionAccessDenied    = "access.denied"
+)
+
+// AuditEntry is one append-only record. The application never updates or
+// deletes one; Hash chains it to the entry before it.
+type AuditEntry struct {
+	ID          uint64 `gorm:"primaryKey;autoIncrement:false"`
+	At          time.Time
+	ActorType   string // user, apikey, system
+	ActorUserID *uint
+	ActorLabel  string // e-mail at the time, "API key 3f9c…", or "system"
+	ActorRole   string
+	AccountID   *uint
+	Action      string
+	TargetType  string
+	TargetID    string
+	TargetName  string
+	IP          string
+	UserAgent   string
+	Details     string // small JSON object; never a secret or password
+	PrevHash    string
+	Hash        string
+}
+
+func (AuditEntry) TableName() string { return "audit_entries" }
+
+// RequestMeta is where a request came from, recorded with each entry.
+type RequestMeta struct {
+	IP        string
+	UserAgent string
+}
+
+// Actor is who performs an operation.
+type Actor struct {
+	UserID    uint
+	Email     string
+	Role      Role
+	AccountID uint // the owner's account; 0 for staff
+	// AuthAt is when the actor last entered their password; sensitive
+	// operations refuse actors outside the sudo window.
+	AuthAt time.Time
+	Meta   RequestMeta
+}
+
+// SystemActor is the CLI or the server itself.
+func SystemActor() Actor { return Actor{Email: "system", Role: "system"} }
+
+type auditTarget struct {
+	Type, ID, Name string
+}
+
+func target(typ string, id uint, name string) auditTarget {
+	return auditTarget{Type: typ, ID: strconv.FormatUint(uint64(id), 10), Name: name}
+}
+
+// appendAudit writes one chained entry inside tx. Appends are serialised so
+// the chain never forks: PostgreSQL takes a transaction-scoped advisory
+// lock, SQLite's immediate transaction already holds the write lock.
+func (s *Store) appendAudit(tx *gorm.DB, a Actor, action string, accountID uint, t auditTarget, details map[string]any) error {
+	if s.engine == Postgres {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(7311002)").Error; err != nil {
+			return fmt.Errorf("models: audit lock: %w", err)
+		}
+	}
+	var prev AuditEntry
+	err := tx.Select("id", "hash").Order("id DESC").Limit(1).Find(&prev).Error
+	if err != nil {
+		return fmt.Errorf("models: audit head: %w", err)
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	d, err := json.Marshal(details) // map keys sorted: a canonical encoding
+	if err != nil {
+		return fmt.Errorf("models: audit details: %w", err)
+	}
+	e := AuditEntry{
+		ID: prev.ID + 1, At: s.Now().Truncate(time.Microsecond), ActorLabel: a.Email, ActorRole: string(a.Role),
+		Action: action, TargetType: t.Type, TargetID: t.ID, TargetName: t.Name,
+		IP: a.Meta.IP, UserAgent: truncate(a.Meta.UserAgent, 512), Details: string(d), PrevHash: prev.Hash,
+	}
+	switch {
+	case a.UserID != 0:
+		e.ActorType = "user"
+		uid := a.UserID
+		e.ActorUserID = &uid
+	case a.Role == "apikey":
+		e.ActorType = "apikey"
+	default:
+		e.ActorType, e.ActorLabel = "system", "system"
+	}
+	if accountID != 0 {
+		acc := accountID
+		e.AccountID = &acc
+	}
+	e.Hash = e.computeHash()
+	if err := tx.Create(&e).Error; err != nil {
+		return fmt.Errorf("models: audit append: %w", err)
+	}
+	return nil
+}
+
+// computeHash is SHA-256 over a canonical JSON encoding of every field but
+// Hash, followed by the previous entry's hash.
+func (e *AuditEntry) computeHash() string {
+	var uid, acc string
+	if e.ActorUserID != nil {
+		uid = strconv.FormatUint(uint64(*e.ActorUserID), 10)
+	}
+	if e.AccountID != nil {
+		acc = strconv.FormatUint(uint64(*e.AccountID), 10)
+	}
+	canon, _ := json.Marshal([]string{
+		strconv.FormatUint(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.ActorType, uid, e.ActorLabel, e.ActorRole,
+		acc, e.Action, e.TargetType, e.TargetID, e.TargetName, e.IP, e.UserAgent, e.Details,
+	})
+	h := sha256.New()
+	h.Write(canon)
+	h.Write([]byte(e.PrevHash))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

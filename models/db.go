@@ -1,0 +1,222 @@
+// Package models holds keydesk's entities and every domain rule. It is the
+// only package that touches the database.
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Engine names the database behind a Store.
+type Engine string
+
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
+// Options tune a Store. Zero values mean the production defaults.
+type Options struct {
+	// Now is the clock; tests inject one to move time.
+	Now func() time.Time
+	// Argon are the password hashing parameters (OWASP defaults when zero).
+	Argon ArgonParams
+	// SessionIdle and SessionMax bound a session (30 min and 12 h by default).
+	SessionIdle time.Duration
+	SessionMax  time.Duration
+	// Throttle limits login failures.
+	Throttle ThrottlePolicy
+	// RotationDays is the secret rotation policy (90 by default).
+	RotationDays int
+	Logger       *slog.Logger
+}
+
+// Store is the handle every domain operation hangs from. No globals: main
+// builds one and passes it down.
+type Store struct {
+	db       *gorm.DB
+	engine   Engine
+	now      func() time.Time
+	argon    ArgonParams
+	idle     time.Duration
+	maxAge   time.Duration
+	throttle ThrottlePolicy
+	rotation int
+	log      *slog.Logger
+	dummy    string // a password hash to burn time on unknown e-mails
+	cache    *keyCache
+
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+}
+
+// IsPostgresDSN reports whether dsn selects PostgreSQL rather than a SQLite file.
+func IsPostgresDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to dsn: a postgres:// URL, or a file path for SQLite. It does
+// not migrate; call Migrate.
+func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Argon == (ArgonParams{}) {
+		opt.Argon = DefaultArgon
+	}
+	if opt.SessionIdle == 0 {
+		opt.SessionIdle = 30 * time.Minute
+	}
+	if opt.SessionMax == 0 {
+		opt.SessionMax = 12 * time.Hour
+	}
+	if opt.Throttle == (ThrottlePolicy{}) {
+		opt.Throttle = DefaultThrottle
+	}
+	if opt.RotationDays == 0 {
+		opt.RotationDays = 90
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	gcfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return opt.Now().UTC() },
+		TranslateError:         true,
+	}
+	var (
+		db     *gorm.DB
+		err    error
+		engine Engine
+	)
+	if IsPostgresDSN(dsn) {
+		engine = Postgres
+		db, err = gorm.Open(postgres.Open(dsn), gcfg)
+	} else {
+		engine = SQLite
+		if dir := filepath.Dir(dsn); dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("models: create database folder: %w", err)
+			}
+		}
+		db, err = gorm.Open(sqlite.Open(sqliteDSN(dsn)), gcfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: open %s database: %w", engine, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("models: database handle: %w", err)
+	}
+	if engine == SQLite {
+		// One writer at a time anyway; a few connections let WAL readers
+		// proceed while a write transaction holds the lock.
+		sqlDB.SetMaxOpenConns(8)
+		sqlDB.SetMaxIdleConns(8)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(20)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("models: connect to %s database: %w", engine, err)
+	}
+	s := &Store{
+		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
+		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle,
+		rotation: opt.RotationDays, log: opt.Logger,
+	}
+	s.dummy, err = hashPassword("keydesk-dummy-password-for-timing", s.argon)
+	if err != nil {
+		return nil, err
+	}
+	if engine == Postgres {
+		// Off until the listener is connected; see keyCache.
+		s.cache = newKeyCache(false)
+		lctx, cancel := context.WithCancel(context.Background())
+		s.stopListen, s.listenDone = cancel, make(chan struct{})
+		go s.listenForKeyChanges(lctx, dsn)
+	} else {
+		// One process owns a SQLite file; in-process invalidation suffices.
+		s.cache = newKeyCache(true)
+	}
+	return s, nil
+}
+
+// sqliteDSN turns a file path into the driver's DSN: WAL for concurrent
+// readers, a busy timeout instead of instant SQLITE_BUSY, enforced foreign
+// keys, and BEGIN IMMEDIATE so a write transaction takes the write lock up
+// front (no deadlocked lock upgrades between two readers turned writers).
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	q.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Engine reports which database this Store uses.
+func (s *Store) Engine() Engine { return s.engine }
+
+// Now is the Store's clock, in UTC.
+func (s *Store) Now() time.Time { return s.now().UTC() }
+
+// RotationDays is the secret rotation policy.
+func (s *Store) RotationDays() int { return s.rotation }
+
+// Ping checks the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// Close stops the key listener and releases the connections.
+func (s *Store) Close() error {
+	if s.stopListen != nil {
+		s.stopListen()
+		<-s.listenDone
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// tx runs fn in one transaction (immediate on SQLite).
+func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+func notFound(err error) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// DB exposes the connection to tests in other packages that must inspect or
+// tamper with raw rows. Application code never calls it.
+func (s *Store) DB() *gorm.DB { return s.db }

@@ -1,0 +1,316 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// APIKey is a public API key and the digest of its secret. Every account
+// (main or sub-account) has one; the main account's is the master key.
+type APIKey struct {
+	ID                  uint `gorm:"primaryKey"`
+	AccountID           uint
+	Name                string
+	APIKey              string `gorm:"column:api_key"`
+	SecretDigest        []byte `json:"-"`
+	SecretHint          string
+	SecretSetAt         time.Time
+	PrevSecretDigest    []byte `json:"-"`
+	PrevSecretExpiresAt *time.Time
+	IsMaster            bool
+	IsActive            bool
+	LastUsedAt          *time.Time
+	LastUsedIP          string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+func (APIKey) TableName() string { return "api_keys" }
+
+// SecretAgeDays is how many whole days the current secret has existed.
+func (k *APIKey) SecretAgeDays(now time.Time) int {
+	return int(now.Sub(k.SecretSetAt) / (24 * time.Hour))
+}
+
+// RotationDue reports whether the secret is older than the policy.
+func (k *APIKey) RotationDue(now time.Time, policyDays int) bool {
+	return now.Sub(k.SecretSetAt) > time.Duration(policyDays)*24*time.Hour
+}
+
+// GraceUntil is the end of the old secret's grace period, if one is running.
+func (k *APIKey) GraceUntil(now time.Time) *time.Time {
+	if len(k.PrevSecretDigest) == 0 || k.PrevSecretExpiresAt == nil || !now.Before(*k.PrevSecretExpiresAt) {
+		return nil
+	}
+	return k.PrevSecretExpiresAt
+}
+
+// GraceOptions are the grace periods an owner may choose when resetting.
+var GraceOptions = []struct {
+	Value string
+	Label string
+	D     time.Duration
+}{
+	{"0", "Immediately", 0},
+	{"1h", "In 1 hour", time.Hour},
+	{"24h", "In 24 hours", 24 * time.Hour},
+	{"7d", "In 7 days", 7 * 24 * time.Hour},
+}
+
+// ParseGrace maps a form value to a grace period.
+func ParseGrace(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, true
+	}
+	for _, g := range GraceOptions {
+		if g.Value == v {
+			return g.D, true
+		}
+	}
+	return 0, false
+}
+
+// createKey makes a key and its secret inside tx and records both the
+// creation and the (single) reveal.
+func (s *Store) createKey(tx *gorm.DB, actor Actor, accountID uint, name string, master bool) (*APIKey, Revealed, error) {
+	secret, err := newSecret()
+	if err != nil {
+		return nil, Revealed{}, err
+	}
+	var k *APIKey
+	for attempt := 0; ; attempt++ {
+		apiKey, err := newAPIKey()
+		if err != nil {
+			return nil, Revealed{}, err
+		}
+		d := digestSecret(secret)
+		now := s.Now()
+		k = &APIKey{AccountID: accountID, Name: name, APIKey: apiKey, SecretDigest: d[:], SecretHint: secretHint(secret),
+			SecretSetAt: now, IsMaster: master, IsActive: true}
+		err = tx.Create(k).Error
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, gorm.ErrDuplicatedKey) || attempt > 3 {
+			return nil, Revealed{}, fmt.Errorf("models: create key: %w", err)
+		}
+	}
+	t := target("apikey", k.ID, name)
+	if err := s.appendAudit(tx, actor, ActionKeyCreated, accountID, t, map[string]any{"api_key": k.APIKey, "master": master}); err != nil {
+		return nil, Revealed{}, err
+	}
+	if err := s.appendAudit(tx, actor, ActionSecretRevealed, accountID, t, map[string]any{"api_key": k.APIKey, "reason": "created"}); err != nil {
+		return nil, Revealed{}, err
+	}
+	return k, Revealed{APIKey: k.APIKey, Secret: secret}, nil
+}
+
+// ownedKeys scopes a query to the keys actor may manage: the keys of the
+// owner's account and of its sub-accounts. Tenancy lives in the WHERE
+// clause, so no handler can forget it.
+func (s *Store) ownedKeys(db *gorm.DB, actor Actor) *gorm.DB {
+	if actor.Role.IsStaff() {
+		return db
+	}
+	return db.Where("account_id IN (?)", db.Session(&gorm.Session{NewDB: true}).Model(&Account{}).Select("id").
+		Where("id = ? OR parent_id = ?", actor.AccountID, actor.AccountID))
+}
+
+// ListKeys returns the keys actor may see, master first, then by name.
+func (s *Store) ListKeys(ctx context.Context, actor Actor) ([]APIKey, error) {
+	if actor.AccountID == 0 {
+		return nil, ErrForbidden
+	}
+	var keys []APIKey
+	db := s.db.WithContext(ctx)
+	err := s.ownedKeys(db.Model(&APIKey{}), actor).Order("is_master DESC").Order("name").Order("id").Find(&keys).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// KeyByID loads one key the owner may manage, else ErrNotFound.
+func (s *Store) KeyByID(ctx context.Context, actor Actor, id uint) (*APIKey, error) {
+	if actor.AccountID == 0 {
+		return nil, ErrNotFound
+	}
+	var k APIKey
+	db := s.db.WithContext(ctx)
+	if err := s.ownedKeys(db.Model(&APIKey{}), actor).Where("id = ?", id).Take(&k).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &k, nil
+}
+
+// lockOwnedKey reads a key for update inside tx, scoped to the owner.
+func (s *Store) lockOwnedKey(tx *gorm.DB, actor Actor, id uint) (*APIKey, error) {
+	if actor.AccountID == 0 || actor.Role != RoleOwner {
+		// Staff never manage customers' keys, and answering 404 leaks nothing.
+		return nil, ErrNotFound
+	}
+	q := s.ownedKeys(tx.Model(&APIKey{}), actor).Where("id = ?", id)
+	if s.engine == Postgres {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var k APIKey
+	if err := q.Take(&k).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &k, nil
+}
+
+func (s *Store) requireSudo(actor Actor) error {
+	if actor.AuthAt.IsZero() || s.Now().Sub(actor.AuthAt) > SudoWindow {
+		return ErrReauthRequired
+	}
+	return nil
+}
+
+// ResetSecret replaces a key's secret and returns the new one, once. With a
+// grace period the old secret keeps working until it ends; without one it
+// is dead when this returns. Concurrent resets are serialised on the key
+// row, so at most one new secret is valid outside a chosen grace period.
+func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace time.Duration) (*APIKey, Revealed, error) {
+	if err := s.requireSudo(actor); err != nil {
+		return nil, Revealed{}, err
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return nil, Revealed{}, err
+	}
+	var k *APIKey
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		k, err = s.lockOwnedKey(tx, actor, keyID)
+		if err != nil {
+			return err
+		}
+		now := s.Now()
+		d := digestSecret(secret)
+		var prev []byte
+		var prevUntil *time.Time
+		if grace > 0 {
+			prev = k.SecretDigest
+			until := now.Add(grace)
+			prevUntil = &until
+		}
+		err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{
+			"secret_digest": d[:], "secret_hint": secretHint(secret), "secret_set_at": now,
+			"prev_secret_digest": prev, "prev_secret_expires_at": prevUntil, "updated_at": now,
+		}).Error
+		if err != nil {
+			return err
+		}
+		k.SecretDigest, k.SecretHint, k.SecretSetAt, k.PrevSecretDigest, k.PrevSecretExpiresAt = d[:], secretHint(secret), now, prev, prevUntil
+		t := target("apikey", k.ID, k.Name)
+		details := map[string]any{"api_key": k.APIKey, "grace": graceLabel(grace)}
+		if prevUntil != nil {
+			details["old_secret_valid_until"] = prevUntil.Format(time.RFC3339)
+		}
+		if err := s.appendAudit(tx, actor, ActionSecretReset, k.AccountID, t, details); err != nil {
+			return err
+		}
+		if err := s.appendAudit(tx, actor, ActionSecretRevealed, k.AccountID, t, map[string]any{"api_key": k.APIKey, "reason": "reset"}); err != nil {
+			return err
+		}
+		return s.notifyKeyChanged(tx, k.APIKey)
+	})
+	if err != nil {
+		return nil, Revealed{}, wrapOp("reset secret", err)
+	}
+	s.invalidate(k.APIKey)
+	return k, Revealed{APIKey: k.APIKey, Secret: secret}, nil
+}
+
+func graceLabel(d time.Duration) string {
+	for _, g := range GraceOptions {
+		if g.D == d {
+			return g.Label
+		}
+	}
+	return d.String()
+}
+
+// RenameKey changes a key's display name (and the sub-account's name with it).
+func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw string) (*APIKey, error) {
+	name, msg := ValidateName(raw)
+	if msg != "" {
+		return nil, &ValidationError{Fields: map[string]string{"name": msg}}
+	}
+	var k *APIKey
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		k, err = s.lockOwnedKey(tx, actor, keyID)
+		if err != nil {
+			return err
+		}
+		old := k.Name
+		if old == name {
+			return nil
+		}
+		if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&Account{}).Where("id = ?", k.AccountID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
+			return err
+		}
+		k.Name = name
+		return s.appendAudit(tx, actor, ActionKeyRenamed, k.AccountID, target("apikey", k.ID, name), map[string]any{"from": old, "to": name})
+	})
+	if err != nil {
+		return nil, wrapOp("rename key", err)
+	}
+	return k, nil
+}
+
+// ErrMasterKeyDeactivation explains why the owner cannot deactivate the master key.
+var ErrMasterKeyDeactivation = &ValidationError{Fields: map[string]string{
+	"active": "The master key cannot be deactivated: it is how your main account authenticates. Reset its secret instead if it may have leaked.",
+}}
+
+// SetKeyActive deactivates (stops all authentication, keeping the secret)
+// or re-activates a key.
+func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, active bool) (*APIKey, error) {
+	var k *APIKey
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		k, err = s.lockOwnedKey(tx, actor, keyID)
+		if err != nil {
+			return err
+		}
+		if k.IsMaster && !active {
+			return ErrMasterKeyDeactivation
+		}
+		if k.IsActive == active {
+			return nil
+		}
+		if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"is_active": active, "updated_at": s.Now()}).Error; err != nil {
+			return err
+		}
+		k.IsActive = active
+		action := ActionKeyDeactivated
+		if active {
+			action = ActionKeyActivated
+		}
+		if err := s.appendAudit(tx, actor, action, k.AccountID, target("apikey", k.ID, k.Name), map[string]any{"api_key": k.APIKey}); err != nil {
+			return err
+		}
+		return s.notifyKeyChanged(tx, k.APIKey)
+	})
+	if err != nil {
+		return nil, wrapOp("set key active", err)
+	}
+	s.invalidate(k.APIKey)
+	return k, nil
+}
+
+// wrapOp adds context to unexpected errors but leaves typed ones bare
+// enough for errors.Is/As in the one place that maps them.
+func wrapOp(op string, err error) error {
+	return fmt.Errorf("models: %s: %w", op, err)
+}

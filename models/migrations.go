@@ -1,0 +1,185 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned schema step. Steps are append-only: never edit
+// one that has shipped, add the next.
+type migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// The SQL is shared by both engines; {{pk}}, {{ts}} and {{bytes}} expand to
+// each engine's spelling of an auto-increment key, a timestamp and a blob.
+var migrations = []migration{
+	{1, "accounts, users, sessions, throttles, audit", `
+CREATE TABLE accounts (
+	id {{pk}},
+	parent_id BIGINT NULL REFERENCES accounts(id),
+	name TEXT NOT NULL,
+	plan TEXT NOT NULL DEFAULT 'free',
+	subaccount_limit INTEGER NULL,
+	is_active BOOLEAN NOT NULL DEFAULT TRUE,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE INDEX idx_accounts_parent ON accounts(parent_id);
+CREATE TABLE users (
+	id {{pk}},
+	account_id BIGINT NULL REFERENCES accounts(id),
+	email TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	role TEXT NOT NULL,
+	is_active BOOLEAN NOT NULL DEFAULT TRUE,
+	password_changed_at {{ts}} NOT NULL,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE UNIQUE INDEX idx_users_email ON users(email);
+CREATE INDEX idx_users_account ON users(account_id);
+CREATE TABLE sessions (
+	id_hash TEXT PRIMARY KEY,
+	user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	created_at {{ts}} NOT NULL,
+	last_seen_at {{ts}} NOT NULL,
+	auth_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL,
+	ip TEXT NOT NULL DEFAULT '',
+	user_agent TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX idx_sessions_user ON sessions(user_id);
+CREATE TABLE throttles (
+	key TEXT PRIMARY KEY,
+	failures INTEGER NOT NULL,
+	window_start {{ts}} NOT NULL,
+	locked_until {{ts}} NULL
+);
+CREATE TABLE audit_entries (
+	id {{pk}},
+	at {{ts}} NOT NULL,
+	actor_type TEXT NOT NULL,
+	actor_user_id BIGINT NULL,
+	actor_label TEXT NOT NULL,
+	actor_role TEXT NOT NULL DEFAULT '',
+	account_id BIGINT NULL,
+	action TEXT NOT NULL,
+	target_type TEXT NOT NULL DEFAULT '',
+	target_id TEXT NOT NULL DEFAULT '',
+	target_name TEXT NOT NULL DEFAULT '',
+	ip TEXT NOT NULL DEFAULT '',
+	user_agent TEXT NOT NULL DEFAULT '',
+	details TEXT NOT NULL DEFAULT '{}',
+	prev_hash TEXT NOT NULL DEFAULT '',
+	hash TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX idx_audit_account ON audit_entries(account_id, id);
+`},
+	{2, "api keys", `
+CREATE TABLE api_keys (
+	id {{pk}},
+	account_id BIGINT NOT NULL REFERENCES accounts(id),
+	name TEXT NOT NULL,
+	api_key TEXT NOT NULL,
+	secret_digest {{bytes}} NOT NULL,
+	secret_hint TEXT NOT NULL,
+	secret_set_at {{ts}} NOT NULL,
+	prev_secret_digest {{bytes}} NULL,
+	prev_secret_expires_at {{ts}} NULL,
+	is_master BOOLEAN NOT NULL,
+	is_active BOOLEAN NOT NULL DEFAULT TRUE,
+	last_used_at {{ts}} NULL,
+	last_used_ip TEXT NOT NULL DEFAULT '',
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE UNIQUE INDEX idx_api_keys_api_key ON api_keys(api_key);
+CREATE INDEX idx_api_keys_account ON api_keys(account_id);
+`},
+}
+
+func (s *Store) expand(sql string) string {
+	r := strings.NewReplacer(
+		"{{pk}}", map[Engine]string{SQLite: "INTEGER PRIMARY KEY AUTOINCREMENT", Postgres: "BIGSERIAL PRIMARY KEY"}[s.engine],
+		"{{ts}}", map[Engine]string{SQLite: "DATETIME", Postgres: "TIMESTAMPTZ"}[s.engine],
+		"{{bytes}}", map[Engine]string{SQLite: "BLOB", Postgres: "BYTEA"}[s.engine],
+	)
+	return r.Replace(sql)
+}
+
+// SchemaVersion is the newest migration this build knows.
+func SchemaVersion() int { return migrations[len(migrations)-1].Version }
+
+// Migrate applies every pending migration, each in its own transaction, and
+// returns the versions it applied. Safe to run from several instances at
+// once: PostgreSQL takes an advisory lock, SQLite's immediate transaction
+// holds the write lock.
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	db := s.db.WithContext(ctx)
+	if s.engine == Postgres {
+		conn, err := s.db.DB()
+		if err != nil {
+			return nil, err
+		}
+		c, err := conn.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("models: migrate: %w", err)
+		}
+		defer c.Close()
+		if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock(7311001)"); err != nil {
+			return nil, fmt.Errorf("models: migrate lock: %w", err)
+		}
+		defer c.ExecContext(context.Background(), "SELECT pg_advisory_unlock(7311001)") //nolint:errcheck
+	}
+	if err := db.Exec(s.expand(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at {{ts}} NOT NULL)`)).Error; err != nil {
+		return nil, fmt.Errorf("models: migrate: create schema_migrations: %w", err)
+	}
+	var applied []int
+	for _, m := range migrations {
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table("schema_migrations").Where("version = ?", m.Version).Count(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range strings.Split(s.expand(m.SQL), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("%s: %w", strings.TrimSpace(stmt)[:min(60, len(strings.TrimSpace(stmt)))], err)
+				}
+			}
+			applied = append(applied, m.Version)
+			return tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, s.Now()).Error
+		})
+		if err != nil {
+			return applied, fmt.Errorf("models: migration %d (%s): %w", m.Version, m.Name, err)
+		}
+	}
+	return applied, nil
+}
+
+// CurrentSchemaVersion reads the newest applied migration (0 when none).
+func (s *Store) CurrentSchemaVersion(ctx context.Context) (int, error) {
+	var v *int
+	err := s.db.WithContext(ctx).Raw("SELECT MAX(version) FROM schema_migrations").Scan(&v).Error
+	if err != nil {
+		return 0, err
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}

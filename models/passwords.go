@@ -1,0 +1,79 @@
+package models
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// ArgonParams are argon2id's cost parameters.
+type ArgonParams struct {
+	MemoryKiB uint32
+	Time      uint32
+	Threads   uint8
+}
+
+// DefaultArgon is OWASP's recommended argon2id setting: m=19 MiB, t=2, p=1.
+var DefaultArgon = ArgonParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
+
+const (
+	PasswordMinLen = 12
+	// PasswordMaxLen is generous (≥ 64 required); it only stops megabyte
+	// "passwords" from being hashed.
+	PasswordMaxLen = 256
+)
+
+// CheckPasswordPolicy enforces length only, no composition rules (NIST 800-63B).
+func CheckPasswordPolicy(pw string) string {
+	n := utf8.RuneCountInString(pw)
+	switch {
+	case n < PasswordMinLen:
+		return fmt.Sprintf("Use at least %d characters.", PasswordMinLen)
+	case n > PasswordMaxLen:
+		return fmt.Sprintf("Use at most %d characters.", PasswordMaxLen)
+	}
+	return ""
+}
+
+// hashPassword returns a PHC-format argon2id hash with a random salt.
+func hashPassword(pw string, p ArgonParams) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("models: salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(pw), salt, p.Time, p.MemoryKiB, p.Threads, 32)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+var errBadHash = errors.New("models: malformed password hash")
+
+// checkPassword compares pw with a stored hash in constant time, using the
+// parameters recorded in the hash (so raising the cost later keeps old
+// hashes valid).
+func checkPassword(pw, encoded string) (bool, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, errBadHash
+	}
+	var p ArgonParams
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
+		return false, errBadHash
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false, errBadHash
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil {
+		return false, errBadHash
+	}
+	got := argon2.IDKey([]byte(pw), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}

@@ -1,0 +1,344 @@
+package models
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// SudoWindow is how long after an authentication sensitive actions are
+// allowed without asking for the password again.
+const SudoWindow = 15 * time.Minute
+
+// Session is a signed-in browser. Only a digest of its opaque ID is stored,
+// so a database leak does not hand out live sessions.
+type Session struct {
+	IDHash     string `gorm:"primaryKey;column:id_hash"`
+	UserID     uint
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	AuthAt     time.Time // last password entry (login or re-authentication)
+	ExpiresAt  time.Time // absolute lifetime
+	IP         string
+	UserAgent  string
+}
+
+// Principal is the signed-in user behind a request.
+type Principal struct {
+	User    User
+	Account *Account // nil for staff
+	Session Session
+}
+
+// Actor turns a principal into the actor of an operation.
+func (p *Principal) Actor(meta RequestMeta) Actor {
+	a := Actor{UserID: p.User.ID, Email: p.User.Email, Role: p.User.Role, AuthAt: p.Session.AuthAt, Meta: meta}
+	if p.Account != nil {
+		a.AccountID = p.Account.ID
+	}
+	return a
+}
+
+// InSudo reports whether the last authentication is recent enough for
+// sensitive actions.
+func (p *Principal) InSudo(now time.Time) bool {
+	return now.Sub(p.Session.AuthAt) <= SudoWindow
+}
+
+func sessionHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("models: session token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Login checks e-mail and password and opens a new session, returning its
+// opaque token. Every failure is ErrInvalidCredentials (or a ThrottledError),
+// whatever the cause. oldToken, the session the browser had, is ended so
+// the session ID always changes at login (no fixation).
+func (s *Store) Login(ctx context.Context, email, password, oldToken string, meta RequestMeta) (string, *Principal, error) {
+	email = NormalizeEmail(email)
+	acctKey, ipKey := throttleKey("login", email), throttleKey("ip", meta.IP)
+	if err := s.checkThrottle(ctx, acctKey, ipKey); err != nil {
+		return "", nil, err
+	}
+	var u User
+	err := s.db.WithContext(ctx).Where("email = ?", email).Take(&u).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", nil, fmt.Errorf("models: login: %w", err)
+	}
+	ok := false
+	if err == nil {
+		ok, err = checkPassword(password, u.PasswordHash)
+		if err != nil {
+			return "", nil, fmt.Errorf("models: login: %w", err)
+		}
+	} else {
+		// Unknown e-mail: spend the same time as a real check.
+		_, _ = checkPassword(password, s.dummy)
+	}
+	var acc *Account
+	if ok && u.AccountID != nil {
+		acc = &Account{}
+		if err := s.db.WithContext(ctx).Take(acc, *u.AccountID).Error; err != nil {
+			return "", nil, fmt.Errorf("models: login: %w", err)
+		}
+		ok = acc.IsActive
+	}
+	if ok {
+		ok = u.IsActive
+	}
+	if !ok {
+		err := s.tx(ctx, func(tx *gorm.DB) error {
+			if err := s.recordFailure(tx, acctKey, s.throttle.PerKey); err != nil {
+				return err
+			}
+			if err := s.recordFailure(tx, ipKey, s.throttle.PerIP); err != nil {
+				return err
+			}
+			var accountID uint
+			if u.AccountID != nil {
+				accountID = *u.AccountID
+			}
+			// The e-mail tried is stored masked; the password never.
+			return s.appendAudit(tx, Actor{Email: "system", Role: "system", Meta: meta}, ActionLoginFailed, accountID,
+				auditTarget{Type: "user", Name: MaskEmail(email)}, map[string]any{"email": MaskEmail(email)})
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("models: login failure: %w", err)
+		}
+		return "", nil, ErrInvalidCredentials
+	}
+	token, err := newToken()
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.Now()
+	sess := Session{IDHash: sessionHash(token), UserID: u.ID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
+		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
+	p := &Principal{User: u, Account: acc, Session: sess}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if oldToken != "" {
+			if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Create(&sess).Error; err != nil {
+			return err
+		}
+		if err := s.clearThrottle(tx, acctKey); err != nil {
+			return err
+		}
+		return s.appendAudit(tx, p.Actor(meta), ActionLoginSucceeded, p.Actor(meta).AccountID, target("user", u.ID, u.Email), nil)
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("models: login: %w", err)
+	}
+	return token, p, nil
+}
+
+// StartSession opens a session for a user who has just proven who they are
+// (right after sign-up), without a second password check.
+func (s *Store) StartSession(ctx context.Context, userID uint, oldToken string, meta RequestMeta) (string, error) {
+	token, err := newToken()
+	if err != nil {
+		return "", err
+	}
+	now := s.Now()
+	sess := Session{IDHash: sessionHash(token), UserID: userID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
+		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if oldToken != "" {
+			if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Create(&sess).Error
+	})
+	if err != nil {
+		return "", fmt.Errorf("models: start session: %w", err)
+	}
+	return token, nil
+}
+
+// touchEvery limits last-seen writes to one a minute per session.
+const touchEvery = time.Minute
+
+// ResolveSession returns the principal behind a session token, enforcing
+// the idle timeout and the absolute lifetime. Expired sessions are deleted.
+func (s *Store) ResolveSession(ctx context.Context, token string) (*Principal, error) {
+	if token == "" {
+		return nil, ErrSessionInvalid
+	}
+	db := s.db.WithContext(ctx)
+	var sess Session
+	if err := db.Where("id_hash = ?", sessionHash(token)).Take(&sess).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrSessionInvalid
+		}
+		return nil, fmt.Errorf("models: resolve session: %w", err)
+	}
+	now := s.Now()
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > s.idle {
+		db.Where("id_hash = ?", sess.IDHash).Delete(&Session{})
+		return nil, ErrSessionInvalid
+	}
+	var u User
+	if err := db.Take(&u, sess.UserID).Error; err != nil {
+		return nil, ErrSessionInvalid
+	}
+	p := &Principal{User: u, Session: sess}
+	if u.AccountID != nil {
+		p.Account = &Account{}
+		if err := db.Take(p.Account, *u.AccountID).Error; err != nil {
+			return nil, ErrSessionInvalid
+		}
+		if !p.Account.IsActive {
+			return nil, ErrSessionInvalid
+		}
+	}
+	if !u.IsActive {
+		return nil, ErrSessionInvalid
+	}
+	if now.Sub(sess.LastSeenAt) >= touchEvery {
+		if err := db.Model(&Session{}).Where("id_hash = ?", sess.IDHash).Update("last_seen_at", now).Error; err != nil {
+			return nil, fmt.Errorf("models: touch session: %w", err)
+		}
+		p.Session.LastSeenAt = now
+	}
+	return p, nil
+}
+
+// Logout ends the session server-side, so a replayed cookie is useless.
+func (s *Store) Logout(ctx context.Context, p *Principal, meta RequestMeta) error {
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("id_hash = ?", p.Session.IDHash).Delete(&Session{}).Error; err != nil {
+			return err
+		}
+		a := p.Actor(meta)
+		return s.appendAudit(tx, a, ActionLogout, a.AccountID, target("user", p.User.ID, p.User.Email), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("models: logout: %w", err)
+	}
+	return nil
+}
+
+// Reauthenticate checks the password again and restarts the sudo window.
+func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password string, meta RequestMeta) error {
+	key := throttleKey("login", p.User.Email)
+	if err := s.checkThrottle(ctx, key, throttleKey("ip", meta.IP)); err != nil {
+		return err
+	}
+	ok, err := checkPassword(password, p.User.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("models: reauthenticate: %w", err)
+	}
+	a := p.Actor(meta)
+	if !ok {
+		if err := s.tx(ctx, func(tx *gorm.DB) error {
+			if err := s.recordFailure(tx, key, s.throttle.PerKey); err != nil {
+				return err
+			}
+			return s.recordFailure(tx, throttleKey("ip", meta.IP), s.throttle.PerIP)
+		}); err != nil {
+			return fmt.Errorf("models: reauthenticate: %w", err)
+		}
+		return &ValidationError{Fields: map[string]string{"password": "That password is not correct."}}
+	}
+	now := s.Now()
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&Session{}).Where("id_hash = ?", p.Session.IDHash).Update("auth_at", now).Error; err != nil {
+			return err
+		}
+		return s.appendAudit(tx, a, ActionReauthenticated, a.AccountID, target("user", p.User.ID, p.User.Email), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("models: reauthenticate: %w", err)
+	}
+	p.Session.AuthAt = now
+	return nil
+}
+
+// ChangePassword replaces the password after checking the current one and
+// ends every other session of the user.
+func (s *Store) ChangePassword(ctx context.Context, p *Principal, current, next string, meta RequestMeta) error {
+	v := &ValidationError{}
+	ok, err := checkPassword(current, p.User.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("models: change password: %w", err)
+	}
+	if !ok {
+		v.Add("current", "That is not your current password.")
+	}
+	if msg := CheckPasswordPolicy(next); msg != "" {
+		v.Add("new", msg)
+	}
+	if err := v.OrNil(); err != nil {
+		return err
+	}
+	hash, err := hashPassword(next, s.argon)
+	if err != nil {
+		return err
+	}
+	a := p.Actor(meta)
+	now := s.Now()
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{"password_hash": hash, "password_changed_at": now}).Error; err != nil {
+			return err
+		}
+		res := tx.Where("user_id = ? AND id_hash <> ?", p.User.ID, p.Session.IDHash).Delete(&Session{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if err := tx.Model(&Session{}).Where("id_hash = ?", p.Session.IDHash).Update("auth_at", now).Error; err != nil {
+			return err
+		}
+		if err := s.appendAudit(tx, a, ActionPasswordChanged, a.AccountID, target("user", p.User.ID, p.User.Email), nil); err != nil {
+			return err
+		}
+		if res.RowsAffected > 0 {
+			return s.appendAudit(tx, a, ActionSessionRevoked, a.AccountID, target("user", p.User.ID, p.User.Email),
+				map[string]any{"sessions": res.RowsAffected, "reason": "password changed"})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("models: change password: %w", err)
+	}
+	p.User.PasswordHash = hash
+	return nil
+}
+
+// MaskEmail keeps enough of an address to recognise it, not to harvest it:
+// "ana@example.com" → "a**@example.com".
+func MaskEmail(email string) string {
+	at := -1
+	for i := len(email) - 1; i >= 0; i-- {
+		if email[i] == '@' {
+			at = i
+			break
+		}
+	}
+	if at <= 0 {
+		if len(email) > 1 {
+			return email[:1] + "***"
+		}
+		return "***"
+	}
+	local := []rune(email[:at])
+	return string(local[0]) + "**" + truncate(email[at:], 120)
+}

@@ -1,0 +1,231 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+)
+
+// KeyPrincipal is who a verified API key + secret pair authenticates.
+type KeyPrincipal struct {
+	KeyID     uint
+	AccountID uint
+	ParentID  uint // 0 for a main account
+	IsMaster  bool
+	APIKey    string
+	// UsedPrevious is true when the old secret matched during its grace period.
+	UsedPrevious bool
+}
+
+// cachedKey is what verification needs, copied out of the database.
+type cachedKey struct {
+	principal   KeyPrincipal
+	active      bool // key, its account and any parent account are active
+	digest      [32]byte
+	prevDigest  [32]byte
+	hasPrev     bool
+	prevExpires time.Time
+	loadedAt    time.Time
+}
+
+// keyCache holds verified-key rows so a warm verification is one SHA-256
+// and a map lookup. Correctness rules: every write to a key invalidates it
+// in this process after commit and, on PostgreSQL, in every other instance
+// through NOTIFY; a fill that raced with an invalidation is dropped (epoch);
+// while the PostgreSQL listener is down the cache is off.
+type keyCache struct {
+	mu      sync.RWMutex
+	m       map[string]*cachedKey
+	epoch   uint64
+	enabled bool
+	ttl     time.Duration
+}
+
+func newKeyCache(enabled bool) *keyCache {
+	return &keyCache{m: map[string]*cachedKey{}, enabled: enabled, ttl: time.Minute}
+}
+
+func (c *keyCache) get(apiKey string, now time.Time) (*cachedKey, uint64) {
+	c.mu.RLock()
+	e, epoch := c.m[apiKey], c.epoch
+	ok := c.enabled
+	c.mu.RUnlock()
+	if !ok || e == nil || now.Sub(e.loadedAt) > c.ttl {
+		return nil, epoch
+	}
+	return e, epoch
+}
+
+func (c *keyCache) put(apiKey string, e *cachedKey, epoch uint64) {
+	c.mu.Lock()
+	if c.enabled && c.epoch == epoch {
+		c.m[apiKey] = e
+	}
+	c.mu.Unlock()
+}
+
+func (c *keyCache) invalidate(apiKey string) {
+	c.mu.Lock()
+	delete(c.m, apiKey)
+	c.epoch++
+	c.mu.Unlock()
+}
+
+func (c *keyCache) reset(enabled bool) {
+	c.mu.Lock()
+	c.m = map[string]*cachedKey{}
+	c.epoch++
+	c.enabled = enabled
+	c.mu.Unlock()
+}
+
+// invalidate drops a key from this process's cache.
+func (s *Store) invalidate(apiKey string) {
+	if s.cache != nil {
+		s.cache.invalidate(apiKey)
+	}
+}
+
+// InvalidateAllKeys empties this process's verification cache (used when an
+// account is disabled, and by tests).
+func (s *Store) InvalidateAllKeys() {
+	if s.cache != nil {
+		s.cache.reset(s.cache.enabled)
+	}
+}
+
+const notifyChannel = "keydesk_keys"
+
+// notifyKeyChanged tells every other instance, when tx commits, to drop the
+// key from its cache (PostgreSQL delivers NOTIFY only on commit).
+func (s *Store) notifyKeyChanged(tx *gorm.DB, apiKey string) error {
+	if s.engine != Postgres {
+		return nil
+	}
+	return tx.Exec("SELECT pg_notify(?, ?)", notifyChannel, apiKey).Error
+}
+
+// listenForKeyChanges keeps a dedicated connection LISTENing for other
+// instances' key changes. The cache is enabled only while the listener is
+// connected: a missed notification can never leave a stale entry.
+func (s *Store) listenForKeyChanges(ctx context.Context, dsn string) {
+	defer close(s.listenDone)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, dsn)
+		s.cache.reset(false)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("key cache listener lost; verification goes to the database until it reconnects", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	s.cache.reset(true)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		s.cache.invalidate(n.Payload)
+	}
+}
+
+
+// ErrVerifyFailed is the one answer to any failed verification.
+var ErrVerifyFailed = errors.New("invalid API key or secret key")
+
+// Verify checks an API key and secret key pair, returning its principal or
+// ErrVerifyFailed whatever the reason (unknown key, wrong secret, expired
+// old secret, inactive key or account). The secret is compared as a
+// SHA-256 digest in constant time. Later callers (REST, SMTP) use only this.
+func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal, error) {
+	if !ValidAPIKeyFormat(apiKey) || !ValidSecretFormat(secret) {
+		return KeyPrincipal{}, ErrVerifyFailed
+	}
+	now := s.now()
+	e, epoch := s.cache.get(apiKey, now)
+	if e == nil {
+		var err error
+		e, err = s.loadKey(ctx, apiKey, now)
+		if err != nil {
+			return KeyPrincipal{}, err
+		}
+		s.cache.put(apiKey, e, epoch)
+	}
+	return e.check(secret, now)
+}
+
+func (e *cachedKey) check(secret string, now time.Time) (KeyPrincipal, error) {
+	d := digestSecret(secret)
+	cur := digestEqual(d, e.digest[:])
+	prev := e.hasPrev && now.Before(e.prevExpires) && digestEqual(d, e.prevDigest[:])
+	if !e.active || (!cur && !prev) {
+		return KeyPrincipal{}, ErrVerifyFailed
+	}
+	p := e.principal
+	p.UsedPrevious = !cur
+	return p, nil
+}
+
+// loadKey reads what verification needs; an unknown key is ErrVerifyFailed.
+func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cachedKey, error) {
+	var row struct {
+		ID                  uint
+		AccountID           uint
+		IsMaster            bool
+		IsActive            bool
+		SecretDigest        []byte
+		PrevSecretDigest    []byte
+		PrevSecretExpiresAt *time.Time
+		AccountActive       bool
+		ParentID            *uint
+		ParentActive        *bool
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
+		k.prev_secret_digest, k.prev_secret_expires_at, a.is_active AS account_active, a.parent_id, p.is_active AS parent_active
+		FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN accounts p ON p.id = a.parent_id
+		WHERE k.api_key = ?`, apiKey).Scan(&row).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: verify: %w", err)
+	}
+	if row.ID == 0 {
+		return nil, ErrVerifyFailed
+	}
+	e := &cachedKey{
+		principal: KeyPrincipal{KeyID: row.ID, AccountID: row.AccountID, IsMaster: row.IsMaster, APIKey: apiKey},
+		active:    row.IsActive && row.AccountActive && (row.ParentActive == nil || *row.ParentActive),
+		loadedAt:  now,
+	}
+	if row.ParentID != nil {
+		e.principal.ParentID = *row.ParentID
+	}
+	copy(e.digest[:], row.SecretDigest)
+	if len(row.PrevSecretDigest) == 32 && row.PrevSecretExpiresAt != nil {
+		e.hasPrev = true
+		copy(e.prevDigest[:], row.PrevSecretDigest)
+		e.prevExpires = *row.PrevSecretExpiresAt
+	}
+	return e, nil
+}
+

@@ -1,0 +1,116 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
+	"keydesk/views"
+)
+
+// problem is an error as the user sees it. Messages are fixed texts: the
+// cause stays in the log, never on the page.
+type problem struct {
+	Status  int
+	Title   string
+	Message string
+}
+
+func classify(err error) problem {
+	var he *echo.HTTPError
+	var te *models.ThrottledError
+	var ve *models.ValidationError
+	switch {
+	case errors.As(err, &te):
+		return problem{http.StatusTooManyRequests, "Too many attempts", "For your security this is paused for a while. Try again later."}
+	case errors.Is(err, models.ErrNotFound):
+		return problem{http.StatusNotFound, "Not found", "There is nothing here, or it is not yours to see."}
+	case errors.Is(err, models.ErrForbidden):
+		return problem{http.StatusForbidden, "Not allowed", "Your role does not allow this."}
+	case errors.Is(err, models.ErrReauthRequired):
+		return problem{http.StatusForbidden, "Confirm your password", "This action needs you to enter your password again."}
+	case errors.Is(err, models.ErrLimitReached):
+		return problem{http.StatusConflict, "Limit reached", "Your plan's limit is reached."}
+	case errors.As(err, &ve):
+		return problem{http.StatusUnprocessableEntity, "Check your input", "Some values were not accepted. Go back and correct them."}
+	case errors.As(err, &he):
+		return fromHTTPError(he)
+	}
+	return problem{http.StatusInternalServerError, "Something went wrong", "keydesk could not complete this request. Nothing was lost; try again in a moment."}
+}
+
+func fromHTTPError(he *echo.HTTPError) problem {
+	msg, _ := he.Message.(string)
+	switch {
+	case he.Code == http.StatusNotFound:
+		return problem{404, "Page not found", "There is no page at this address."}
+	case he.Code == http.StatusMethodNotAllowed:
+		return problem{405, "Not allowed", "This address does not accept that kind of request."}
+	case strings.Contains(msg, "csrf") || strings.Contains(msg, "CSRF"):
+		return problem{http.StatusForbidden, "Request blocked", "This form could not be verified (it came from another site, or it expired). Go back, reload the page and try again."}
+	case he.Code == http.StatusRequestEntityTooLarge:
+		return problem{413, "Too large", "The request is larger than keydesk accepts."}
+	case he.Code == http.StatusUnauthorized:
+		return problem{401, "Signed out", "Your session has ended. Log in again."}
+	case he.Code == http.StatusForbidden:
+		return problem{403, "Not allowed", orDefault(msg, "You cannot open this page.")}
+	case he.Code >= 500:
+		return problem{he.Code, "Something went wrong", "keydesk could not complete this request. Try again in a moment."}
+	}
+	return problem{he.Code, http.StatusText(he.Code), orDefault(msg, "The request was not accepted.")}
+}
+
+func orDefault(s, d string) string {
+	if s == "" || s == http.StatusText(http.StatusForbidden) {
+		return d
+	}
+	return s
+}
+
+// handleError is the one place errors become responses: a page in the
+// layout for the console, Mailjet-shaped JSON under /v3/.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := classify(err)
+	if p.Status >= 500 {
+		s.Log.Error("request failed", "request_id", requestID(c), "method", c.Request().Method,
+			"path", c.Request().URL.Path, "err", err)
+	}
+	var te *models.ThrottledError
+	if errors.As(err, &te) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+	}
+	if strings.HasPrefix(c.Request().URL.Path, "/v3/") {
+		_ = c.JSON(p.Status, MailjetError(p.Status, p.Message))
+		return
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(p.Status)
+		return
+	}
+	rid := ""
+	if p.Status >= 500 {
+		rid = requestID(c)
+	}
+	if rerr := Render(c, p.Status, views.ErrorPage(views.ErrorProps{
+		Status: p.Status, Title: p.Title, Message: p.Message, RequestID: rid, SignedIn: Principal(c) != nil,
+	})); rerr != nil {
+		s.Log.Error("render error page", "request_id", requestID(c), "err", rerr)
+	}
+}
+
+// MailjetError is the body of an error response in Mailjet's shape.
+func MailjetError(status int, msg string) map[string]any {
+	return map[string]any{"ErrorInfo": "", "ErrorMessage": msg, "StatusCode": status}
+}
+
+// StatusOf reports the HTTP status an error maps to (for handlers that
+// render a form with errors themselves).
+func StatusOf(err error) int { return classify(err).Status }
+

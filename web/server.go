@@ -1,0 +1,183 @@
+// Package web assembles the Echo application: middleware order, sessions,
+// CSRF, security headers with a CSP nonce, guards, the central error
+// handler, the Render helper and static files. It never imports handlers.
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"keydesk/models"
+	"keydesk/views"
+)
+
+// Config is the web part of keydesk's configuration, read once in main.
+type Config struct {
+	// BaseURL is the public URL; https turns on Secure cookies and HSTS.
+	BaseURL string
+	// SessionKeys are securecookie hash/block key pairs, newest first
+	// (hash, block, hash, block, …) so keys can be rotated.
+	SessionKeys [][]byte
+	// SignupEnabled allows open sign-up.
+	SignupEnabled bool
+	// TrustProxy takes the client IP from X-Forwarded-For (only behind a
+	// proxy that sets it); otherwise the socket's address is used, so a
+	// client cannot pick its own IP to dodge throttling.
+	TrustProxy bool
+	// SMTP is shown next to the keys.
+	SMTP views.SMTPInfo
+	// SessionMax is the cookie lifetime (the session row enforces it too).
+	SessionMax time.Duration
+	Logger     *slog.Logger
+}
+
+// Server is the assembled application.
+type Server struct {
+	Echo    *echo.Echo
+	Store   *models.Store
+	Config  Config
+	Log     *slog.Logger
+	cookies *sessions.CookieStore
+	assets  *assets
+	secure  bool
+}
+
+// New builds the Echo app with every middleware in order. Routes are added
+// by handlers.Register.
+func New(cfg Config, store *models.Store) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionMax == 0 {
+		cfg.SessionMax = 12 * time.Hour
+	}
+	secure := false
+	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Scheme == "https" {
+		secure = true
+	}
+	as, err := loadAssets()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Store: store, Config: cfg, Log: cfg.Logger, assets: as, secure: secure}
+	s.cookies = sessions.NewCookieStore(cfg.SessionKeys...)
+	s.cookies.Options = &sessions.Options{
+		Path: "/", MaxAge: int(cfg.SessionMax / time.Second), HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	if cfg.TrustProxy {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	s.Echo = e
+
+	// Order matters: an ID first so every log line and error page carries
+	// it; recovery next so a panic still gets headers and a logged 500;
+	// then headers, body limit, CSRF and the session.
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: func() string { return randomID(12) },
+	}))
+	e.Use(s.logRequests)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.Log.Error("panic", "request_id", requestID(c), "err", err, "stack", string(stack))
+			return err
+		}}))
+	e.Use(s.securityHeaders)
+	e.Use(middleware.BodyLimit("1M"))
+	csrf, err := middleware.CSRFConfig{
+		Skipper:        skipCSRF,
+		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
+		CookieName:     "keydesk_csrf",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   secure,
+		CookieSameSite: http.SameSiteStrictMode,
+		ContextKey:     "csrf",
+	}.ToMiddleware()
+	if err != nil {
+		return nil, err
+	}
+	e.Use(csrf)
+	e.Use(s.loadSession)
+
+	e.GET("/static/:version/*", s.serveStatic).Name = "static"
+	return s, nil
+}
+
+// skipCSRF exempts static files, probes and the Basic-auth REST API (no
+// cookies are accepted there, so there is nothing to forge).
+func skipCSRF(c echo.Context) bool {
+	p := c.Request().URL.Path
+	return strings.HasPrefix(p, "/static/") || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/v3/")
+}
+
+// Principal is the signed-in user of the request, or nil.
+func Principal(c echo.Context) *models.Principal {
+	p, _ := c.Get("principal").(*models.Principal)
+	return p
+}
+
+// Actor is the principal as the actor of a models operation.
+func Actor(c echo.Context) models.Actor {
+	p := Principal(c)
+	if p == nil {
+		return models.Actor{Meta: Meta(c)}
+	}
+	return p.Actor(Meta(c))
+}
+
+// Meta is where the request came from, for audit entries.
+func Meta(c echo.Context) models.RequestMeta {
+	return models.RequestMeta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+}
+
+// IsHTMX reports an htmx request (which wants a fragment, not a page).
+func IsHTMX(c echo.Context) bool {
+	return c.Request().Header.Get("HX-Request") == "true" && c.Request().Header.Get("HX-Boosted") == ""
+}
+
+// NoStore forbids caching the response: every response with a secret in it.
+func NoStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// Redirect sends the browser to path after a successful POST; htmx
+// requests get HX-Redirect so the whole page is loaded.
+func Redirect(c echo.Context, path string) error {
+	if IsHTMX(c) {
+		c.Response().Header().Set("HX-Redirect", path)
+		return c.NoContent(http.StatusOK)
+	}
+	return c.Redirect(http.StatusSeeOther, path)
+}
+
+// Render writes a templ component with the request's CSRF token, CSP
+// nonce, principal and asset URLs in its context.
+func Render(c echo.Context, status int, comp templ.Component) error {
+	ctx := c.Request().Context()
+	if tok, ok := c.Get("csrf").(string); ok {
+		ctx = views.WithCSRF(ctx, tok)
+	}
+	ctx = views.WithPrincipal(ctx, Principal(c))
+	if f, ok := c.Get("assets").(views.AssetFunc); ok {
+		ctx = views.WithAssets(ctx, f)
+	}
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return comp.Render(ctx, c.Response())
+}

@@ -1,0 +1,69 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+
+	"github.com/labstack/echo/v4"
+
+	"keydesk/static"
+)
+
+// assets maps each embedded file to a short content hash, so URLs change
+// whenever a file does and browsers may cache them for a year.
+type assets struct {
+	hash map[string]string
+}
+
+func loadAssets() (*assets, error) {
+	a := &assets{hash: map[string]string{}}
+	err := fs.WalkDir(static.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) == ".go" {
+			return err
+		}
+		b, err := fs.ReadFile(static.FS, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		a.hash[p] = hex.EncodeToString(sum[:5])
+		return nil
+	})
+	return a, err
+}
+
+// url is the versioned URL of a static file.
+func (a *assets) url(name string) string {
+	v, ok := a.hash[name]
+	if !ok {
+		v = "0"
+	}
+	return "/static/" + v + "/" + name
+}
+
+func (s *Server) serveStatic(c echo.Context) error {
+	name := path.Clean(c.Param("*"))
+	want, ok := s.assets.hash[name]
+	if !ok {
+		return echo.ErrNotFound
+	}
+	b, err := fs.ReadFile(static.FS, name)
+	if err != nil {
+		return echo.ErrNotFound
+	}
+	if c.Param("version") == want {
+		c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		// An old or made-up version: serve the current file, uncached.
+		c.Response().Header().Set("Cache-Control", "no-cache")
+	}
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	return c.Blob(http.StatusOK, ct, b)
+}
