@@ -229,3 +229,11 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 	return e, nil
 }
 
+
+// KeyCacheReady reports whether verification results are being cached
+// (on PostgreSQL only while the change listener is connected).
+func (s *Store) KeyCacheReady() bool {
+	s.cache.mu.RLock()
+	defer s.cache.mu.RUnlock()
+	return s.cache.enabled
+}

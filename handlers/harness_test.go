@@ -1,0 +1,167 @@
+package handlers_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"keydesk/handlers"
+	"keydesk/models"
+	"keydesk/models/testdb"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+// app is the real router (web.New + handlers.Register) on a fresh database,
+// served by httptest on a loopback port.
+type app struct {
+	t     testing.TB
+	srv   *httptest.Server
+	store *models.Store
+	clock *testdb.Clock
+	web   *web.Server
+}
+
+var testSessionKeys = [][]byte{
+	[]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+	[]byte("0123456789abcdef0123456789abcdef"),
+}
+
+func newApp(t testing.TB, tweak ...func(*web.Config)) *app {
+	t.Helper()
+	store, clock := testdb.Open(t)
+	cfg := web.Config{
+		BaseURL: "http://127.0.0.1", SessionKeys: testSessionKeys, SignupEnabled: true,
+		SMTP:   views.SMTPInfo{Host: "smtp.test.example", Port: 2525, TLSMode: "STARTTLS"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	w, err := web.New(cfg, store)
+	if err != nil {
+		t.Fatalf("web.New: %v", err)
+	}
+	handlers.Register(w)
+	srv := httptest.NewServer(w.Echo)
+	t.Cleanup(srv.Close)
+	return &app{t: t, srv: srv, store: store, clock: clock, web: w}
+}
+
+// client is one browser: a cookie jar, no automatic redirects.
+type client struct {
+	t    testing.TB
+	app  *app
+	http *http.Client
+	// header is added to every request (e.g. Sec-Fetch-Site, HX-Request).
+	header http.Header
+}
+
+func (a *app) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: a.t, app: a, header: http.Header{}, http: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   string
+	doc    *goquery.Document
+}
+
+func (c *client) do(req *http.Request) *resp {
+	c.t.Helper()
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	doc, _ := goquery.NewDocumentFromReader(strings.NewReader(string(b)))
+	return &resp{status: res.StatusCode, header: res.Header, body: string(b), doc: doc}
+}
+
+func (c *client) get(path string) *resp {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.app.srv.URL+path, nil)
+	return c.do(req)
+}
+
+// post sends a form as is (no CSRF token added).
+func (c *client) post(path string, form url.Values) *resp {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.app.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.do(req)
+}
+
+// csrf loads page and returns the CSRF token its forms carry.
+func (c *client) csrf(page string) string {
+	c.t.Helper()
+	r := c.get(page)
+	tok, ok := r.doc.Find(`input[name="_csrf"]`).First().Attr("value")
+	if !ok || tok == "" {
+		c.t.Fatalf("no CSRF token on %s (status %d)", page, r.status)
+	}
+	return tok
+}
+
+// submit posts form to action with the CSRF token taken from page.
+func (c *client) submit(page, action string, form url.Values) *resp {
+	c.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("_csrf", c.csrf(page))
+	return c.post(action, form)
+}
+
+const testPassword = "correct horse battery staple"
+
+// signup creates an account through the form and returns the revealed
+// master API key and secret.
+func (c *client) signup(account, email string) (apiKey, secret string) {
+	c.t.Helper()
+	r := c.submit("/login", "/signup", url.Values{"account_name": {account}, "email": {email}, "password": {testPassword}})
+	if r.status != http.StatusCreated {
+		c.t.Fatalf("signup %s: status %d", email, r.status)
+	}
+	apiKey = strings.TrimSpace(r.doc.Find(`[data-testid="reveal-apikey"]`).Text())
+	secret = strings.TrimSpace(r.doc.Find(`[data-testid="reveal-secret"]`).Text())
+	if apiKey == "" || secret == "" {
+		c.t.Fatalf("signup %s: no reveal in response", email)
+	}
+	return apiKey, secret
+}
+
+// login posts the login form.
+func (c *client) login(email, password string) *resp {
+	c.t.Helper()
+	return c.submit("/login", "/login", url.Values{"email": {email}, "password": {password}})
+}
+
+// masterKeyID reads the master key's ID from the keys page.
+func (c *client) keyIDs() map[string]string {
+	c.t.Helper()
+	r := c.get("/keys")
+	ids := map[string]string{}
+	r.doc.Find(`[data-testid="gear-menu"]`).Each(func(_ int, s *goquery.Selection) {
+		href, _ := s.Find(`[data-testid="menu-reset"]`).Attr("href")
+		name, _ := s.Find("summary").Attr("aria-label")
+		ids[strings.TrimPrefix(name, "Actions for ")] = strings.TrimSuffix(strings.TrimPrefix(href, "/keys/"), "/reset")
+	})
+	return ids
+}

@@ -1,0 +1,123 @@
+// Package testdb opens throwaway keydesk databases for tests: a SQLite file
+// in t.TempDir() by default, or a fresh PostgreSQL schema when
+// KEYDESK_TEST_DB names a postgres:// server (as CI does). Only tests
+// import it.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"keydesk/models"
+)
+
+// FastArgon keeps password hashing cheap under -race; one test checks the
+// production parameters (models.DefaultArgon) separately.
+var FastArgon = models.ArgonParams{MemoryKiB: 64, Time: 1, Threads: 1}
+
+// Clock is a settable clock for models.Options.Now.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at a fixed instant.
+func NewClock() *Clock {
+	return &Clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+}
+
+// Now is the current test time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves time forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Engine is the engine tests run against: "postgres" when KEYDESK_TEST_DB
+// is set, else "sqlite".
+func Engine() models.Engine {
+	if models.IsPostgresDSN(os.Getenv("KEYDESK_TEST_DB")) {
+		return models.Postgres
+	}
+	return models.SQLite
+}
+
+// DSN creates an empty database for one test and returns its DSN. On
+// PostgreSQL it is a new schema, dropped when the test ends.
+func DSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("KEYDESK_TEST_DB")
+	if !models.IsPostgresDSN(base) {
+		return filepath.Join(t.TempDir(), "keydesk.db")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("testdb: connect to KEYDESK_TEST_DB: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("testdb: create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("testdb: parse KEYDESK_TEST_DB: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Options are test defaults: the given clock, fast hashing.
+func Options(clock *Clock) models.Options {
+	return models.Options{Now: clock.Now, Argon: FastArgon}
+}
+
+// OpenDSN opens and migrates a store on dsn, closed when the test ends.
+func OpenDSN(t testing.TB, dsn string, opt models.Options) *models.Store {
+	t.Helper()
+	s, err := models.Open(context.Background(), dsn, opt)
+	if err != nil {
+		t.Fatalf("testdb: open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("testdb: migrate: %v", err)
+	}
+	return s
+}
+
+// Open gives a migrated store on a fresh database with a test clock.
+func Open(t testing.TB) (*models.Store, *Clock) {
+	t.Helper()
+	clock := NewClock()
+	return OpenDSN(t, DSN(t), Options(clock)), clock
+}
