@@ -80,7 +80,7 @@ func ValidSecretFormat(secret string) bool {
 			return false
 		}
 	}
-	c := crc32.ChecksumIEEE([]byte(body))
+	c := crcString(body)
 	for i := len(secret) - 1; i >= len(secret)-secretCheckLen; i-- {
 		if secret[i] != base62[c%62] {
 			return false
@@ -88,6 +88,16 @@ func ValidSecretFormat(secret string) bool {
 		c /= 62
 	}
 	return true
+}
+
+// crcString is CRC-32 (IEEE) of a string without converting it to a byte
+// slice, which would allocate on every verification.
+func crcString(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	return ^crc
 }
 
 // ValidAPIKeyFormat checks for 32 lowercase hex characters.

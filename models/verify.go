@@ -151,7 +151,6 @@ func (s *Store) listenOnce(ctx context.Context, dsn string) error {
 	}
 }
 
-
 // ErrVerifyFailed is the one answer to any failed verification.
 var ErrVerifyFailed = errors.New("invalid API key or secret key")
 
@@ -160,12 +159,17 @@ var ErrVerifyFailed = errors.New("invalid API key or secret key")
 // old secret, inactive key or account). The secret is compared as a
 // SHA-256 digest in constant time. Later callers (REST, SMTP) use only this.
 func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal, error) {
-	if !ValidAPIKeyFormat(apiKey) || !ValidSecretFormat(secret) {
+	if !ValidAPIKeyFormat(apiKey) || len(secret) != SecretLen {
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
 	now := s.now()
 	e, epoch := s.cache.get(apiKey, now)
 	if e == nil {
+		// The checksum rejects typos and foreign strings before any
+		// database lookup; a warm entry needs no such guard.
+		if !ValidSecretFormat(secret) {
+			return KeyPrincipal{}, ErrVerifyFailed
+		}
 		var err error
 		e, err = s.loadKey(ctx, apiKey, now)
 		if err != nil {
@@ -228,7 +232,6 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 	}
 	return e, nil
 }
-
 
 // KeyCacheReady reports whether verification results are being cached
 // (on PostgreSQL only while the change listener is connected).

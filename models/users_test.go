@@ -1,0 +1,153 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"keydesk/models"
+	"keydesk/models/testdb"
+)
+
+var ctx = context.Background()
+
+const pw = "correct horse battery staple"
+
+func mustAccount(t *testing.T, s *models.Store, name, email string) *models.SignUpResult {
+	t.Helper()
+	res, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: name, Email: email, Password: pw}, models.Actor{}, models.ActionSignup)
+	if err != nil {
+		t.Fatalf("create account %s: %v", email, err)
+	}
+	return res
+}
+
+func TestMigrateIsVersionedAndIdempotent(t *testing.T) {
+	s, _ := testdb.Open(t)
+	v, err := s.CurrentSchemaVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != models.SchemaVersion() {
+		t.Fatalf("schema version %d, want %d", v, models.SchemaVersion())
+	}
+	applied, err := s.Migrate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 0 {
+		t.Fatalf("second migrate applied %v, want nothing", applied)
+	}
+}
+
+func TestCreateAccountValidation(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Taken", "taken@example.com")
+	cases := []struct {
+		name, account, email, password, field string
+	}{
+		{"empty name", "  ", "a@example.com", pw, "account_name"},
+		{"long name", strings.Repeat("x", 65), "a@example.com", pw, "account_name"},
+		{"control char", "bad\nname", "a@example.com", pw, "account_name"},
+		{"no email", "Acme", "", pw, "email"},
+		{"bad email", "Acme", "not-an-email", pw, "email"},
+		{"email without dot domain", "Acme", "a@localhost", pw, "email"},
+		{"short password", "Acme", "a@example.com", "elevenchars", "password"},
+		{"duplicate email", "Acme", "TAKEN@example.com ", pw, "email"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: tc.account, Email: tc.email, Password: tc.password}, models.Actor{}, models.ActionSignup)
+			fe := models.FieldErrors(err)
+			if fe[tc.field] == "" {
+				t.Fatalf("want an error on %q, got %v", tc.field, err)
+			}
+		})
+	}
+	// 64 characters and a 64-character password are accepted.
+	_, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: strings.Repeat("é", 64), Email: "long@example.com", Password: strings.Repeat("p", 64)}, models.Actor{}, models.ActionSignup)
+	if err != nil {
+		t.Fatalf("64-character name and password refused: %v", err)
+	}
+}
+
+func TestCreateAccountMakesOwnerMasterKeyAndAudit(t *testing.T) {
+	s, _ := testdb.Open(t)
+	res := mustAccount(t, s, "  Acme Mail ", " Owner@Acme.Example ")
+	if res.Account.Name != "Acme Mail" || res.User.Email != "owner@acme.example" || res.User.Role != models.RoleOwner {
+		t.Fatalf("unexpected account/user: %+v %+v", res.Account, res.User)
+	}
+	if res.Account.Plan != models.PlanFree {
+		t.Fatalf("default plan %q", res.Account.Plan)
+	}
+	if !res.Key.IsMaster || !res.Key.IsActive || res.Key.AccountID != res.Account.ID {
+		t.Fatalf("master key wrong: %+v", res.Key)
+	}
+	if _, err := s.Verify(ctx, res.Secret.APIKey, res.Secret.Secret); err != nil {
+		t.Fatalf("master secret does not verify: %v", err)
+	}
+	var actions []string
+	s.DB().Table("audit_entries").Order("id").Pluck("action", &actions)
+	want := []string{models.ActionSignup, models.ActionKeyCreated, models.ActionSecretRevealed}
+	if strings.Join(actions, ",") != strings.Join(want, ",") {
+		t.Fatalf("audit actions %v, want %v", actions, want)
+	}
+}
+
+func TestDefaultArgonParametersAreOWASP(t *testing.T) {
+	if models.DefaultArgon.MemoryKiB < 19*1024 || models.DefaultArgon.Time < 2 || models.DefaultArgon.Threads < 1 {
+		t.Fatalf("argon2id parameters below OWASP: %+v", models.DefaultArgon)
+	}
+	// A store with production parameters stores them in the PHC string and
+	// verifies the right password only.
+	dsn := testdb.DSN(t)
+	clock := testdb.NewClock()
+	s := testdb.OpenDSN(t, dsn, models.Options{Now: clock.Now})
+	res := mustAccount(t, s, "Acme", "prod@example.com")
+	var hash string
+	s.DB().Table("users").Where("id = ?", res.User.ID).Pluck("password_hash", &hash)
+	if !strings.HasPrefix(hash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q does not record OWASP parameters", hash)
+	}
+	if strings.Contains(hash, pw) {
+		t.Fatal("hash contains the password")
+	}
+	if _, _, err := s.Login(ctx, "prod@example.com", pw, "", models.RequestMeta{IP: "192.0.2.1"}); err != nil {
+		t.Fatalf("right password refused: %v", err)
+	}
+	if _, _, err := s.Login(ctx, "prod@example.com", pw+"x", "", models.RequestMeta{IP: "192.0.2.1"}); !errors.Is(err, models.ErrInvalidCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestCreateStaffUser(t *testing.T) {
+	s, _ := testdb.Open(t)
+	u, err := s.CreateStaffUser(ctx, "ana@support.example", pw, models.RoleSupport, models.SystemActor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.AccountID != nil || u.Role != models.RoleSupport {
+		t.Fatalf("staff user %+v", u)
+	}
+	if _, err := s.CreateStaffUser(ctx, "ana@support.example", pw, models.RoleAuditor, models.SystemActor()); models.FieldErrors(err)["email"] == "" {
+		t.Fatalf("duplicate staff e-mail: %v", err)
+	}
+	if _, err := s.CreateStaffUser(ctx, "bob@support.example", pw, models.RoleOwner, models.SystemActor()); models.FieldErrors(err)["role"] == "" {
+		t.Fatalf("owner role accepted for staff: %v", err)
+	}
+}
+
+func TestMaskEmail(t *testing.T) {
+	for in, want := range map[string]string{
+		"ana@example.com": "a**@example.com",
+		"x":               "***",
+		"":                "***",
+		"noat":            "n***",
+		"élodie@ex.fr":    "é**@ex.fr",
+	} {
+		if got := models.MaskEmail(in); got != want {
+			t.Errorf("MaskEmail(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
