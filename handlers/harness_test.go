@@ -135,16 +135,108 @@ const testPassword = "correct horse battery staple"
 // master API key and secret.
 func (c *client) signup(account, email string) (apiKey, secret string) {
 	c.t.Helper()
-	r := c.submit("/login", "/signup", url.Values{"account_name": {account}, "email": {email}, "password": {testPassword}})
+	_, apiKey, secret = c.signupResp(account, email)
+	return apiKey, secret
+}
+
+// signupResp is signup that also returns the response with the reveal.
+func (c *client) signupResp(account, email string) (r *resp, apiKey, secret string) {
+	c.t.Helper()
+	r = c.submit("/login", "/signup", url.Values{"account_name": {account}, "email": {email}, "password": {testPassword}})
 	if r.status != http.StatusCreated {
 		c.t.Fatalf("signup %s: status %d", email, r.status)
 	}
-	apiKey = strings.TrimSpace(r.doc.Find(`[data-testid="reveal-apikey"]`).Text())
-	secret = strings.TrimSpace(r.doc.Find(`[data-testid="reveal-secret"]`).Text())
+	apiKey, secret = r.revealed()
 	if apiKey == "" || secret == "" {
 		c.t.Fatalf("signup %s: no reveal in response", email)
 	}
+	return r, apiKey, secret
+}
+
+// revealed reads the API key and secret of a reveal modal in r ("" when absent).
+func (r *resp) revealed() (apiKey, secret string) {
+	apiKey = strings.TrimSpace(r.doc.Find(`[data-testid="reveal-apikey"]`).Text())
+	secret = strings.TrimSpace(r.doc.Find(`[data-testid="reveal-secret"]`).Text())
 	return apiKey, secret
+}
+
+// text is the trimmed text of the first element matching sel.
+func (r *resp) text(sel string) string {
+	return strings.TrimSpace(r.doc.Find(sel).First().Text())
+}
+
+// has reports whether an element matches sel.
+func (r *resp) has(sel string) bool {
+	return r.doc.Find(sel).Length() > 0
+}
+
+// cookies are the cookies r sets.
+func (r *resp) cookies() []*http.Cookie {
+	return (&http.Response{Header: r.header}).Cookies()
+}
+
+// setCookie is the cookie named name that r sets, or nil.
+func (r *resp) setCookie(name string) *http.Cookie {
+	for _, ck := range r.cookies() {
+		if ck.Name == name {
+			return ck
+		}
+	}
+	return nil
+}
+
+// with is the same browser (same cookie jar) sending an extra header.
+func (c *client) with(key, value string) *client {
+	h := c.header.Clone()
+	h.Set(key, value)
+	cp := *c
+	cp.header = h
+	return &cp
+}
+
+// cookie is the value of the named cookie in the jar, or "".
+func (c *client) cookie(name string) string {
+	u, _ := url.Parse(c.app.srv.URL)
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// setCookie puts a cookie in the jar, as a replaying attacker would.
+func (c *client) setCookie(name, value string) {
+	u, _ := url.Parse(c.app.srv.URL)
+	c.http.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+}
+
+// sessionCookie is the name of keydesk's session cookie.
+const sessionCookie = "keydesk_session"
+
+// signedIn reports whether the client's session opens /keys (an owner page).
+func (c *client) signedIn() bool {
+	c.t.Helper()
+	r := c.get("/keys")
+	switch {
+	case r.status == http.StatusOK:
+		return true
+	case r.status == http.StatusSeeOther && r.header.Get("Location") == "/login":
+		return false
+	}
+	c.t.Fatalf("GET /keys: unexpected status %d (Location %q)", r.status, r.header.Get("Location"))
+	return false
+}
+
+// masterID is the ID of the master key of the client's account.
+func (c *client) masterID() string {
+	c.t.Helper()
+	r := c.get("/keys")
+	href, ok := r.doc.Find(`[data-testid="master-card"] [data-testid="menu-reset"]`).Attr("href")
+	if !ok {
+		c.t.Fatalf("no master key on /keys (status %d)", r.status)
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(href, "/keys/"), "/reset")
 }
 
 // login posts the login form.

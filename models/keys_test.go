@@ -108,10 +108,10 @@ func TestVerify(t *testing.T) {
 	other, _ := models.NewSecret()
 	otherKey, _ := models.NewAPIKey()
 	for name, err := range map[string]error{
-		"wrong secret":       verify(other),
-		"malformed secret":   verify("kd_live_nope"),
-		"unknown key":        func() error { _, err := s.Verify(ctx, otherKey, first); return err }(),
-		"malformed key":      func() error { _, err := s.Verify(ctx, "XYZ", first); return err }(),
+		"wrong secret":        verify(other),
+		"malformed secret":    verify("kd_live_nope"),
+		"unknown key":         func() error { _, err := s.Verify(ctx, otherKey, first); return err }(),
+		"malformed key":       func() error { _, err := s.Verify(ctx, "XYZ", first); return err }(),
 		"secret one char off": verify(first[:len(first)-1] + string(rune(first[len(first)-1])^1)),
 	} {
 		if !errors.Is(err, models.ErrVerifyFailed) {

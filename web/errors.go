@@ -113,4 +113,3 @@ func MailjetError(status int, msg string) map[string]any {
 // StatusOf reports the HTTP status an error maps to (for handlers that
 // render a form with errors themselves).
 func StatusOf(err error) int { return classify(err).Status }
-
