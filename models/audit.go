@@ -30,6 +30,11 @@ const (
 	ActionKeyDeactivated  = "key.deactivated"
 	ActionKeyActivated    = "key.activated"
 	ActionAccessDenied    = "access.denied"
+	ActionSubaccountNew   = "subaccount.created"
+	ActionLimitRequested  = "limit_request.created"
+	ActionLimitApproved   = "limit_request.approved"
+	ActionLimitDenied     = "limit_request.denied"
+	ActionLimitChanged    = "limit.changed"
 )
 
 // AuditEntry is one append-only record. The application never updates or

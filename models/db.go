@@ -170,7 +170,9 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
-	q.Set("_time_format", "sqlite")
+	// No _time_format: the driver stops reading options after it (so
+	// _txlock would be ignored), and its default is already the SQLite
+	// format "2006-01-02 15:04:05.999999999-07:00".
 	return "file:" + path + "?" + q.Encode()
 }
 

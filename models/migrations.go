@@ -102,6 +102,27 @@ CREATE TABLE api_keys (
 CREATE UNIQUE INDEX idx_api_keys_api_key ON api_keys(api_key);
 CREATE INDEX idx_api_keys_account ON api_keys(account_id);
 `},
+	{3, "sub-account descriptions, limit requests", `
+ALTER TABLE accounts ADD COLUMN description TEXT NOT NULL DEFAULT '';
+CREATE TABLE limit_requests (
+	id {{pk}},
+	account_id BIGINT NOT NULL REFERENCES accounts(id),
+	requested_by BIGINT NOT NULL REFERENCES users(id),
+	requester_email TEXT NOT NULL,
+	extra INTEGER NOT NULL,
+	reason TEXT NOT NULL,
+	status TEXT NOT NULL DEFAULT 'pending',
+	limit_before INTEGER NOT NULL,
+	new_limit INTEGER NULL,
+	decided_by BIGINT NULL REFERENCES users(id),
+	decider_email TEXT NOT NULL DEFAULT '',
+	note TEXT NOT NULL DEFAULT '',
+	created_at {{ts}} NOT NULL,
+	decided_at {{ts}} NULL
+);
+CREATE INDEX idx_limit_requests_account ON limit_requests(account_id, id);
+CREATE INDEX idx_limit_requests_status ON limit_requests(status, id);
+`},
 }
 
 func (s *Store) expand(sql string) string {
