@@ -236,7 +236,7 @@ func graceLabel(d time.Duration) string {
 	return d.String()
 }
 
-// RenameKey changes a key's display name (and the sub-account's name with it).
+// RenameKey changes a key's display name (and a sub-account's name with it).
 func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw string) (*APIKey, error) {
 	name, msg := ValidateName(raw)
 	if msg != "" {
@@ -256,8 +256,12 @@ func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw stri
 		if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
 			return err
 		}
-		if err := tx.Model(&Account{}).Where("id = ?", k.AccountID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
-			return err
+		if !k.IsMaster {
+			// A sub-account is known by its key's name; the main account's
+			// name is the owner's business name and stays as it is.
+			if err := tx.Model(&Account{}).Where("id = ?", k.AccountID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
+				return err
+			}
 		}
 		k.Name = name
 		return s.appendAudit(tx, actor, ActionKeyRenamed, k.AccountID, target("apikey", k.ID, name), map[string]any{"from": old, "to": name})

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keydesk/models"
+	"keydesk/views"
 )
 
 func randomID(n int) string {
@@ -75,7 +76,7 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		req := c.Request()
 		c.SetRequest(req.WithContext(templ.WithNonce(req.Context(), nonce)))
-		c.Set("assets", s.assets.url)
+		c.Set("assets", views.AssetFunc(s.assets.url))
 		return next(c)
 	}
 }
@@ -156,6 +157,25 @@ func RequireRole(roles ...models.Role) echo.MiddlewareFunc {
 				}
 			}
 			return echo.NewHTTPError(http.StatusForbidden, "This page is not available to your role.")
+		})
+	}
+}
+
+// RequireStaffRole guards staff routes. Anyone else signed in gets the 403
+// page, and the attempt is audited as a denied access.
+func (s *Server) RequireStaffRole(roles ...models.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return RequireAuth(func(c echo.Context) error {
+			p := Principal(c)
+			for _, r := range roles {
+				if p.User.Role == r {
+					return next(c)
+				}
+			}
+			if err := s.Store.RecordAccessDenied(c.Request().Context(), Actor(c), c.Request().URL.Path); err != nil {
+				return err
+			}
+			return echo.NewHTTPError(http.StatusForbidden, "This page is for keydesk staff.")
 		})
 	}
 }

@@ -176,7 +176,9 @@
     if (box && !box.checked) { e.preventDefault(); refuseDismiss(currentDialog()); }
   });
 
-  document.addEventListener("htmx:afterSwap", function (e) {
+  // After settle, not after swap: htmx wires hx-* attributes of new content
+  // during settle, and a dialog must not be usable before its form is.
+  document.addEventListener("htmx:afterSettle", function (e) {
     if (e.detail.target && e.detail.target.id === "dialog-slot") openDialog();
   });
   document.addEventListener("htmx:responseError", function (e) {
