@@ -48,6 +48,8 @@ type config struct {
 	SMTPAddr     string
 	SMTPHost     string
 	LogLevel     string
+	AuditKey     string
+	AuditEvery   time.Duration
 }
 
 func env(name, def string) string {
@@ -91,6 +93,8 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission address shown to users (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
+	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that signs audit checkpoints; keep it outside the database. Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
+	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve signs the audit head and re-verifies the chain (KEYDESK_AUDIT_EVERY)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
 }
 
@@ -107,6 +111,8 @@ Commands:
                    the master api_key and secret_key (shown once)
   user create      --email E --role support|auditor --password-stdin
                    create a staff user; prints JSON
+  audit verify     walk the audit chain and its signed checkpoints; prints a
+                   JSON summary, exits 1 naming the first entry that fails
 
 Flags (each also read from the environment variable in brackets):
 `
@@ -133,6 +139,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if (cmd == "account" || cmd == "user") && len(rest) > 0 && rest[0] == "create" {
 			cmd, rest = cmd+" create", rest[1:]
 		}
+		if cmd == "audit" && len(rest) > 0 && rest[0] == "verify" {
+			cmd, rest = "audit verify", rest[1:]
+		}
 	}
 	var err error
 	switch cmd {
@@ -144,6 +153,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdAccountCreate(ctx, &cfg, rest, stdin, stdout, stderr)
 	case "user create":
 		err = cmdUserCreate(ctx, &cfg, rest, stdin, stdout, stderr)
+	case "audit verify":
+		err = cmdAuditVerify(ctx, &cfg, rest, stdout, stderr)
 	case "help":
 		top.Usage()
 		return 0
@@ -216,6 +227,10 @@ func flagValue(c *config, name, def string) string {
 		return c.SMTPHost
 	case "log-level":
 		return c.LogLevel
+	case "audit-key":
+		return c.AuditKey
+	case "audit-every":
+		return c.AuditEvery.String()
 	}
 	return def
 }
@@ -232,8 +247,12 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*models.Stor
 	if cfg.RotationDays < 1 {
 		return nil, fmt.Errorf("--rotation-days must be at least 1")
 	}
+	auditKey, err := loadAuditKey(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	store, err := models.Open(ctx, cfg.DB, models.Options{
-		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log,
+		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log, AuditKey: auditKey,
 	})
 	if err != nil {
 		return nil, err
@@ -282,6 +301,7 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 	}
 	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	go auditJob(ctx, store, cfg.AuditEvery, log)
 	log.Info("keydesk listening", "url", "http://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -318,11 +338,7 @@ func smtpInfo(cfg *config) views.SMTPInfo {
 func sessionKeys(cfg *config, log *slog.Logger) ([][]byte, error) {
 	spec := cfg.SessionKeys
 	if spec == "" {
-		dir := "."
-		if !models.IsPostgresDSN(cfg.DB) {
-			dir = filepath.Dir(cfg.DB)
-		}
-		path := filepath.Join(dir, "keydesk.session-keys")
+		path := keyFile(cfg, "keydesk.session-keys")
 		b, err := os.ReadFile(path)
 		switch {
 		case err == nil:
@@ -336,16 +352,8 @@ func sessionKeys(cfg *config, log *slog.Logger) ([][]byte, error) {
 				return nil, err
 			}
 			spec = hex.EncodeToString(hash) + ":" + hex.EncodeToString(block)
-			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
+			if err := writeNew(path, spec+"\n"); err != nil {
 				return nil, fmt.Errorf("save session keys: %w", err)
-			}
-			if _, err := f.WriteString(spec + "\n"); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("save session keys: %w", err)
-			}
-			if err := f.Close(); err != nil {
-				return nil, err
 			}
 			log.Warn("generated session keys and saved them with 0600 permissions; set KEYDESK_SESSION_KEYS to share them between instances", "file", path)
 		default:
@@ -370,7 +378,11 @@ func cmdMigrate(ctx context.Context, cfg *config, args []string, stdout, stderr 
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	store, err := models.Open(ctx, cfg.DB, models.Options{Logger: log})
+	auditKey, err := loadAuditKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := models.Open(ctx, cfg.DB, models.Options{Logger: log, AuditKey: auditKey})
 	if err != nil {
 		return err
 	}
@@ -469,4 +481,114 @@ func cmdUserCreate(ctx context.Context, cfg *config, args []string, stdin io.Rea
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]any{"user_id": u.ID, "email": u.Email, "role": u.Role})
+}
+
+// keyFile is where a generated key is kept: beside the SQLite file, or in
+// the working directory for PostgreSQL.
+func keyFile(cfg *config, name string) string {
+	dir := "."
+	if !models.IsPostgresDSN(cfg.DB) {
+		dir = filepath.Dir(cfg.DB)
+	}
+	return filepath.Join(dir, name)
+}
+
+// loadAuditKey parses KEYDESK_AUDIT_KEY or loads/creates keydesk.audit-key
+// (0600). The key signs checkpoints, so it must not live in the database.
+func loadAuditKey(cfg *config, log *slog.Logger) ([]byte, error) {
+	spec := strings.TrimSpace(cfg.AuditKey)
+	if spec == "" {
+		path := keyFile(cfg, "keydesk.audit-key")
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			spec = strings.TrimSpace(string(b))
+		case errors.Is(err, os.ErrNotExist):
+			k := make([]byte, 32)
+			if _, err := rand.Read(k); err != nil {
+				return nil, err
+			}
+			spec = hex.EncodeToString(k)
+			if err := writeNew(path, spec+"\n"); err != nil {
+				return nil, fmt.Errorf("save audit key: %w", err)
+			}
+			log.Warn("generated the audit checkpoint key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
+		default:
+			return nil, fmt.Errorf("read audit key: %w", err)
+		}
+	}
+	k, err := hex.DecodeString(spec)
+	if err != nil || len(k) < 32 {
+		return nil, fmt.Errorf("audit key: must be at least 32 bytes, hex-encoded")
+	}
+	return k, nil
+}
+
+// writeNew creates path with 0600 permissions; it never overwrites.
+func writeNew(path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// auditJob signs the audit head and re-verifies the whole chain at start
+// and then periodically; the audit page shows the latest result.
+func auditJob(ctx context.Context, store *models.Store, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := store.Checkpoint(ctx, "periodic"); err != nil && ctx.Err() == nil {
+			log.Error("audit checkpoint failed", "err", err)
+		}
+		r, err := store.VerifyAuditChain(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("audit verification failed to run", "err", err)
+		case err == nil:
+			store.SetChainReport(r)
+			if !r.OK {
+				log.Error("AUDIT CHAIN DOES NOT VERIFY", "entry", r.BadEntry, "problem", r.Problem)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+	if err := subFlags("audit verify", cfg, args, stderr, nil); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	r, err := store.VerifyAuditChain(ctx)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"ok": r.OK, "entries": r.Entries, "head": r.Head, "checkpoints": r.Checkpoints, "last_checkpoint": r.LastCheckpoint}
+	if !r.OK {
+		out["bad_entry"], out["problem"] = r.BadEntry, r.Problem
+	}
+	if err := json.NewEncoder(stdout).Encode(out); err != nil {
+		return err
+	}
+	if !r.OK {
+		return fmt.Errorf("audit chain does not verify: %s", r.Problem)
+	}
+	return nil
 }

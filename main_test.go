@@ -42,7 +42,7 @@ func TestCLIAccountCreatePrintsMasterKeyOnce(t *testing.T) {
 	if strings.Contains(stderr, secret) || strings.Contains(stderr, "a long enough password") {
 		t.Fatal("a secret or the password reached the log")
 	}
-	s := testdb.OpenDSN(t, dsn, models.Options{Argon: testdb.FastArgon})
+	s := testdb.OpenDSN(t, dsn, models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey})
 	if _, err := s.Verify(context.Background(), apiKey, secret); err != nil {
 		t.Fatalf("printed credentials do not verify: %v", err)
 	}

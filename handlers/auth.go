@@ -31,6 +31,8 @@ func homeFor(p *models.Principal) string {
 	switch p.User.Role {
 	case models.RoleOwner:
 		return "/keys"
+	case models.RoleSupport:
+		return "/support"
 	default:
 		return "/audit"
 	}

@@ -15,6 +15,9 @@ func Register(s *web.Server) {
 	auth := &authHandlers{web: s, store: s.Store}
 	account := &accountHandlers{web: s, store: s.Store}
 	keys := &keyHandlers{web: s, store: s.Store}
+	subaccounts := &subaccountHandlers{web: s, store: s.Store}
+	support := &supportHandlers{store: s.Store}
+	staff := s.RequireStaffRole
 	owner := web.RequireRole(models.RoleOwner)
 	signedIn := web.RequireAuth
 
@@ -43,4 +46,17 @@ func Register(s *web.Server) {
 	e.GET("/keys/:id/deactivate", keys.deactivateForm, owner).Name = "keys.deactivate"
 	e.POST("/keys/:id/deactivate", keys.deactivate, owner).Name = "keys.deactivate.submit"
 	e.POST("/keys/:id/activate", keys.activate, owner).Name = "keys.activate.submit"
+
+	// Sub-accounts and requests for more (account owners).
+	e.GET("/subaccounts", subaccounts.list, owner).Name = "subaccounts"
+	e.GET("/subaccounts/new", subaccounts.newForm, owner).Name = "subaccounts.new"
+	e.POST("/subaccounts", subaccounts.create, owner).Name = "subaccounts.create"
+	e.POST("/subaccounts/requests", subaccounts.requestMore, owner).Name = "subaccounts.request"
+
+	// Support console (role support; anyone else gets an audited 403).
+	e.GET("/support", support.home, staff(models.RoleSupport)).Name = "support"
+	e.GET("/support/accounts/:id", support.account, staff(models.RoleSupport)).Name = "support.account"
+	e.POST("/support/accounts/:id/limit", support.setLimit, staff(models.RoleSupport)).Name = "support.limit"
+	e.POST("/support/requests/:id/approve", support.decide(true), staff(models.RoleSupport)).Name = "support.approve"
+	e.POST("/support/requests/:id/deny", support.decide(false), staff(models.RoleSupport)).Name = "support.deny"
 }

@@ -40,7 +40,9 @@ type Options struct {
 	Throttle ThrottlePolicy
 	// RotationDays is the secret rotation policy (90 by default).
 	RotationDays int
-	Logger       *slog.Logger
+	// AuditKey signs audit checkpoints; it must live outside the database.
+	AuditKey []byte
+	Logger   *slog.Logger
 }
 
 // Store is the handle every domain operation hangs from. No globals: main
@@ -57,6 +59,8 @@ type Store struct {
 	log      *slog.Logger
 	dummy    string // a password hash to burn time on unknown e-mails
 	cache    *keyCache
+	auditKey []byte
+	chain    chainStatus
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -140,7 +144,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	s := &Store{
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle,
-		rotation: opt.RotationDays, log: opt.Logger,
+		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
+	}
+	if len(s.auditKey) == 0 {
+		return nil, fmt.Errorf("models: an audit key is required to sign checkpoints")
 	}
 	s.dummy, err = hashPassword("keydesk-dummy-password-for-timing", s.argon)
 	if err != nil {

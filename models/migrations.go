@@ -14,6 +14,9 @@ type migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Engine-specific statements, run after SQL, one statement each (they
+	// may contain semicolons, e.g. trigger bodies).
+	Only map[Engine][]string
 }
 
 // The SQL is shared by both engines; {{pk}}, {{ts}} and {{bytes}} expand to
@@ -80,7 +83,7 @@ CREATE TABLE audit_entries (
 	hash TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX idx_audit_account ON audit_entries(account_id, id);
-`},
+`, nil},
 	{2, "api keys", `
 CREATE TABLE api_keys (
 	id {{pk}},
@@ -101,7 +104,7 @@ CREATE TABLE api_keys (
 );
 CREATE UNIQUE INDEX idx_api_keys_api_key ON api_keys(api_key);
 CREATE INDEX idx_api_keys_account ON api_keys(account_id);
-`},
+`, nil},
 	{3, "sub-account descriptions, limit requests", `
 ALTER TABLE accounts ADD COLUMN description TEXT NOT NULL DEFAULT '';
 CREATE TABLE limit_requests (
@@ -122,7 +125,49 @@ CREATE TABLE limit_requests (
 );
 CREATE INDEX idx_limit_requests_account ON limit_requests(account_id, id);
 CREATE INDEX idx_limit_requests_status ON limit_requests(status, id);
-`},
+`, nil},
+	{4, "audit checkpoints, reviews, time index, append-only triggers", `
+CREATE TABLE audit_checkpoints (
+	id {{pk}},
+	entry_id BIGINT NOT NULL,
+	head_hash TEXT NOT NULL,
+	signature TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	created_at {{ts}} NOT NULL
+);
+CREATE INDEX idx_audit_checkpoints_entry ON audit_checkpoints(entry_id);
+CREATE TABLE audit_reviews (
+	id {{pk}},
+	account_id BIGINT NULL,
+	through_id BIGINT NOT NULL,
+	reviewer_id BIGINT NOT NULL,
+	reviewer_email TEXT NOT NULL,
+	reviewer_role TEXT NOT NULL,
+	note TEXT NOT NULL DEFAULT '',
+	created_at {{ts}} NOT NULL
+);
+CREATE INDEX idx_audit_reviews_account ON audit_reviews(account_id, id);
+CREATE INDEX idx_audit_at ON audit_entries(at, id);
+CREATE INDEX idx_audit_account_at ON audit_entries(account_id, at, id);
+`, map[Engine][]string{
+		SQLite: {
+			`CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END`,
+			`CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END`,
+			`CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END`,
+			`CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only'); END`,
+		},
+		Postgres: {
+			`CREATE OR REPLACE FUNCTION keydesk_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$`,
+			`CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries FOR EACH ROW EXECUTE FUNCTION keydesk_append_only()`,
+			`CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries FOR EACH STATEMENT EXECUTE FUNCTION keydesk_append_only()`,
+			`CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints FOR EACH ROW EXECUTE FUNCTION keydesk_append_only()`,
+			`CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints FOR EACH STATEMENT EXECUTE FUNCTION keydesk_append_only()`,
+		},
+	}},
 }
 
 func (s *Store) expand(sql string) string {
@@ -174,7 +219,8 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range strings.Split(s.expand(m.SQL), ";") {
+			stmts := append(strings.Split(s.expand(m.SQL), ";"), m.Only[s.engine]...)
+			for _, stmt := range stmts {
 				if strings.TrimSpace(stmt) == "" {
 					continue
 				}

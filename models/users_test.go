@@ -103,7 +103,7 @@ func TestDefaultArgonParametersAreOWASP(t *testing.T) {
 	// verifies the right password only.
 	dsn := testdb.DSN(t)
 	clock := testdb.NewClock()
-	s := testdb.OpenDSN(t, dsn, models.Options{Now: clock.Now})
+	s := testdb.OpenDSN(t, dsn, models.Options{Now: clock.Now, AuditKey: testdb.AuditKey})
 	res := mustAccount(t, s, "Acme", "prod@example.com")
 	var hash string
 	s.DB().Table("users").Where("id = ?", res.User.ID).Pluck("password_hash", &hash)

@@ -126,7 +126,7 @@ var sinkP models.KeyPrincipal
 // BenchmarkVerifyWarm and BenchmarkSHA256Bare run together; their ratio is
 // the DESIGN.md target "Verify ≤ 3× one bare sha256.Sum256, 0 allocations".
 func BenchmarkVerifyWarm(b *testing.B) {
-	s := testdb.OpenDSN(b, testdb.DSN(b), models.Options{Argon: testdb.FastArgon}) // the real clock
+	s := testdb.OpenDSN(b, testdb.DSN(b), models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey}) // the real clock
 	_, res := owner(&testing.T{}, s, "Acme", "owner@acme.example")
 	waitCache(b, s)
 	if _, err := s.Verify(ctx, res.Secret.APIKey, res.Secret.Secret); err != nil {

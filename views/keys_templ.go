@@ -68,7 +68,7 @@ func KeysPage(p KeysPageProps) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"flex flex-wrap items-center justify-between gap-3\"><h1 class=\"text-2xl font-semibold\">API Key Management</h1><a href=\"/subaccounts/new\" class=\"btn-primary\"><svg aria-hidden=\"true\" class=\"h-4 w-4\" viewBox=\"0 0 20 20\" fill=\"currentColor\"><path d=\"M10.75 4.75a.75.75 0 0 0-1.5 0v4.5h-4.5a.75.75 0 0 0 0 1.5h4.5v4.5a.75.75 0 0 0 1.5 0v-4.5h4.5a.75.75 0 0 0 0-1.5h-4.5v-4.5Z\"></path></svg> Create sub-account</a></div><div class=\"mt-4 space-y-3\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"flex flex-wrap items-center justify-between gap-3\"><h1 class=\"text-2xl font-semibold\">API Key Management</h1><a href=\"/subaccounts/new?from=keys\" hx-get=\"/subaccounts/new?from=keys\" hx-target=\"#dialog-slot\" class=\"btn-primary\" data-testid=\"create-subaccount\"><svg aria-hidden=\"true\" class=\"h-4 w-4\" viewBox=\"0 0 20 20\" fill=\"currentColor\"><path d=\"M10.75 4.75a.75.75 0 0 0-1.5 0v4.5h-4.5a.75.75 0 0 0 0 1.5h4.5v4.5a.75.75 0 0 0 1.5 0v-4.5h4.5a.75.75 0 0 0 0-1.5h-4.5v-4.5Z\"></path></svg> Create sub-account</a></div><div class=\"mt-4 space-y-3\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -193,7 +193,7 @@ func KeysPage(p KeysPageProps) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if len(p.Subaccounts) == 0 {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<div class=\"card mt-3 p-8 text-center\" data-testid=\"subaccounts-empty\"><p class=\"mx-auto max-w-xl text-sm text-slate-600\">Sub-accounts have their own API key and secret key. Use one per client, product or campaign stream to keep sending separate and to share access and reports without sharing your master key.</p><a href=\"/subaccounts/new\" class=\"btn-primary mt-4\">Create sub-account</a></div>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<div class=\"card mt-3 p-8 text-center\" data-testid=\"subaccounts-empty\"><p class=\"mx-auto max-w-xl text-sm text-slate-600\">Sub-accounts have their own API key and secret key. Use one per client, product or campaign stream to keep sending separate and to share access and reports without sharing your master key.</p><a href=\"/subaccounts/new?from=keys\" hx-get=\"/subaccounts/new?from=keys\" hx-target=\"#dialog-slot\" class=\"btn-primary mt-4\">Create sub-account</a></div>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

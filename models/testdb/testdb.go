@@ -24,6 +24,9 @@ import (
 // production parameters (models.DefaultArgon) separately.
 var FastArgon = models.ArgonParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
+// AuditKey is the checkpoint key every test store uses.
+var AuditKey = []byte("keydesk-test-audit-key-0123456789abcdef")
+
 // Clock is a settable clock for models.Options.Now.
 type Clock struct {
 	mu sync.Mutex
@@ -98,7 +101,7 @@ func DSN(t testing.TB) string {
 
 // Options are test defaults: the given clock, fast hashing.
 func Options(clock *Clock) models.Options {
-	return models.Options{Now: clock.Now, Argon: FastArgon}
+	return models.Options{Now: clock.Now, Argon: FastArgon, AuditKey: AuditKey}
 }
 
 // OpenDSN opens and migrates a store on dsn, closed when the test ends.

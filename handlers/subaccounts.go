@@ -1,0 +1,183 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+type subaccountStore interface {
+	reauther
+	ListSubaccounts(ctx context.Context, actor models.Actor) ([]models.Subaccount, error)
+	SubaccountUsage(ctx context.Context, actor models.Actor) (models.Usage, error)
+	CreateSubaccount(ctx context.Context, actor models.Actor, name, description string) (*models.Subaccount, models.Revealed, error)
+	LimitRequests(ctx context.Context, actor models.Actor) ([]models.LimitRequest, error)
+	RequestMoreSubaccounts(ctx context.Context, actor models.Actor, extra int, reason string) (*models.LimitRequest, error)
+	Now() time.Time
+	RotationDays() int
+}
+
+type subaccountHandlers struct {
+	web   *web.Server
+	store subaccountStore
+}
+
+var subaccountNotices = map[string]string{
+	"requested": "Your request was sent to support. Its status appears below.",
+}
+
+func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views.SubaccountsPageProps, error) {
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	subs, err := h.store.ListSubaccounts(ctx, actor)
+	if err != nil {
+		return views.SubaccountsPageProps{}, err
+	}
+	usage, err := h.store.SubaccountUsage(ctx, actor)
+	if err != nil {
+		return views.SubaccountsPageProps{}, err
+	}
+	reqs, err := h.store.LimitRequests(ctx, actor)
+	if err != nil {
+		return views.SubaccountsPageProps{}, err
+	}
+	now := h.store.Now()
+	p := views.SubaccountsPageProps{Usage: usage, Requests: reqs, Dialog: dialog, Now: now, Notice: subaccountNotices[c.QueryParam("done")]}
+	for _, s := range subs {
+		p.Rows = append(p.Rows, views.SubaccountRow{Key: views.NewKeyRow(s.Key, now, h.store.RotationDays()), Description: s.Account.Description})
+	}
+	return p, nil
+}
+
+func (h *subaccountHandlers) list(c echo.Context) error {
+	p, err := h.page(c, nil)
+	if err != nil {
+		return err
+	}
+	return web.Render(c, http.StatusOK, views.SubaccountsPage(p))
+}
+
+func (h *subaccountHandlers) dialog(c echo.Context, status int, d templ.Component) error {
+	if web.IsHTMX(c) {
+		return web.Render(c, status, d)
+	}
+	p, err := h.page(c, d)
+	if err != nil {
+		return err
+	}
+	return web.Render(c, status, views.SubaccountsPage(p))
+}
+
+// from is where the flow returns: the keys page or the sub-accounts page
+// (an allow-list, so the value can never redirect elsewhere).
+func from(v string) string {
+	if v == "keys" {
+		return "keys"
+	}
+	return "subaccounts"
+}
+
+// pendingRequest is the first pending request, if any.
+func pendingRequest(reqs []models.LimitRequest) *models.LimitRequest {
+	for i := range reqs {
+		if reqs[i].Status == models.RequestPending {
+			return &reqs[i]
+		}
+	}
+	return nil
+}
+
+// newForm opens the create dialog, or at the limit the request dialog.
+func (h *subaccountHandlers) newForm(c echo.Context) error {
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	usage, err := h.store.SubaccountUsage(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if usage.Full() {
+		reqs, err := h.store.LimitRequests(ctx, actor)
+		if err != nil {
+			return err
+		}
+		return h.dialog(c, http.StatusOK, views.LimitRequestDialog(views.LimitRequestProps{Usage: usage, Extra: "1", Pending: pendingRequest(reqs)}))
+	}
+	return h.dialog(c, http.StatusOK, views.CreateSubaccountDialog(views.CreateSubaccountProps{
+		Usage: usage, From: from(c.QueryParam("from")), NeedPassword: !web.Principal(c).InSudo(h.store.Now()),
+	}))
+}
+
+// create makes the sub-account and answers with the only response that
+// shows its secret (no-store).
+func (h *subaccountHandlers) create(c echo.Context) error {
+	ctx := c.Request().Context()
+	props := views.CreateSubaccountProps{
+		Name: c.FormValue("name"), Description: c.FormValue("description"), From: from(c.FormValue("from")),
+		NeedPassword: !web.Principal(c).InSudo(h.store.Now()),
+	}
+	usage, err := h.store.SubaccountUsage(ctx, web.Actor(c))
+	if err != nil {
+		return err
+	}
+	props.Usage = usage
+	fe, err := ensureSudo(c, h.store, h.store.Now())
+	if err != nil {
+		return err
+	}
+	if fe != nil {
+		props.Errors = fe
+		return h.dialog(c, http.StatusUnprocessableEntity, views.CreateSubaccountDialog(props))
+	}
+	sub, secret, err := h.store.CreateSubaccount(ctx, web.Actor(c), props.Name, props.Description)
+	switch {
+	case errors.Is(err, models.ErrLimitReached):
+		return h.dialog(c, http.StatusUnprocessableEntity, views.LimitRequestDialog(views.LimitRequestProps{Usage: usage, Extra: "1",
+			Errors: map[string]string{"form": "Your plan's limit was reached meanwhile. Ask support for more."}}))
+	case errors.Is(err, models.ErrReauthRequired):
+		props.NeedPassword = true
+		props.Errors = map[string]string{"password": "Enter your password to confirm."}
+		return h.dialog(c, http.StatusUnprocessableEntity, views.CreateSubaccountDialog(props))
+	case models.FieldErrors(err) != nil:
+		props.Errors = models.FieldErrors(err)
+		return h.dialog(c, http.StatusUnprocessableEntity, views.CreateSubaccountDialog(props))
+	case err != nil:
+		return err
+	}
+	web.NoStore(c)
+	return h.dialog(c, http.StatusCreated, views.RevealModal(views.RevealProps{
+		Title: "Sub-account \"" + sub.Account.Name + "\" created", Name: sub.Account.Name, APIKey: secret.APIKey, Secret: secret.Secret,
+		SMTP: h.web.Config.SMTP, Continue: "/" + props.From,
+	}))
+}
+
+func (h *subaccountHandlers) requestMore(c echo.Context) error {
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	props := views.LimitRequestProps{Extra: c.FormValue("extra"), Reason: c.FormValue("reason")}
+	usage, err := h.store.SubaccountUsage(ctx, actor)
+	if err != nil {
+		return err
+	}
+	props.Usage = usage
+	extra, convErr := strconv.Atoi(strings.TrimSpace(props.Extra))
+	if convErr != nil {
+		props.Errors = map[string]string{"extra": "Enter a whole number between 1 and 100."}
+		return h.dialog(c, http.StatusUnprocessableEntity, views.LimitRequestDialog(props))
+	}
+	_, err = h.store.RequestMoreSubaccounts(ctx, actor, extra, props.Reason)
+	if fe := models.FieldErrors(err); fe != nil {
+		props.Errors = fe
+		return h.dialog(c, http.StatusUnprocessableEntity, views.LimitRequestDialog(props))
+	}
+	if err != nil {
+		return err
+	}
+	return web.Redirect(c, "/subaccounts?done=requested")
+}

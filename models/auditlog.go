@@ -1,0 +1,509 @@
+package models
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// More audit actions (the audit trail's own).
+const (
+	ActionAuditExported = "audit.exported"
+	ActionAuditReviewed = "audit.reviewed"
+)
+
+// AuditPageSize is how many entries one page shows.
+const AuditPageSize = 50
+
+// AuditFilter narrows the audit log; every field set is combined with AND.
+type AuditFilter struct {
+	From, To  *time.Time // inclusive range on the entry time
+	Actions   []string
+	Actor     string // part of the actor's e-mail or label
+	Target    string // part of the target's name, or its exact ID
+	IP        string
+	AccountID uint // staff only: one account and its sub-accounts
+}
+
+// AuditCursor is a keyset position: entries are ordered by (time, ID).
+type AuditCursor struct {
+	At time.Time
+	ID uint64
+}
+
+// String encodes the cursor for a URL.
+func (c AuditCursor) String() string {
+	return strconv.FormatInt(c.At.UnixNano(), 10) + "-" + strconv.FormatUint(c.ID, 10)
+}
+
+// ParseAuditCursor decodes a URL cursor; ok is false for malformed input.
+func ParseAuditCursor(s string) (AuditCursor, bool) {
+	a, b, found := strings.Cut(s, "-")
+	ns, err1 := strconv.ParseInt(a, 10, 64)
+	id, err2 := strconv.ParseUint(b, 10, 64)
+	if !found || err1 != nil || err2 != nil {
+		return AuditCursor{}, false
+	}
+	return AuditCursor{At: time.Unix(0, ns).UTC(), ID: id}, true
+}
+
+// AuditPage is one page of entries, newest first, with the cursors of the
+// neighbouring pages (nil when there is none).
+type AuditPage struct {
+	Entries      []AuditEntry
+	Older, Newer *AuditCursor
+}
+
+// auditScope limits a query to what actor may see: owners their account
+// tree, auditors and support everything. The scope is in the WHERE clause
+// whatever filter or cursor the request carries.
+func (s *Store) auditScope(db *gorm.DB, actor Actor, f AuditFilter) (*gorm.DB, error) {
+	switch {
+	case actor.Role == RoleAuditor || actor.Role == RoleSupport:
+		if f.AccountID != 0 {
+			db = db.Where("account_id IN (?)", s.db.Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", f.AccountID, f.AccountID))
+		}
+		return db, nil
+	case actor.Role == RoleOwner && actor.AccountID != 0:
+		return db.Where("account_id IN (?)", s.db.Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", actor.AccountID, actor.AccountID)), nil
+	}
+	return nil, ErrForbidden
+}
+
+func likeEscape(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(strings.TrimSpace(s))) + "%"
+}
+
+func applyAuditFilter(db *gorm.DB, f AuditFilter) *gorm.DB {
+	if f.From != nil {
+		db = db.Where("at >= ?", f.From.UTC())
+	}
+	if f.To != nil {
+		db = db.Where("at <= ?", f.To.UTC())
+	}
+	if len(f.Actions) > 0 {
+		db = db.Where("action IN ?", f.Actions)
+	}
+	if a := strings.TrimSpace(f.Actor); a != "" {
+		db = db.Where(`LOWER(actor_label) LIKE ? ESCAPE '\'`, likeEscape(a))
+	}
+	if t := strings.TrimSpace(f.Target); t != "" {
+		db = db.Where(`(LOWER(target_name) LIKE ? ESCAPE '\' OR target_id = ?)`, likeEscape(t), t)
+	}
+	if ip := strings.TrimSpace(f.IP); ip != "" {
+		db = db.Where("ip = ?", ip)
+	}
+	return db
+}
+
+// AuditEntries returns one page of the log visible to actor, newest first.
+// With before, the page holds entries older than it; with after, newer.
+// Keyset pagination: no OFFSET, no count.
+func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, before, after *AuditCursor) (AuditPage, error) {
+	db, err := s.auditScope(s.db.WithContext(ctx).Model(&AuditEntry{}), actor, f)
+	if err != nil {
+		return AuditPage{}, err
+	}
+	db = applyAuditFilter(db, f)
+	var rows []AuditEntry
+	switch {
+	case after != nil:
+		err = db.Where("(at > ? OR (at = ? AND id > ?))", after.At, after.At, after.ID).
+			Order("at ASC").Order("id ASC").Limit(AuditPageSize + 1).Find(&rows).Error
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+	case before != nil:
+		err = db.Where("(at < ? OR (at = ? AND id < ?))", before.At, before.At, before.ID).
+			Order("at DESC").Order("id DESC").Limit(AuditPageSize + 1).Find(&rows).Error
+	default:
+		err = db.Order("at DESC").Order("id DESC").Limit(AuditPageSize + 1).Find(&rows).Error
+	}
+	if err != nil {
+		return AuditPage{}, wrapOp("audit entries", err)
+	}
+	var p AuditPage
+	more := len(rows) > AuditPageSize
+	if more {
+		if after != nil {
+			rows = rows[1:] // the extra row is the newest one
+		} else {
+			rows = rows[:AuditPageSize]
+		}
+	}
+	p.Entries = rows
+	if len(rows) == 0 {
+		return p, nil
+	}
+	first, last := rows[0], rows[len(rows)-1]
+	// Older exists when this page was cut, or when we came from an older page.
+	if (after == nil && more) || after != nil {
+		c := AuditCursor{At: last.At, ID: last.ID}
+		p.Older = &c
+	}
+	if (after != nil && more) || before != nil {
+		c := AuditCursor{At: first.At, ID: first.ID}
+		p.Newer = &c
+	}
+	return p, nil
+}
+
+// AuditEntryByID loads one visible entry.
+func (s *Store) AuditEntryByID(ctx context.Context, actor Actor, id uint64) (*AuditEntry, error) {
+	db, err := s.auditScope(s.db.WithContext(ctx).Model(&AuditEntry{}), actor, AuditFilter{})
+	if err != nil {
+		return nil, err
+	}
+	var e AuditEntry
+	if err := db.Where("id = ?", id).Take(&e).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &e, nil
+}
+
+// AuditActions lists the action names for the filter menu.
+func AuditActions() []string {
+	return []string{
+		ActionSignup, ActionAccountCreated, ActionUserCreated, ActionLoginSucceeded, ActionLoginFailed, ActionLogout,
+		ActionPasswordChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
+		ActionSecretReset, ActionKeyRenamed, ActionKeyDeactivated, ActionKeyActivated, ActionSubaccountNew,
+		ActionLimitRequested, ActionLimitApproved, ActionLimitDenied, ActionLimitChanged, ActionAccessDenied,
+		ActionAuditExported, ActionAuditReviewed,
+	}
+}
+
+// Checkpoint is a signed statement of the chain head at one moment.
+type Checkpoint struct {
+	ID        uint `gorm:"primaryKey"`
+	EntryID   uint64
+	HeadHash  string
+	Signature string
+	Reason    string
+	CreatedAt time.Time
+}
+
+func (Checkpoint) TableName() string { return "audit_checkpoints" }
+
+func (s *Store) sign(entryID uint64, hash string) string {
+	m := hmac.New(sha256.New, s.auditKey)
+	m.Write([]byte("keydesk-audit-checkpoint:" + strconv.FormatUint(entryID, 10) + ":" + hash))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// checkpoint signs the current head inside tx (no-op when already signed).
+func (s *Store) checkpoint(tx *gorm.DB, reason string) (*Checkpoint, error) {
+	if s.engine == Postgres {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(7311002)").Error; err != nil {
+			return nil, err
+		}
+	}
+	var head AuditEntry
+	if err := tx.Select("id", "hash").Order("id DESC").Limit(1).Find(&head).Error; err != nil {
+		return nil, err
+	}
+	if head.ID == 0 {
+		return nil, nil
+	}
+	var last Checkpoint
+	if err := tx.Order("id DESC").Limit(1).Find(&last).Error; err != nil {
+		return nil, err
+	}
+	if last.ID != 0 && last.EntryID == head.ID {
+		return &last, nil
+	}
+	cp := Checkpoint{EntryID: head.ID, HeadHash: head.Hash, Signature: s.sign(head.ID, head.Hash), Reason: reason, CreatedAt: s.Now()}
+	if err := tx.Create(&cp).Error; err != nil {
+		return nil, err
+	}
+	return &cp, nil
+}
+
+// Checkpoint signs the chain head with the audit key held outside the
+// database, so rewriting the chain or cutting its tail is detectable.
+func (s *Store) Checkpoint(ctx context.Context, reason string) (*Checkpoint, error) {
+	var cp *Checkpoint
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		var err error
+		cp, err = s.checkpoint(tx, reason)
+		return err
+	})
+	if err != nil {
+		return nil, wrapOp("audit checkpoint", err)
+	}
+	return cp, nil
+}
+
+// ChainReport is the result of walking the audit chain.
+type ChainReport struct {
+	OK             bool
+	Entries        int64
+	Head           uint64
+	Checkpoints    int
+	LastCheckpoint uint64
+	BadEntry       uint64 // first entry that does not verify (0 when OK or not entry-specific)
+	Problem        string
+	VerifiedAt     time.Time
+}
+
+// VerifyAuditChain walks every entry in order, recomputing each hash and
+// link, and checks every signed checkpoint against the chain: an edited
+// field, a deleted entry, a rewritten chain or a cut tail is reported with
+// the first entry concerned.
+func (s *Store) VerifyAuditChain(ctx context.Context) (ChainReport, error) {
+	r := ChainReport{VerifiedAt: s.Now()}
+	db := s.db.WithContext(ctx)
+	var cps []Checkpoint
+	if err := db.Order("id").Find(&cps).Error; err != nil {
+		return r, wrapOp("verify audit", err)
+	}
+	r.Checkpoints = len(cps)
+	signed := map[uint64]Checkpoint{}
+	for _, cp := range cps {
+		if !hmac.Equal([]byte(cp.Signature), []byte(s.sign(cp.EntryID, cp.HeadHash))) {
+			r.Problem = fmt.Sprintf("checkpoint %d (entry #%d) has an invalid signature: forged, or signed with another audit key", cp.ID, cp.EntryID)
+			r.BadEntry = cp.EntryID
+			return r, nil
+		}
+		signed[cp.EntryID] = cp
+		r.LastCheckpoint = max(r.LastCheckpoint, cp.EntryID)
+	}
+	prevHash, next := "", uint64(1)
+	var batch []AuditEntry
+	for {
+		batch = batch[:0]
+		if err := db.Where("id >= ?", next).Order("id").Limit(2000).Find(&batch).Error; err != nil {
+			return r, wrapOp("verify audit", err)
+		}
+		for i := range batch {
+			e := &batch[i]
+			switch {
+			case e.ID != next:
+				r.BadEntry, r.Problem = next, fmt.Sprintf("entry #%d is missing (the log jumps from #%d to #%d)", next, next-1, e.ID)
+			case e.PrevHash != prevHash:
+				r.BadEntry, r.Problem = e.ID, fmt.Sprintf("entry #%d does not link to entry #%d", e.ID, e.ID-1)
+			case e.computeHash() != e.Hash:
+				r.BadEntry, r.Problem = e.ID, fmt.Sprintf("entry #%d was altered: its content does not match its hash", e.ID)
+			}
+			if cp, ok := signed[e.ID]; ok && r.Problem == "" && cp.HeadHash != e.Hash {
+				r.BadEntry, r.Problem = e.ID, fmt.Sprintf("entry #%d does not match the signed checkpoint: the chain was rewritten", e.ID)
+			}
+			if r.Problem != "" {
+				return r, nil
+			}
+			prevHash, next = e.Hash, e.ID+1
+			r.Entries++
+			r.Head = e.ID
+		}
+		if len(batch) < 2000 {
+			break
+		}
+	}
+	if r.LastCheckpoint > r.Head {
+		r.BadEntry = r.Head + 1
+		r.Problem = fmt.Sprintf("the log was truncated: a signed checkpoint covers entry #%d but the log ends at #%d", r.LastCheckpoint, r.Head)
+		return r, nil
+	}
+	r.OK = true
+	return r, nil
+}
+
+// chainStatus keeps the latest background verification for the audit page.
+type chainStatus struct {
+	mu     sync.RWMutex
+	report *ChainReport
+}
+
+// SetChainReport records the latest verification (from the background job).
+func (s *Store) SetChainReport(r ChainReport) {
+	s.chain.mu.Lock()
+	s.chain.report = &r
+	s.chain.mu.Unlock()
+}
+
+// LastChainReport is the latest verification, or nil before the first one.
+func (s *Store) LastChainReport() *ChainReport {
+	s.chain.mu.RLock()
+	defer s.chain.mu.RUnlock()
+	return s.chain.report
+}
+
+// ExportAudit records the export and signs the head in one transaction,
+// then streams every matching entry up to that head, newest first, in
+// batches (constant memory). The checkpoint goes into the export so it can
+// be verified later.
+func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, emit func(AuditEntry) error) (*Checkpoint, error) {
+	if _, err := s.auditScope(s.db, actor, f); err != nil {
+		return nil, err
+	}
+	var cp *Checkpoint
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.appendAudit(tx, actor, ActionAuditExported, actor.AccountID, auditTarget{Type: "audit", Name: "export " + format},
+			map[string]any{"format": format, "filter": describeFilter(f)}); err != nil {
+			return err
+		}
+		var err error
+		cp, err = s.checkpoint(tx, "export")
+		return err
+	})
+	if err != nil {
+		return nil, wrapOp("audit export", err)
+	}
+	return cp, s.streamAudit(ctx, actor, f, cp.EntryID, emit)
+}
+
+// StreamAudit is the streaming half of an export, for benchmarks and callers
+// that already hold a checkpoint.
+func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, through uint64, emit func(AuditEntry) error) error {
+	var cursor *AuditCursor
+	batch := make([]AuditEntry, 0, 1000)
+	for {
+		db, err := s.auditScope(s.db.WithContext(ctx).Model(&AuditEntry{}), actor, f)
+		if err != nil {
+			return err
+		}
+		db = applyAuditFilter(db, f).Where("id <= ?", through)
+		if cursor != nil {
+			db = db.Where("(at < ? OR (at = ? AND id < ?))", cursor.At, cursor.At, cursor.ID)
+		}
+		batch = batch[:0]
+		if err := db.Order("at DESC").Order("id DESC").Limit(1000).Find(&batch).Error; err != nil {
+			return wrapOp("audit export", err)
+		}
+		for _, e := range batch {
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+		if len(batch) < 1000 {
+			return nil
+		}
+		last := batch[len(batch)-1]
+		cursor = &AuditCursor{At: last.At, ID: last.ID}
+	}
+}
+
+func describeFilter(f AuditFilter) map[string]any {
+	d := map[string]any{}
+	if f.From != nil {
+		d["from"] = f.From.UTC().Format(time.RFC3339)
+	}
+	if f.To != nil {
+		d["to"] = f.To.UTC().Format(time.RFC3339)
+	}
+	if len(f.Actions) > 0 {
+		d["actions"] = f.Actions
+	}
+	if f.Actor != "" {
+		d["actor"] = f.Actor
+	}
+	if f.Target != "" {
+		d["target"] = f.Target
+	}
+	if f.IP != "" {
+		d["ip"] = f.IP
+	}
+	if f.AccountID != 0 {
+		d["account_id"] = f.AccountID
+	}
+	return d
+}
+
+// AuditReview records that someone reviewed the log through an entry.
+type AuditReview struct {
+	ID            uint `gorm:"primaryKey"`
+	AccountID     *uint
+	ThroughID     uint64
+	ReviewerID    uint
+	ReviewerEmail string
+	ReviewerRole  string
+	Note          string
+	CreatedAt     time.Time
+}
+
+// reviewScope: owners review their account's log, auditors the whole log.
+func reviewScope(db *gorm.DB, actor Actor) *gorm.DB {
+	if actor.Role == RoleOwner {
+		return db.Where("account_id = ?", actor.AccountID)
+	}
+	return db.Where("account_id IS NULL")
+}
+
+// MarkReviewed records a review through entry throughID (audited).
+func (s *Store) MarkReviewed(ctx context.Context, actor Actor, throughID uint64, rawNote string) (*AuditReview, error) {
+	if actor.Role != RoleAuditor && !(actor.Role == RoleOwner && actor.AccountID != 0) {
+		return nil, ErrForbidden
+	}
+	note, msg := validateReason("note", rawNote, false)
+	if msg != "" {
+		return nil, &ValidationError{Fields: map[string]string{"note": msg}}
+	}
+	if _, err := s.AuditEntryByID(ctx, actor, throughID); err != nil {
+		return nil, err
+	}
+	rv := &AuditReview{ThroughID: throughID, ReviewerID: actor.UserID, ReviewerEmail: actor.Email, ReviewerRole: string(actor.Role), Note: note}
+	if actor.Role == RoleOwner {
+		acc := actor.AccountID
+		rv.AccountID = &acc
+	}
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		rv.CreatedAt = s.Now()
+		if err := tx.Create(rv).Error; err != nil {
+			return err
+		}
+		return s.appendAudit(tx, actor, ActionAuditReviewed, actor.AccountID, auditTarget{Type: "audit", ID: strconv.FormatUint(throughID, 10), Name: "through #" + strconv.FormatUint(throughID, 10)},
+			map[string]any{"through": throughID, "note": note})
+	})
+	if err != nil {
+		return nil, wrapOp("mark reviewed", err)
+	}
+	return rv, nil
+}
+
+// AuditStatus is the review state shown at the top of the audit page.
+type AuditStatus struct {
+	Head       uint64 // newest visible entry
+	LastReview *AuditReview
+	// NewSinceReview counts visible entries after the last review, capped
+	// (Capped true) so the page never counts a million rows.
+	NewSinceReview int
+	Capped         bool
+}
+
+const newSinceCap = 1000
+
+// AuditStatusFor reports the head and the review state for actor.
+func (s *Store) AuditStatusFor(ctx context.Context, actor Actor) (AuditStatus, error) {
+	var st AuditStatus
+	db := s.db.WithContext(ctx)
+	scoped, err := s.auditScope(db.Model(&AuditEntry{}), actor, AuditFilter{})
+	if err != nil {
+		return st, err
+	}
+	if err := scoped.Select("COALESCE(MAX(id), 0)").Scan(&st.Head).Error; err != nil {
+		return st, wrapOp("audit status", err)
+	}
+	var rv AuditReview
+	if err := reviewScope(db.Model(&AuditReview{}), actor).Order("id DESC").Limit(1).Find(&rv).Error; err != nil {
+		return st, wrapOp("audit status", err)
+	}
+	since := uint64(0)
+	if rv.ID != 0 {
+		st.LastReview = &rv
+		since = rv.ThroughID
+	}
+	scoped, _ = s.auditScope(db.Model(&AuditEntry{}), actor, AuditFilter{})
+	var ids []uint64
+	if err := scoped.Where("id > ?", since).Order("id DESC").Limit(newSinceCap+1).Pluck("id", &ids).Error; err != nil {
+		return st, wrapOp("audit status", err)
+	}
+	st.NewSinceReview, st.Capped = min(len(ids), newSinceCap), len(ids) > newSinceCap
+	return st, nil
+}
