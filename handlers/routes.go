@@ -18,6 +18,8 @@ func Register(s *web.Server) {
 	subaccounts := &subaccountHandlers{web: s, store: s.Store}
 	support := &supportHandlers{store: s.Store}
 	staff := s.RequireStaffRole
+	audit := &auditHandlers{store: s.Store}
+	anyRole := web.RequireRole(models.RoleOwner, models.RoleSupport, models.RoleAuditor)
 	owner := web.RequireRole(models.RoleOwner)
 	signedIn := web.RequireAuth
 
@@ -59,4 +61,9 @@ func Register(s *web.Server) {
 	e.POST("/support/accounts/:id/limit", support.setLimit, staff(models.RoleSupport)).Name = "support.limit"
 	e.POST("/support/requests/:id/approve", support.decide(true), staff(models.RoleSupport)).Name = "support.approve"
 	e.POST("/support/requests/:id/deny", support.decide(false), staff(models.RoleSupport)).Name = "support.deny"
+
+	// Audit log: owners see their account tree, support and auditors all.
+	e.GET("/audit", audit.page, anyRole).Name = "audit"
+	e.POST("/audit/export", audit.export, anyRole).Name = "audit.export"
+	e.POST("/audit/reviews", audit.review, web.RequireRole(models.RoleOwner, models.RoleAuditor)).Name = "audit.review"
 }

@@ -339,7 +339,8 @@ func (s *Store) LastChainReport() *ChainReport {
 // then streams every matching entry up to that head, newest first, in
 // batches (constant memory). The checkpoint goes into the export so it can
 // be verified later.
-func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, emit func(AuditEntry) error) (*Checkpoint, error) {
+// begin runs once the checkpoint exists, before the first entry.
+func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, begin func(*Checkpoint) error, emit func(AuditEntry) error) (*Checkpoint, error) {
 	if _, err := s.auditScope(s.db, actor, f); err != nil {
 		return nil, err
 	}
@@ -356,11 +357,14 @@ func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, for
 	if err != nil {
 		return nil, wrapOp("audit export", err)
 	}
+	if err := begin(cp); err != nil {
+		return cp, err
+	}
 	return cp, s.streamAudit(ctx, actor, f, cp.EntryID, emit)
 }
 
-// StreamAudit is the streaming half of an export, for benchmarks and callers
-// that already hold a checkpoint.
+// streamAudit emits every entry matching f up to through, newest first,
+// 1000 at a time: memory stays flat whatever the size of the log.
 func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, through uint64, emit func(AuditEntry) error) error {
 	var cursor *AuditCursor
 	batch := make([]AuditEntry, 0, 1000)

@@ -6,3 +6,6 @@ var (
 	NewAPIKey    = newAPIKey
 	DigestSecret = digestSecret
 )
+
+// ComputeAuditHash lets tests rebuild a chain as an attacker would.
+func ComputeAuditHash(e *AuditEntry) string { return e.computeHash() }

@@ -1,0 +1,315 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
+	"keydesk/views"
+	"keydesk/web"
+)
+
+type auditStore interface {
+	AuditEntries(ctx context.Context, actor models.Actor, f models.AuditFilter, before, after *models.AuditCursor) (models.AuditPage, error)
+	AuditStatusFor(ctx context.Context, actor models.Actor) (models.AuditStatus, error)
+	LastChainReport() *models.ChainReport
+	ExportAudit(ctx context.Context, actor models.Actor, f models.AuditFilter, format string, begin func(*models.Checkpoint) error, emit func(models.AuditEntry) error) (*models.Checkpoint, error)
+	MarkReviewed(ctx context.Context, actor models.Actor, through uint64, note string) (*models.AuditReview, error)
+	Now() time.Time
+}
+
+type auditHandlers struct {
+	store auditStore
+}
+
+// parseAuditFilter reads the filter from the query string: input parsing
+// only (formats, ranges); what the actor may see is the model's business.
+func parseAuditFilter(q url.Values, staff bool) (models.AuditFilter, views.AuditFilterValues, map[string]string) {
+	v := views.AuditFilterValues{
+		From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to")), Actor: strings.TrimSpace(q.Get("actor")),
+		Target: strings.TrimSpace(q.Get("target")), IP: strings.TrimSpace(q.Get("ip")), Account: strings.TrimSpace(q.Get("account")),
+	}
+	var f models.AuditFilter
+	errs := map[string]string{}
+	known := map[string]bool{}
+	for _, a := range models.AuditActions() {
+		known[a] = true
+	}
+	for _, a := range q["action"] {
+		if known[a] && !hasString(v.Actions, a) {
+			v.Actions = append(v.Actions, a)
+		} else if !known[a] {
+			errs["form"] = "Unknown action filter “" + truncateRunes(a, 40) + "” was ignored."
+		}
+	}
+	f.Actions = v.Actions
+	if v.From != "" {
+		t, err := time.Parse("2006-01-02", v.From)
+		if err != nil {
+			errs["from"] = "Use a date like 2026-11-26."
+		} else {
+			f.From = &t
+		}
+	}
+	if v.To != "" {
+		t, err := time.Parse("2006-01-02", v.To)
+		if err != nil {
+			errs["to"] = "Use a date like 2026-11-26."
+		} else {
+			end := t.Add(24*time.Hour - time.Microsecond)
+			f.To = &end
+		}
+	}
+	if f.From != nil && f.To != nil && f.From.After(*f.To) {
+		errs["to"] = "The end date is before the start date."
+	}
+	if v.IP != "" {
+		if net.ParseIP(v.IP) == nil {
+			errs["ip"] = "Enter a full IPv4 or IPv6 address."
+		} else {
+			f.IP = v.IP
+		}
+	}
+	f.Actor, f.Target = truncateRunes(v.Actor, 254), truncateRunes(v.Target, 254)
+	if staff && v.Account != "" {
+		id, err := strconv.ParseUint(v.Account, 10, 32)
+		if err != nil || id == 0 {
+			errs["account"] = "Enter an account ID (a number)."
+		} else {
+			f.AccountID = uint(id)
+		}
+	}
+	return f, v, errs
+}
+
+func hasString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
+// filterQuery is the filter part of the URL (no cursor), so page links and
+// exports keep it.
+func filterQuery(v views.AuditFilterValues) url.Values {
+	q := url.Values{}
+	for k, val := range map[string]string{"from": v.From, "to": v.To, "actor": v.Actor, "target": v.Target, "ip": v.IP, "account": v.Account} {
+		if val != "" {
+			q.Set(k, val)
+		}
+	}
+	for _, a := range v.Actions {
+		q.Add("action", a)
+	}
+	return q
+}
+
+var auditNotices = map[string]string{"reviewed": "Review recorded."}
+
+func (h *auditHandlers) page(c echo.Context) error {
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	staff := actor.Role.IsStaff()
+	f, values, errs := parseAuditFilter(c.QueryParams(), staff)
+	var before, after *models.AuditCursor
+	if s := c.QueryParam("before"); s != "" {
+		cur, ok := models.ParseAuditCursor(s)
+		if !ok {
+			errs["form"] = "That page link is not valid; showing the newest entries."
+		} else {
+			before = &cur
+		}
+	} else if s := c.QueryParam("after"); s != "" {
+		cur, ok := models.ParseAuditCursor(s)
+		if !ok {
+			errs["form"] = "That page link is not valid; showing the newest entries."
+		} else {
+			after = &cur
+		}
+	}
+	status := http.StatusOK
+	if len(errs) > 0 {
+		status = http.StatusBadRequest
+	}
+	page, err := h.store.AuditEntries(ctx, actor, f, before, after)
+	if err != nil {
+		return err
+	}
+	st, err := h.store.AuditStatusFor(ctx, actor)
+	if err != nil {
+		return err
+	}
+	q := filterQuery(values)
+	p := views.AuditPageProps{
+		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: h.store.LastChainReport(),
+		IsStaff: staff, CanReview: actor.Role == models.RoleOwner || actor.Role == models.RoleAuditor,
+		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(),
+	}
+	if page.Older != nil {
+		oq := filterQuery(values)
+		oq.Set("before", page.Older.String())
+		p.OlderURL = "/audit?" + oq.Encode()
+	}
+	if page.Newer != nil {
+		nq := filterQuery(values)
+		nq.Set("after", page.Newer.String())
+		p.NewerURL = "/audit?" + nq.Encode()
+	}
+	return web.Render(c, status, views.AuditPage(p))
+}
+
+var csvHeader = []string{"id", "time_utc", "actor_type", "actor", "actor_role", "account_id", "action", "target_type", "target_id",
+	"target_name", "ip", "user_agent", "details", "prev_hash", "hash"}
+
+// csvSafe defuses spreadsheet formulas in user-supplied text (OWASP CSV
+// injection): a leading = + - @ tab or CR gets a quote in front.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func optUint(p *uint) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(*p), 10)
+}
+
+// export streams the filtered log as CSV or JSON Lines with the signed
+// checkpoint of the head in a header and a trailer. POST: an export is
+// itself audited, and GET never changes state.
+func (h *auditHandlers) export(c echo.Context) error {
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	format := c.QueryParam("format")
+	if format != "csv" && format != "jsonl" {
+		return echo.NewHTTPError(http.StatusBadRequest, "Choose an export format: csv or jsonl.")
+	}
+	f, _, errs := parseAuditFilter(c.QueryParams(), actor.Role.IsStaff())
+	if len(errs) > 0 {
+		return echo.NewHTTPError(http.StatusBadRequest, "The filter is not valid; correct it on the audit page first.")
+	}
+	res := c.Response()
+	w := bufio.NewWriterSize(res, 64<<10)
+	cw := csv.NewWriter(w)
+	enc := json.NewEncoder(w)
+	n := 0
+	begin := func(cp *models.Checkpoint) error {
+		h := res.Header()
+		ext, ctype := "csv", "text/csv; charset=utf-8"
+		if format == "jsonl" {
+			ext, ctype = "jsonl", "application/x-ndjson"
+		}
+		h.Set(echo.HeaderContentType, ctype)
+		h.Set(echo.HeaderContentDisposition, `attachment; filename="keydesk-audit-`+strconv.FormatUint(cp.EntryID, 10)+`.`+ext+`"`)
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Keydesk-Checkpoint", checkpointHeader(cp))
+		res.WriteHeader(http.StatusOK)
+		if format == "csv" {
+			return cw.Write(csvHeader)
+		}
+		return nil
+	}
+	emit := func(e models.AuditEntry) error {
+		n++
+		var err error
+		if format == "csv" {
+			err = cw.Write([]string{strconv.FormatUint(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.ActorType, csvSafe(e.ActorLabel),
+				e.ActorRole, optUint(e.AccountID), e.Action, e.TargetType, csvSafe(e.TargetID), csvSafe(e.TargetName), e.IP,
+				csvSafe(e.UserAgent), csvSafe(e.Details), e.PrevHash, e.Hash})
+		} else {
+			err = enc.Encode(exportEntry(e))
+		}
+		if err == nil && n%1000 == 0 {
+			cw.Flush()
+			if err = w.Flush(); err == nil {
+				_ = http.NewResponseController(res.Writer).Flush()
+			}
+		}
+		return err
+	}
+	cp, err := h.store.ExportAudit(ctx, actor, f, format, begin, emit)
+	if err != nil {
+		if res.Committed {
+			// Too late for an error page: the client sees a cut file without
+			// the checkpoint trailer, which marks it incomplete.
+			return nil
+		}
+		return err
+	}
+	if format == "csv" {
+		_ = cw.Write([]string{"#checkpoint", strconv.FormatUint(cp.EntryID, 10), cp.HeadHash, cp.Signature, cp.CreatedAt.UTC().Format(time.RFC3339Nano)})
+		cw.Flush()
+	} else {
+		_ = enc.Encode(map[string]any{"checkpoint": map[string]any{"entry_id": cp.EntryID, "head_hash": cp.HeadHash, "signature": cp.Signature,
+			"created_at": cp.CreatedAt.UTC().Format(time.RFC3339Nano)}})
+	}
+	return w.Flush()
+}
+
+func checkpointHeader(cp *models.Checkpoint) string {
+	return "entry=" + strconv.FormatUint(cp.EntryID, 10) + "; hash=" + cp.HeadHash + "; signature=" + cp.Signature
+}
+
+type exportedEntry struct {
+	ID         uint64          `json:"id"`
+	At         string          `json:"time"`
+	ActorType  string          `json:"actor_type"`
+	Actor      string          `json:"actor"`
+	ActorRole  string          `json:"actor_role,omitempty"`
+	AccountID  *uint           `json:"account_id"`
+	Action     string          `json:"action"`
+	TargetType string          `json:"target_type,omitempty"`
+	TargetID   string          `json:"target_id,omitempty"`
+	TargetName string          `json:"target_name,omitempty"`
+	IP         string          `json:"ip,omitempty"`
+	UserAgent  string          `json:"user_agent,omitempty"`
+	Details    json.RawMessage `json:"details"`
+	PrevHash   string          `json:"prev_hash"`
+	Hash       string          `json:"hash"`
+}
+
+func exportEntry(e models.AuditEntry) exportedEntry {
+	d := json.RawMessage(e.Details)
+	if !json.Valid(d) {
+		d, _ = json.Marshal(e.Details)
+	}
+	return exportedEntry{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), ActorType: e.ActorType, Actor: e.ActorLabel, ActorRole: e.ActorRole,
+		AccountID: e.AccountID, Action: e.Action, TargetType: e.TargetType, TargetID: e.TargetID, TargetName: e.TargetName, IP: e.IP,
+		UserAgent: e.UserAgent, Details: d, PrevHash: e.PrevHash, Hash: e.Hash}
+}
+
+func (h *auditHandlers) review(c echo.Context) error {
+	through, err := strconv.ParseUint(strings.TrimSpace(c.FormValue("through")), 10, 64)
+	if err != nil || through == 0 {
+		return echo.NewHTTPError(http.StatusBadRequest, "Choose the entry the review goes through.")
+	}
+	_, err = h.store.MarkReviewed(c.Request().Context(), web.Actor(c), through, c.FormValue("note"))
+	if fe := models.FieldErrors(err); fe != nil {
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, fe["note"])
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/audit?done=reviewed")
+}
