@@ -47,6 +47,7 @@ type AuditEntry struct {
 	ActorLabel  string // e-mail at the time, "API key 3f9c…", or "system"
 	ActorRole   string
 	AccountID   *uint
+	TreeID      *uint // the main account of AccountID (itself, or its parent)
 	Action      string
 	TargetType  string
 	TargetID    string
@@ -128,6 +129,13 @@ func (s *Store) appendAudit(tx *gorm.DB, a Actor, action string, accountID uint,
 	if accountID != 0 {
 		acc := accountID
 		e.AccountID = &acc
+		var tree uint
+		if err := tx.Raw("SELECT COALESCE(parent_id, id) FROM accounts WHERE id = ?", accountID).Scan(&tree).Error; err != nil {
+			return fmt.Errorf("models: audit account tree: %w", err)
+		}
+		if tree != 0 {
+			e.TreeID = &tree
+		}
 	}
 	e.Hash = e.computeHash()
 	if err := tx.Create(&e).Error; err != nil {
@@ -139,16 +147,15 @@ func (s *Store) appendAudit(tx *gorm.DB, a Actor, action string, accountID uint,
 // computeHash is SHA-256 over a canonical JSON encoding of every field but
 // Hash, followed by the previous entry's hash.
 func (e *AuditEntry) computeHash() string {
-	var uid, acc string
-	if e.ActorUserID != nil {
-		uid = strconv.FormatUint(uint64(*e.ActorUserID), 10)
-	}
-	if e.AccountID != nil {
-		acc = strconv.FormatUint(uint64(*e.AccountID), 10)
+	opt := func(p *uint) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.FormatUint(uint64(*p), 10)
 	}
 	canon, _ := json.Marshal([]string{
-		strconv.FormatUint(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.ActorType, uid, e.ActorLabel, e.ActorRole,
-		acc, e.Action, e.TargetType, e.TargetID, e.TargetName, e.IP, e.UserAgent, e.Details,
+		strconv.FormatUint(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.ActorType, opt(e.ActorUserID), e.ActorLabel, e.ActorRole,
+		opt(e.AccountID), opt(e.TreeID), e.Action, e.TargetType, e.TargetID, e.TargetName, e.IP, e.UserAgent, e.Details,
 	})
 	h := sha256.New()
 	h.Write(canon)

@@ -66,14 +66,17 @@ type AuditPage struct {
 // tree, auditors and support everything. The scope is in the WHERE clause
 // whatever filter or cursor the request carries.
 func (s *Store) auditScope(db *gorm.DB, actor Actor, f AuditFilter) (*gorm.DB, error) {
+	// tree_id is the main account of the entry's account: one equality
+	// that the (tree_id, at, id) index serves in keyset order, however many
+	// sub-accounts the tree has.
 	switch {
 	case actor.Role == RoleAuditor || actor.Role == RoleSupport:
 		if f.AccountID != 0 {
-			db = db.Where("account_id IN (?)", s.db.Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", f.AccountID, f.AccountID))
+			db = db.Where("tree_id = ?", f.AccountID)
 		}
 		return db, nil
 	case actor.Role == RoleOwner && actor.AccountID != 0:
-		return db.Where("account_id IN (?)", s.db.Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", actor.AccountID, actor.AccountID)), nil
+		return db.Where("tree_id = ?", actor.AccountID), nil
 	}
 	return nil, ErrForbidden
 }
@@ -116,13 +119,13 @@ func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, be
 	var rows []AuditEntry
 	switch {
 	case after != nil:
-		err = db.Where("(at > ? OR (at = ? AND id > ?))", after.At, after.At, after.ID).
+		err = db.Where("(at, id) > (?, ?)", after.At, after.ID).
 			Order("at ASC").Order("id ASC").Limit(AuditPageSize + 1).Find(&rows).Error
 		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
 			rows[i], rows[j] = rows[j], rows[i]
 		}
 	case before != nil:
-		err = db.Where("(at < ? OR (at = ? AND id < ?))", before.At, before.At, before.ID).
+		err = db.Where("(at, id) < (?, ?)", before.At, before.ID).
 			Order("at DESC").Order("id DESC").Limit(AuditPageSize + 1).Find(&rows).Error
 	default:
 		err = db.Order("at DESC").Order("id DESC").Limit(AuditPageSize + 1).Find(&rows).Error
@@ -375,7 +378,7 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 		}
 		db = applyAuditFilter(db, f).Where("id <= ?", through)
 		if cursor != nil {
-			db = db.Where("(at < ? OR (at = ? AND id < ?))", cursor.At, cursor.At, cursor.ID)
+			db = db.Where("(at, id) < (?, ?)", cursor.At, cursor.ID)
 		}
 		batch = batch[:0]
 		if err := db.Order("at DESC").Order("id DESC").Limit(1000).Find(&batch).Error; err != nil {

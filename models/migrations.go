@@ -147,8 +147,9 @@ CREATE TABLE audit_reviews (
 	created_at {{ts}} NOT NULL
 );
 CREATE INDEX idx_audit_reviews_account ON audit_reviews(account_id, id);
+ALTER TABLE audit_entries ADD COLUMN tree_id BIGINT NULL;
 CREATE INDEX idx_audit_at ON audit_entries(at, id);
-CREATE INDEX idx_audit_account_at ON audit_entries(account_id, at, id);
+CREATE INDEX idx_audit_tree_at ON audit_entries(tree_id, at, id);
 `, map[Engine][]string{
 		SQLite: {
 			`CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END`,
