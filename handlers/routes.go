@@ -20,6 +20,7 @@ func Register(s *web.Server) {
 	staff := s.RequireStaffRole
 	audit := &auditHandlers{store: s.Store}
 	anyRole := web.RequireRole(models.RoleOwner, models.RoleSupport, models.RoleAuditor)
+	rest := &restHandlers{store: s.Store}
 	owner := web.RequireRole(models.RoleOwner)
 	signedIn := web.RequireAuth
 
@@ -66,4 +67,12 @@ func Register(s *web.Server) {
 	e.GET("/audit", audit.page, anyRole).Name = "audit"
 	e.POST("/audit/export", audit.export, anyRole).Name = "audit.export"
 	e.POST("/audit/reviews", audit.review, web.RequireRole(models.RoleOwner, models.RoleAuditor)).Name = "audit.review"
+
+	// Mailjet-compatible REST API: HTTP Basic with API key and secret key;
+	// no session cookie and no CSRF (web skips both under /v3/).
+	api := e.Group("/v3/REST", s.APIKeyAuth)
+	api.GET("/apikey", rest.list).Name = "api.apikey.list"
+	api.POST("/apikey", rest.create).Name = "api.apikey.create"
+	api.GET("/apikey/:id", rest.get).Name = "api.apikey.get"
+	api.PUT("/apikey/:id", rest.update).Name = "api.apikey.update"
 }

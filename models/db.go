@@ -61,6 +61,8 @@ type Store struct {
 	cache    *keyCache
 	auditKey []byte
 	chain    chainStatus
+	usageBuf *usageBuffer
+	limiter  *authLimiter
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -145,6 +147,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle,
 		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
+		usageBuf: newUsageBuffer(), limiter: newAuthLimiter(opt.Throttle),
 	}
 	if len(s.auditKey) == 0 {
 		return nil, fmt.Errorf("models: an audit key is required to sign checkpoints")

@@ -26,8 +26,11 @@ type APIKey struct {
 	IsActive            bool
 	LastUsedAt          *time.Time
 	LastUsedIP          string
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// PrevSecretLastUsedAt is the last use of the old secret during a grace
+	// period, so the owner can see whether clients still use it.
+	PrevSecretLastUsedAt *time.Time
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
 }
 
 func (APIKey) TableName() string { return "api_keys" }
@@ -150,7 +153,7 @@ func (s *Store) KeyByID(ctx context.Context, actor Actor, id uint) (*APIKey, err
 
 // lockOwnedKey reads a key for update inside tx, scoped to the owner.
 func (s *Store) lockOwnedKey(tx *gorm.DB, actor Actor, id uint) (*APIKey, error) {
-	if actor.AccountID == 0 || actor.Role != RoleOwner {
+	if actor.AccountID == 0 || (actor.Role != RoleOwner && actor.Role != RoleAPIKey) {
 		// Staff never manage customers' keys, and answering 404 leaks nothing.
 		return nil, ErrNotFound
 	}

@@ -169,6 +169,18 @@ $$`,
 			`CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints FOR EACH STATEMENT EXECUTE FUNCTION keydesk_append_only()`,
 		},
 	}},
+	{5, "key usage", `
+ALTER TABLE api_keys ADD COLUMN prev_secret_last_used_at {{ts}} NULL;
+CREATE TABLE key_usage_daily (
+	key_id BIGINT NOT NULL REFERENCES api_keys(id),
+	day TEXT NOT NULL,
+	api_requests BIGINT NOT NULL DEFAULT 0,
+	smtp_messages BIGINT NOT NULL DEFAULT 0,
+	auth_failures BIGINT NOT NULL DEFAULT 0,
+	old_secret_uses BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (key_id, day)
+);
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {

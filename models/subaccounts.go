@@ -119,6 +119,16 @@ func (s *Store) CreateSubaccount(ctx context.Context, actor Actor, rawName, rawD
 	if err := s.requireSudo(actor); err != nil {
 		return nil, Revealed{}, err
 	}
+	return s.createSubaccount(ctx, actor, name, desc)
+}
+
+// createSubaccount does the work once the caller's rights are checked
+// (an owner in sudo mode, or a master API key).
+func (s *Store) createSubaccount(ctx context.Context, actor Actor, rawName, desc string) (*Subaccount, Revealed, error) {
+	name, msg := ValidateName(rawName)
+	if msg != "" {
+		return nil, Revealed{}, &ValidationError{Fields: map[string]string{"name": msg}}
+	}
 	var sub Subaccount
 	var secret Revealed
 	err := s.tx(ctx, func(tx *gorm.DB) error {

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -27,6 +28,10 @@ func classify(err error) problem {
 	switch {
 	case errors.As(err, &te):
 		return problem{http.StatusTooManyRequests, "Too many attempts", "For your security this is paused for a while. Try again later."}
+	case errors.Is(err, models.ErrVerifyFailed):
+		return problem{http.StatusUnauthorized, "Unauthorized", "API key authentication/authorization failure. You may be unauthorized to access the API or your API key may be expired or inactive. Visit API keys management section to check your keys."}
+	case errors.Is(err, models.ErrSubaccountKeyReadOnly):
+		return problem{http.StatusForbidden, "Not allowed", "A sub-account API key can only read itself; use the master API key."}
 	case errors.Is(err, models.ErrNotFound):
 		return problem{http.StatusNotFound, "Not found", "There is nothing here, or it is not yours to see."}
 	case errors.Is(err, models.ErrForbidden):
@@ -87,7 +92,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 	}
 	if strings.HasPrefix(c.Request().URL.Path, "/v3/") {
-		_ = c.JSON(p.Status, MailjetError(p.Status, p.Message))
+		status, msg := p.Status, p.Message
+		if fe := models.FieldErrors(err); fe != nil {
+			// Mailjet answers bad input with 400 and says which property.
+			status, msg = http.StatusBadRequest, fieldMessage(fe)
+		} else if he := (*echo.HTTPError)(nil); errors.As(err, &he) && he.Code < 500 {
+			if m, ok := he.Message.(string); ok && m != "" {
+				msg = m
+			}
+		}
+		_ = c.JSON(status, MailjetError(status, msg))
 		return
 	}
 	if c.Request().Method == http.MethodHead {
@@ -103,6 +117,23 @@ func (s *Server) handleError(err error, c echo.Context) {
 	})); rerr != nil {
 		s.Log.Error("render error page", "request_id", requestID(c), "err", rerr)
 	}
+}
+
+func fieldMessage(fe map[string]string) string {
+	keys := make([]string, 0, len(fe))
+	for k := range fe {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		name := k
+		if k == "name" {
+			name = "Name"
+		}
+		parts = append(parts, name+": "+fe[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 // MailjetError is the body of an error response in Mailjet's shape.

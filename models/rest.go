@@ -1,0 +1,174 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// RoleAPIKey is the role of an actor authenticated by a master API key.
+const RoleAPIKey Role = "apikey"
+
+// APIKeyActor is the actor for changes made through the REST API.
+func APIKeyActor(p KeyPrincipal, meta RequestMeta) Actor {
+	return Actor{Email: "API key " + p.APIKey, Role: RoleAPIKey, AccountID: p.AccountID, Meta: meta}
+}
+
+// APIKeyRecord is a key as the REST API returns it.
+type APIKeyRecord struct {
+	Key    APIKey
+	UserID uint // the owner of the main account (Mailjet's UserID)
+}
+
+// APIKeyQuery is the REST list's filters and paging.
+type APIKeyQuery struct {
+	APIKey   string
+	Name     string
+	IsActive *bool
+	IsMaster *bool
+	Limit    int
+	Offset   int
+}
+
+// apiScope limits keys to what a principal may see: a master key its
+// account tree, a sub-account key only itself.
+func (s *Store) apiScope(db *gorm.DB, p KeyPrincipal) *gorm.DB {
+	if !p.IsMaster {
+		return db.Where("id = ?", p.KeyID)
+	}
+	return s.ownedKeys(db, Actor{Role: RoleAPIKey, AccountID: p.AccountID})
+}
+
+func (s *Store) ownerUserID(db *gorm.DB, p KeyPrincipal) (uint, error) {
+	root := p.AccountID
+	if p.ParentID != 0 {
+		root = p.ParentID
+	}
+	var ids []uint
+	err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// APIListKeys lists the keys a principal sees, with the total before paging.
+func (s *Store) APIListKeys(ctx context.Context, p KeyPrincipal, q APIKeyQuery) ([]APIKeyRecord, int64, error) {
+	db := s.db.WithContext(ctx)
+	base := func() *gorm.DB {
+		x := s.apiScope(db.Model(&APIKey{}), p)
+		if q.APIKey != "" {
+			x = x.Where("api_key = ?", strings.ToLower(q.APIKey))
+		}
+		if q.Name != "" {
+			x = x.Where("name = ?", q.Name)
+		}
+		if q.IsActive != nil {
+			x = x.Where("is_active = ?", *q.IsActive)
+		}
+		if q.IsMaster != nil {
+			x = x.Where("is_master = ?", *q.IsMaster)
+		}
+		return x
+	}
+	var total int64
+	if err := base().Count(&total).Error; err != nil {
+		return nil, 0, wrapOp("api list keys", err)
+	}
+	var keys []APIKey
+	if q.Limit > 0 {
+		if err := base().Order("id").Limit(q.Limit).Offset(q.Offset).Find(&keys).Error; err != nil {
+			return nil, 0, wrapOp("api list keys", err)
+		}
+	}
+	uid, err := s.ownerUserID(db, p)
+	if err != nil {
+		return nil, 0, wrapOp("api list keys", err)
+	}
+	out := make([]APIKeyRecord, len(keys))
+	for i, k := range keys {
+		out[i] = APIKeyRecord{Key: k, UserID: uid}
+	}
+	return out, total, nil
+}
+
+// findAPIKey resolves "{id}" in a REST path: a numeric ID or an API key.
+func (s *Store) findAPIKey(db *gorm.DB, p KeyPrincipal, ref string) (*APIKey, error) {
+	q := s.apiScope(db.Model(&APIKey{}), p)
+	if id, err := strconv.ParseUint(ref, 10, 32); err == nil && id > 0 {
+		q = q.Where("id = ?", id)
+	} else if ValidAPIKeyFormat(strings.ToLower(ref)) {
+		q = q.Where("api_key = ?", strings.ToLower(ref))
+	} else {
+		return nil, ErrNotFound
+	}
+	var k APIKey
+	if err := q.Take(&k).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &k, nil
+}
+
+// APIGetKey reads one key the principal may see (another tenant's: ErrNotFound).
+func (s *Store) APIGetKey(ctx context.Context, p KeyPrincipal, ref string) (*APIKeyRecord, error) {
+	db := s.db.WithContext(ctx)
+	k, err := s.findAPIKey(db, p, ref)
+	if err != nil {
+		return nil, err
+	}
+	uid, err := s.ownerUserID(db, p)
+	if err != nil {
+		return nil, wrapOp("api get key", err)
+	}
+	return &APIKeyRecord{Key: *k, UserID: uid}, nil
+}
+
+// ErrSubaccountKeyReadOnly refuses changes requested with a sub-account key.
+var ErrSubaccountKeyReadOnly = errors.New("a sub-account API key can only read itself")
+
+// APICreateSubaccount creates a sub-account and its key with a master key,
+// subject to the plan limit, returning the secret once.
+func (s *Store) APICreateSubaccount(ctx context.Context, p KeyPrincipal, name string, meta RequestMeta) (*APIKeyRecord, Revealed, error) {
+	if !p.IsMaster {
+		return nil, Revealed{}, ErrSubaccountKeyReadOnly
+	}
+	actor := APIKeyActor(p, meta)
+	actor.Role, actor.AuthAt = RoleOwner, s.Now() // the API key itself is a fresh authentication
+	sub, secret, err := s.createSubaccount(ctx, actor, name, "")
+	if err != nil {
+		return nil, Revealed{}, err
+	}
+	uid, err := s.ownerUserID(s.db.WithContext(ctx), p)
+	if err != nil {
+		return nil, Revealed{}, wrapOp("api create key", err)
+	}
+	return &APIKeyRecord{Key: sub.Key, UserID: uid}, secret, nil
+}
+
+// APIUpdateKey applies a partial update (Name, IsActive) with a master key.
+func (s *Store) APIUpdateKey(ctx context.Context, p KeyPrincipal, ref string, name *string, active *bool, meta RequestMeta) (*APIKeyRecord, error) {
+	if !p.IsMaster {
+		return nil, ErrSubaccountKeyReadOnly
+	}
+	k, err := s.findAPIKey(s.db.WithContext(ctx), p, ref)
+	if err != nil {
+		return nil, err
+	}
+	actor := APIKeyActor(p, meta)
+	actor.AuthAt = s.Now()
+	if name != nil {
+		if _, err := s.RenameKey(ctx, actor, k.ID, *name); err != nil {
+			return nil, err
+		}
+	}
+	if active != nil {
+		if _, err := s.SetKeyActive(ctx, actor, k.ID, *active); err != nil {
+			return nil, err
+		}
+	}
+	return s.APIGetKey(ctx, p, strconv.FormatUint(uint64(k.ID), 10))
+}
+

@@ -1,0 +1,285 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Channel is where a credential was used.
+type Channel int
+
+const (
+	ChannelAPI Channel = iota
+	ChannelSMTP
+)
+
+// usageDelta accumulates one key's activity between flushes.
+type usageDelta struct {
+	apiRequests, smtpMessages, authFailures, oldSecretUses int64
+	lastUsed, prevLastUsed                                time.Time
+	lastIP                                                string
+}
+
+// usageBuffer collects usage in memory so that authentication never waits
+// on a database write; Flush writes it in one transaction.
+type usageBuffer struct {
+	mu       sync.Mutex
+	byKey    map[uint]*usageDelta     // successful uses, by key ID
+	failures map[string]map[string]int64 // failed auths: API key → day → count
+}
+
+func newUsageBuffer() *usageBuffer {
+	return &usageBuffer{byKey: map[uint]*usageDelta{}, failures: map[string]map[string]int64{}}
+}
+
+// RecordUse notes a successful authentication (and, for SMTP, a message).
+func (s *Store) RecordUse(p KeyPrincipal, ch Channel, ip string, messages int) {
+	now := s.now()
+	b := s.usageBuf
+	b.mu.Lock()
+	d := b.byKey[p.KeyID]
+	if d == nil {
+		d = &usageDelta{}
+		b.byKey[p.KeyID] = d
+	}
+	switch ch {
+	case ChannelAPI:
+		d.apiRequests++
+	case ChannelSMTP:
+		d.smtpMessages += int64(messages)
+	}
+	if p.UsedPrevious {
+		d.oldSecretUses++
+		d.prevLastUsed = now
+	}
+	if now.After(d.lastUsed) {
+		d.lastUsed, d.lastIP = now, ip
+	}
+	b.mu.Unlock()
+}
+
+// RecordAuthFailure notes a failed authentication against an API key (the
+// key may not exist; unknown keys are dropped at flush).
+func (s *Store) RecordAuthFailure(apiKey string) {
+	if !ValidAPIKeyFormat(apiKey) {
+		return
+	}
+	day := s.now().UTC().Format("2006-01-02")
+	b := s.usageBuf
+	b.mu.Lock()
+	m := b.failures[apiKey]
+	if m == nil {
+		if len(b.failures) > 10000 {
+			b.mu.Unlock() // bounded: a flood of made-up keys cannot grow this
+			return
+		}
+		m = map[string]int64{}
+		b.failures[apiKey] = m
+	}
+	m[day]++
+	b.mu.Unlock()
+}
+
+// FlushUsage writes the buffered usage: per-day counters (upserted) and
+// each key's last use. Called every few seconds and at shutdown.
+func (s *Store) FlushUsage(ctx context.Context) error {
+	b := s.usageBuf
+	b.mu.Lock()
+	byKey, failures := b.byKey, b.failures
+	b.byKey, b.failures = map[uint]*usageDelta{}, map[string]map[string]int64{}
+	b.mu.Unlock()
+	if len(byKey) == 0 && len(failures) == 0 {
+		return nil
+	}
+	day := s.Now().Format("2006-01-02")
+	type row struct {
+		KeyID         uint `gorm:"primaryKey"`
+		Day           string `gorm:"primaryKey"`
+		APIRequests   int64 `gorm:"column:api_requests"`
+		SMTPMessages  int64 `gorm:"column:smtp_messages"`
+		AuthFailures  int64
+		OldSecretUses int64
+	}
+	var rows []row
+	ids := make([]uint, 0, len(byKey))
+	for id := range byKey {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] }) // stable lock order
+	for _, id := range ids {
+		d := byKey[id]
+		rows = append(rows, row{KeyID: id, Day: day, APIRequests: d.apiRequests, SMTPMessages: d.smtpMessages, OldSecretUses: d.oldSecretUses})
+	}
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if len(failures) > 0 {
+			keys := make([]string, 0, len(failures))
+			for k := range failures {
+				keys = append(keys, k)
+			}
+			var found []struct {
+				ID     uint
+				APIKey string `gorm:"column:api_key"`
+			}
+			if err := tx.Model(&APIKey{}).Select("id", "api_key").Where("api_key IN ?", keys).Find(&found).Error; err != nil {
+				return err
+			}
+			for _, f := range found {
+				for d, n := range failures[f.APIKey] {
+					rows = append(rows, row{KeyID: f.ID, Day: d, AuthFailures: n})
+				}
+			}
+		}
+		for _, r := range rows {
+			err := tx.Table("key_usage_daily").Clauses(clause.OnConflict{
+				Columns: []clause.Column{{Name: "key_id"}, {Name: "day"}},
+				DoUpdates: clause.Assignments(map[string]any{
+					"api_requests":    gorm.Expr("key_usage_daily.api_requests + ?", r.APIRequests),
+					"smtp_messages":   gorm.Expr("key_usage_daily.smtp_messages + ?", r.SMTPMessages),
+					"auth_failures":   gorm.Expr("key_usage_daily.auth_failures + ?", r.AuthFailures),
+					"old_secret_uses": gorm.Expr("key_usage_daily.old_secret_uses + ?", r.OldSecretUses),
+				}),
+			}).Create(&r).Error
+			if err != nil {
+				return err
+			}
+		}
+		for _, id := range ids {
+			d := byKey[id]
+			upd := map[string]any{"last_used_at": d.lastUsed.UTC(), "last_used_ip": d.lastIP}
+			if !d.prevLastUsed.IsZero() {
+				upd["prev_secret_last_used_at"] = d.prevLastUsed.UTC()
+			}
+			// Never move last use backwards (another instance may be ahead).
+			if err := tx.Model(&APIKey{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, d.lastUsed.UTC()).Updates(upd).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("models: flush usage: %w", err)
+	}
+	return nil
+}
+
+// RunUsageFlusher flushes every interval until ctx ends, then once more.
+func (s *Store) RunUsageFlusher(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.FlushUsage(fctx); err != nil {
+				s.log.Error("final usage flush failed", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+			if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("usage flush failed", "err", err)
+			}
+		}
+	}
+}
+
+// DayUsage is one key's activity on one day.
+type DayUsage struct {
+	Day           time.Time
+	APIRequests   int64
+	SMTPMessages  int64
+	AuthFailures  int64
+	OldSecretUses int64
+}
+
+// KeyUsage is a key's daily usage over a period, oldest first, with every
+// day present (zeros where nothing happened).
+type KeyUsage struct {
+	Key    APIKey
+	Days   []DayUsage
+	Totals DayUsage
+}
+
+// UsageForKey returns the last `days` days of a key the owner manages.
+func (s *Store) UsageForKey(ctx context.Context, actor Actor, keyID uint, days int) (*KeyUsage, error) {
+	k, err := s.KeyByID(ctx, actor, keyID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.dailyUsage(ctx, []uint{k.ID}, days)
+	if err != nil {
+		return nil, err
+	}
+	return s.assemble(*k, m[k.ID], days), nil
+}
+
+// UsageForTree returns every key of the owner's tree over the period, for
+// the comparison of sub-accounts.
+func (s *Store) UsageForTree(ctx context.Context, actor Actor, days int) ([]KeyUsage, error) {
+	keys, err := s.ListKeys(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uint, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	m, err := s.dailyUsage(ctx, ids, days)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyUsage, len(keys))
+	for i, k := range keys {
+		out[i] = *s.assemble(k, m[k.ID], days)
+	}
+	return out, nil
+}
+
+func (s *Store) dailyUsage(ctx context.Context, ids []uint, days int) (map[uint]map[string]DayUsage, error) {
+	from := s.Now().AddDate(0, 0, -(days - 1)).Format("2006-01-02")
+	var rows []struct {
+		KeyID         uint
+		Day           string
+		APIRequests   int64 `gorm:"column:api_requests"`
+		SMTPMessages  int64 `gorm:"column:smtp_messages"`
+		AuthFailures  int64
+		OldSecretUses int64
+	}
+	if len(ids) == 0 {
+		return map[uint]map[string]DayUsage{}, nil
+	}
+	err := s.db.WithContext(ctx).Table("key_usage_daily").Where("key_id IN ? AND day >= ?", ids, from).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: usage: %w", err)
+	}
+	out := map[uint]map[string]DayUsage{}
+	for _, r := range rows {
+		if out[r.KeyID] == nil {
+			out[r.KeyID] = map[string]DayUsage{}
+		}
+		out[r.KeyID][r.Day] = DayUsage{APIRequests: r.APIRequests, SMTPMessages: r.SMTPMessages, AuthFailures: r.AuthFailures, OldSecretUses: r.OldSecretUses}
+	}
+	return out, nil
+}
+
+func (s *Store) assemble(k APIKey, m map[string]DayUsage, days int) *KeyUsage {
+	u := &KeyUsage{Key: k}
+	today := s.Now().Truncate(24 * time.Hour)
+	for i := days - 1; i >= 0; i-- {
+		d := today.AddDate(0, 0, -i)
+		du := m[d.Format("2006-01-02")]
+		du.Day = d
+		u.Days = append(u.Days, du)
+		u.Totals.APIRequests += du.APIRequests
+		u.Totals.SMTPMessages += du.SMTPMessages
+		u.Totals.AuthFailures += du.AuthFailures
+		u.Totals.OldSecretUses += du.OldSecretUses
+	}
+	return u
+}
