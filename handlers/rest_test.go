@@ -192,7 +192,9 @@ func TestRESTErrorsAreMailjetShaped(t *testing.T) {
 	res.Body.Close()
 }
 
-func jsonNum(f float64) string { return strings.TrimSuffix(strings.TrimSuffix(jsonFloat(f), ".0"), ".") }
+func jsonNum(f float64) string {
+	return strings.TrimSuffix(strings.TrimSuffix(jsonFloat(f), ".0"), ".")
+}
 
 func jsonFloat(f float64) string {
 	b, _ := json.Marshal(f)

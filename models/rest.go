@@ -171,4 +171,3 @@ func (s *Store) APIUpdateKey(ctx context.Context, p KeyPrincipal, ref string, na
 	}
 	return s.APIGetKey(ctx, p, strconv.FormatUint(uint64(k.ID), 10))
 }
-

@@ -22,15 +22,15 @@ const (
 // usageDelta accumulates one key's activity between flushes.
 type usageDelta struct {
 	apiRequests, smtpMessages, authFailures, oldSecretUses int64
-	lastUsed, prevLastUsed                                time.Time
-	lastIP                                                string
+	lastUsed, prevLastUsed                                 time.Time
+	lastIP                                                 string
 }
 
 // usageBuffer collects usage in memory so that authentication never waits
 // on a database write; Flush writes it in one transaction.
 type usageBuffer struct {
 	mu       sync.Mutex
-	byKey    map[uint]*usageDelta     // successful uses, by key ID
+	byKey    map[uint]*usageDelta        // successful uses, by key ID
 	failures map[string]map[string]int64 // failed auths: API key → day → count
 }
 
@@ -99,10 +99,10 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 	}
 	day := s.Now().Format("2006-01-02")
 	type row struct {
-		KeyID         uint `gorm:"primaryKey"`
+		KeyID         uint   `gorm:"primaryKey"`
 		Day           string `gorm:"primaryKey"`
-		APIRequests   int64 `gorm:"column:api_requests"`
-		SMTPMessages  int64 `gorm:"column:smtp_messages"`
+		APIRequests   int64  `gorm:"column:api_requests"`
+		SMTPMessages  int64  `gorm:"column:smtp_messages"`
 		AuthFailures  int64
 		OldSecretUses int64
 	}
