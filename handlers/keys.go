@@ -22,6 +22,7 @@ type keyStore interface {
 	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
 	SetKeyActive(ctx context.Context, actor models.Actor, keyID uint, active bool) (*models.APIKey, error)
 	Reauthenticate(ctx context.Context, p *models.Principal, password string, meta models.RequestMeta) error
+	UsageForKey(ctx context.Context, actor models.Actor, keyID uint, days int) (*models.KeyUsage, error)
 	Now() time.Time
 	RotationDays() int
 }
@@ -209,4 +210,20 @@ func (h *keyHandlers) activate(c echo.Context) error {
 		return err
 	}
 	return web.Redirect(c, "/keys?done=activated")
+}
+
+// usageDays is the period of the usage views.
+const usageDays = 30
+
+// usage shows one key's last 30 days: totals and a server-rendered chart.
+func (h *keyHandlers) usage(c echo.Context) error {
+	k, err := h.key(c)
+	if err != nil {
+		return err
+	}
+	u, err := h.store.UsageForKey(c.Request().Context(), web.Actor(c), k.ID, usageDays)
+	if err != nil {
+		return err
+	}
+	return web.Render(c, http.StatusOK, views.UsagePage(views.UsagePageProps{Key: h.row(u.Key), Usage: *u, Now: h.store.Now()}))
 }

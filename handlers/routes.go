@@ -49,6 +49,7 @@ func Register(s *web.Server) {
 	e.GET("/keys/:id/deactivate", keys.deactivateForm, owner).Name = "keys.deactivate"
 	e.POST("/keys/:id/deactivate", keys.deactivate, owner).Name = "keys.deactivate.submit"
 	e.POST("/keys/:id/activate", keys.activate, owner).Name = "keys.activate.submit"
+	e.GET("/keys/:id/usage", keys.usage, owner).Name = "keys.usage"
 
 	// Sub-accounts and requests for more (account owners).
 	e.GET("/subaccounts", subaccounts.list, owner).Name = "subaccounts"

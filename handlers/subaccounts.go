@@ -23,6 +23,7 @@ type subaccountStore interface {
 	CreateSubaccount(ctx context.Context, actor models.Actor, name, description string) (*models.Subaccount, models.Revealed, error)
 	LimitRequests(ctx context.Context, actor models.Actor) ([]models.LimitRequest, error)
 	RequestMoreSubaccounts(ctx context.Context, actor models.Actor, extra int, reason string) (*models.LimitRequest, error)
+	UsageForTree(ctx context.Context, actor models.Actor, days int) ([]models.KeyUsage, error)
 	Now() time.Time
 	RotationDays() int
 }
@@ -50,8 +51,12 @@ func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views
 	if err != nil {
 		return views.SubaccountsPageProps{}, err
 	}
+	compare, err := h.store.UsageForTree(ctx, actor, usageDays)
+	if err != nil {
+		return views.SubaccountsPageProps{}, err
+	}
 	now := h.store.Now()
-	p := views.SubaccountsPageProps{Usage: usage, Requests: reqs, Dialog: dialog, Now: now, Notice: subaccountNotices[c.QueryParam("done")]}
+	p := views.SubaccountsPageProps{Usage: usage, Requests: reqs, Dialog: dialog, Now: now, Notice: subaccountNotices[c.QueryParam("done")], Compare: compare}
 	for _, s := range subs {
 		p.Rows = append(p.Rows, views.SubaccountRow{Key: views.NewKeyRow(s.Key, now, h.store.RotationDays()), Description: s.Account.Description})
 	}

@@ -58,7 +58,7 @@ func (s *Store) RecordUse(p KeyPrincipal, ch Channel, ip string, messages int) {
 		d.oldSecretUses++
 		d.prevLastUsed = now
 	}
-	if now.After(d.lastUsed) {
+	if !now.Before(d.lastUsed) { // ties: the latest call wins
 		d.lastUsed, d.lastIP = now, ip
 	}
 	b.mu.Unlock()

@@ -65,7 +65,10 @@ type KeyRow struct {
 	SecretAge   string // "set 12 days ago"
 	RotationDue bool
 	GraceUntil  *time.Time
-	LastUsed    string // "4 minutes ago from 203.0.113.7" or "never"
+	// OldSecretUse says whether the old secret is still used during a
+	// grace period ("old secret last used 3 minutes ago").
+	OldSecretUse string
+	LastUsed     string // "4 minutes ago from 203.0.113.7" or "never"
 }
 
 // NewKeyRow prepares a key for display.
@@ -80,6 +83,13 @@ func NewKeyRow(k models.APIKey, now time.Time, policyDays int) KeyRow {
 		r.SecretAge = "set today"
 	default:
 		r.SecretAge = "set " + plural(days, "day") + " ago"
+	}
+	if r.GraceUntil != nil {
+		if k.PrevSecretLastUsedAt != nil && k.PrevSecretLastUsedAt.After(k.SecretSetAt) {
+			r.OldSecretUse = "old secret last used " + Ago(*k.PrevSecretLastUsedAt, now)
+		} else {
+			r.OldSecretUse = "old secret not used since the reset"
+		}
 	}
 	if k.LastUsedAt != nil {
 		r.LastUsed = Ago(*k.LastUsedAt, now)

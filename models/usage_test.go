@@ -1,0 +1,113 @@
+package models_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"keydesk/models"
+	"keydesk/models/testdb"
+)
+
+func TestUsageIsBufferedThenFlushed(t *testing.T) {
+	s, clock := testdb.Open(t)
+	actor, res := owner(t, s, "Acme", "owner@acme.example")
+	key, secret := res.Secret.APIKey, res.Secret.Secret
+	for i := 0; i < 3; i++ {
+		if _, err := s.VerifyRequest(ctx, key, secret, "203.0.113.9", models.ChannelAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := s.Verify(ctx, key, secret)
+	s.RecordUse(p, models.ChannelSMTP, "203.0.113.10", 2)
+	bad, _ := models.NewSecret()
+	if _, err := s.VerifyRequest(ctx, key, bad, "198.51.100.1", models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
+		t.Fatal(err)
+	}
+	// Nothing is written before the flush: authentication never waits on it.
+	if k, _ := s.KeyByID(ctx, actor, res.Key.ID); k.LastUsedAt != nil {
+		t.Fatal("last use written synchronously")
+	}
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := s.KeyByID(ctx, actor, res.Key.ID)
+	if k.LastUsedAt == nil || k.LastUsedIP != "203.0.113.10" {
+		t.Fatalf("last use %v from %q", k.LastUsedAt, k.LastUsedIP)
+	}
+	u, err := s.UsageForKey(ctx, actor, res.Key.ID, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Days) != 30 || u.Totals.APIRequests != 3 || u.Totals.SMTPMessages != 2 || u.Totals.AuthFailures != 1 {
+		t.Fatalf("usage %+v", u.Totals)
+	}
+	if last := u.Days[29]; last.APIRequests != 3 || !last.Day.Equal(s.Now().Truncate(24*time.Hour)) {
+		t.Fatalf("today's bar %+v", last)
+	}
+	// A second flush adds to the same day; a new day gets its own row.
+	if _, err := s.VerifyRequest(ctx, key, secret, "203.0.113.9", models.ChannelAPI); err != nil {
+		t.Fatal(err)
+	}
+	s.FlushUsage(ctx)
+	clock.Advance(24 * time.Hour)
+	if _, err := s.VerifyRequest(ctx, key, secret, "203.0.113.9", models.ChannelAPI); err != nil {
+		t.Fatal(err)
+	}
+	s.FlushUsage(ctx)
+	u, _ = s.UsageForKey(ctx, actor, res.Key.ID, 30)
+	if u.Totals.APIRequests != 5 || u.Days[28].APIRequests != 4 || u.Days[29].APIRequests != 1 {
+		t.Fatalf("after two days: total %d, yesterday %d, today %d", u.Totals.APIRequests, u.Days[28].APIRequests, u.Days[29].APIRequests)
+	}
+}
+
+func TestOldSecretUseIsTrackedDuringGrace(t *testing.T) {
+	s, clock := testdb.Open(t)
+	actor, res := owner(t, s, "Acme", "owner@acme.example")
+	if _, _, err := s.ResetSecret(ctx, actor, res.Key.ID, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "203.0.113.9", models.ChannelAPI); err != nil {
+		t.Fatalf("old secret in grace: %v", err)
+	}
+	s.FlushUsage(ctx)
+	k, _ := s.KeyByID(ctx, actor, res.Key.ID)
+	if k.PrevSecretLastUsedAt == nil || !k.PrevSecretLastUsedAt.Equal(s.Now()) {
+		t.Fatalf("old secret use not recorded: %v", k.PrevSecretLastUsedAt)
+	}
+	u, _ := s.UsageForKey(ctx, actor, res.Key.ID, 7)
+	if u.Totals.OldSecretUses != 1 {
+		t.Fatalf("old secret uses %d", u.Totals.OldSecretUses)
+	}
+}
+
+func TestUsageTenancyAndComparison(t *testing.T) {
+	s, _ := testdb.Open(t)
+	alice, ares := owner(t, s, "Alice", "alice@example.com")
+	_, bres := owner(t, s, "Bob", "bob@example.com")
+	if _, err := s.UsageForKey(ctx, alice, bres.Key.ID, 30); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("Alice reads Bob's usage: %v", err)
+	}
+	sub, secret, err := s.CreateSubaccount(ctx, alice, "newsletters", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Verify(ctx, secret.APIKey, secret.Secret)
+	s.RecordUse(p, models.ChannelSMTP, "203.0.113.1", 7)
+	s.FlushUsage(ctx)
+	rows, err := s.UsageForTree(ctx, alice, 30)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("comparison rows %d %v", len(rows), err)
+	}
+	for _, r := range rows {
+		want := int64(0)
+		if r.Key.ID == sub.Key.ID {
+			want = 7
+		}
+		if r.Totals.SMTPMessages != want {
+			t.Errorf("%s: %d messages, want %d", r.Key.Name, r.Totals.SMTPMessages, want)
+		}
+	}
+	_ = ares
+}
