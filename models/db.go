@@ -59,6 +59,7 @@ type Store struct {
 	log      *slog.Logger
 	dummy    string // a password hash to burn time on unknown e-mails
 	cache    *keyCache
+	trees    *treeCache
 	auditKey []byte
 	chain    chainStatus
 	usageBuf *usageBuffer
@@ -147,7 +148,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle,
 		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
-		usageBuf: newUsageBuffer(), limiter: newAuthLimiter(opt.Throttle),
+		usageBuf: newUsageBuffer(), limiter: newAuthLimiter(opt.Throttle), trees: newTreeCache(),
 	}
 	if len(s.auditKey) == 0 {
 		return nil, fmt.Errorf("models: an audit key is required to sign checkpoints")

@@ -246,6 +246,7 @@ func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw stri
 		return nil, &ValidationError{Fields: map[string]string{"name": msg}}
 	}
 	var k *APIKey
+	var root uint
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
 		k, err = s.lockOwnedKey(tx, actor, keyID)
@@ -267,11 +268,18 @@ func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw stri
 			}
 		}
 		k.Name = name
+		if root, err = treeOf(tx, k.AccountID); err != nil {
+			return err
+		}
+		if err := s.notifyTreeChanged(tx, root); err != nil {
+			return err
+		}
 		return s.appendAudit(tx, actor, ActionKeyRenamed, k.AccountID, target("apikey", k.ID, name), map[string]any{"from": old, "to": name})
 	})
 	if err != nil {
 		return nil, wrapOp("rename key", err)
 	}
+	s.invalidateTree(root)
 	return k, nil
 }
 
@@ -284,6 +292,7 @@ var ErrMasterKeyDeactivation = &ValidationError{Fields: map[string]string{
 // or re-activates a key.
 func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, active bool) (*APIKey, error) {
 	var k *APIKey
+	var root uint
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
 		k, err = s.lockOwnedKey(tx, actor, keyID)
@@ -307,12 +316,19 @@ func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, activ
 		if err := s.appendAudit(tx, actor, action, k.AccountID, target("apikey", k.ID, k.Name), map[string]any{"api_key": k.APIKey}); err != nil {
 			return err
 		}
+		if root, err = treeOf(tx, k.AccountID); err != nil {
+			return err
+		}
+		if err := s.notifyTreeChanged(tx, root); err != nil {
+			return err
+		}
 		return s.notifyKeyChanged(tx, k.APIKey)
 	})
 	if err != nil {
 		return nil, wrapOp("set key active", err)
 	}
 	s.invalidate(k.APIKey)
+	s.invalidateTree(root)
 	return k, nil
 }
 

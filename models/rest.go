@@ -55,42 +55,38 @@ func (s *Store) ownerUserID(db *gorm.DB, p KeyPrincipal) (uint, error) {
 	return ids[0], nil
 }
 
-// APIListKeys lists the keys a principal sees, with the total before paging.
+// root is the main account of the principal's tree.
+func (p KeyPrincipal) root() uint {
+	if p.ParentID != 0 {
+		return p.ParentID
+	}
+	return p.AccountID
+}
+
+// APIListKeys lists the keys a principal sees, with the total before
+// paging. The tree's keys come from the tree cache; filters and paging are
+// applied in memory (a tree holds at most its plan's sub-accounts).
 func (s *Store) APIListKeys(ctx context.Context, p KeyPrincipal, q APIKeyQuery) ([]APIKeyRecord, int64, error) {
-	db := s.db.WithContext(ctx)
-	base := func() *gorm.DB {
-		x := s.apiScope(db.Model(&APIKey{}), p)
-		if q.APIKey != "" {
-			x = x.Where("api_key = ?", strings.ToLower(q.APIKey))
-		}
-		if q.Name != "" {
-			x = x.Where("name = ?", q.Name)
-		}
-		if q.IsActive != nil {
-			x = x.Where("is_active = ?", *q.IsActive)
-		}
-		if q.IsMaster != nil {
-			x = x.Where("is_master = ?", *q.IsMaster)
-		}
-		return x
-	}
-	var total int64
-	if err := base().Count(&total).Error; err != nil {
-		return nil, 0, wrapOp("api list keys", err)
-	}
-	var keys []APIKey
-	if q.Limit > 0 {
-		if err := base().Order("id").Limit(q.Limit).Offset(q.Offset).Find(&keys).Error; err != nil {
-			return nil, 0, wrapOp("api list keys", err)
-		}
-	}
-	uid, err := s.ownerUserID(db, p)
+	tree, err := s.treeKeys(ctx, p.root())
 	if err != nil {
 		return nil, 0, wrapOp("api list keys", err)
 	}
-	out := make([]APIKeyRecord, len(keys))
-	for i, k := range keys {
-		out[i] = APIKeyRecord{Key: k, UserID: uid}
+	apiKey := strings.ToLower(q.APIKey)
+	var total int64
+	out := []APIKeyRecord{}
+	for _, k := range tree.keys {
+		switch {
+		case !p.IsMaster && k.ID != p.KeyID,
+			apiKey != "" && k.APIKey != apiKey,
+			q.Name != "" && k.Name != q.Name,
+			q.IsActive != nil && k.IsActive != *q.IsActive,
+			q.IsMaster != nil && k.IsMaster != *q.IsMaster:
+			continue
+		}
+		total++
+		if total > int64(q.Offset) && len(out) < q.Limit {
+			out = append(out, APIKeyRecord{Key: k, UserID: tree.ownerID})
+		}
 	}
 	return out, total, nil
 }

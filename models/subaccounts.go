@@ -164,11 +164,12 @@ func (s *Store) createSubaccount(ctx context.Context, actor Actor, rawName, desc
 			return err
 		}
 		sub.Key, secret = *k, rev
-		return nil
+		return s.notifyTreeChanged(tx, parent.ID)
 	})
 	if err != nil {
 		return nil, Revealed{}, wrapOp("create sub-account", err)
 	}
+	s.invalidateTree(*sub.Account.ParentID)
 	return &sub, secret, nil
 }
 
@@ -235,11 +236,13 @@ type LimitRequest struct {
 // ErrRequestPending refuses a second open request.
 var ErrRequestPending = &ValidationError{Fields: map[string]string{"form": "You already have a pending request. Support will answer it before you can send another."}}
 
-func validateReason(field, raw string, required bool) (string, string) {
+// validateReason checks free text such as a reason or a note; what names
+// it in the message ("reason", "note").
+func validateReason(what, raw string, required bool) (string, string) {
 	r := strings.TrimSpace(raw)
 	switch {
 	case r == "" && required:
-		return "", "A reason is required."
+		return "", "A " + what + " is required."
 	case utf8.RuneCountInString(r) > 500:
 		return "", "Use at most 500 characters."
 	}

@@ -91,12 +91,23 @@ func (s *Store) invalidate(apiKey string) {
 	}
 }
 
+// InvalidateVerifyCache empties this process's verification cache only
+// (benchmarks of the cold path).
+func (s *Store) InvalidateVerifyCache() {
+	s.cache.mu.RLock()
+	enabled := s.cache.enabled
+	s.cache.mu.RUnlock()
+	s.cache.reset(enabled)
+}
+
 // InvalidateAllKeys empties this process's verification cache (used when an
 // account is disabled, and by tests).
 func (s *Store) InvalidateAllKeys() {
-	if s.cache != nil {
-		s.cache.reset(s.cache.enabled)
-	}
+	s.cache.mu.RLock()
+	enabled := s.cache.enabled
+	s.cache.mu.RUnlock()
+	s.cache.reset(enabled)
+	s.trees.reset()
 }
 
 const notifyChannel = "keydesk_keys"
@@ -119,6 +130,7 @@ func (s *Store) listenForKeyChanges(ctx context.Context, dsn string) {
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, dsn)
 		s.cache.reset(false)
+		s.trees.reset()
 		if ctx.Err() != nil {
 			return
 		}
@@ -141,13 +153,14 @@ func (s *Store) listenOnce(ctx context.Context, dsn string) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
+	s.trees.reset()
 	s.cache.reset(true)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		s.cache.invalidate(n.Payload)
+		s.handleNotification(n.Payload)
 	}
 }
 

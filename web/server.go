@@ -86,9 +86,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	// Order matters: an ID first so every log line and error page carries
 	// it; recovery next so a panic still gets headers and a logged 500;
 	// then headers, body limit, CSRF and the session.
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: func() string { return randomID(12) },
-	}))
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs()}))
 	e.Use(s.logRequests)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {

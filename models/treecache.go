@@ -1,0 +1,123 @@
+package models
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// treeCache holds each account tree's keys (display fields only, never a
+// digest) and owner ID for the REST API, so a warm GET /v3/REST/apikey
+// costs no query. Same rules as keyCache: invalidated after every write
+// to the tree in this process and, on PostgreSQL, in every instance
+// through NOTIFY; a fill that raced an invalidation is dropped; a TTL
+// bounds any surprise.
+type treeCache struct {
+	mu    sync.RWMutex
+	m     map[uint]*treeEntry
+	epoch uint64
+	ttl   time.Duration
+}
+
+type treeEntry struct {
+	keys     []APIKey
+	ownerID  uint
+	loadedAt time.Time
+}
+
+func newTreeCache() *treeCache { return &treeCache{m: map[uint]*treeEntry{}, ttl: time.Minute} }
+
+func (c *treeCache) get(root uint, now time.Time, enabled bool) (*treeEntry, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e := c.m[root]
+	if !enabled || e == nil || now.Sub(e.loadedAt) > c.ttl {
+		return nil, c.epoch
+	}
+	return e, c.epoch
+}
+
+func (c *treeCache) put(root uint, e *treeEntry, epoch uint64) {
+	c.mu.Lock()
+	if c.epoch == epoch {
+		c.m[root] = e
+	}
+	c.mu.Unlock()
+}
+
+func (c *treeCache) invalidate(root uint) {
+	c.mu.Lock()
+	delete(c.m, root)
+	c.epoch++
+	c.mu.Unlock()
+}
+
+func (c *treeCache) reset() {
+	c.mu.Lock()
+	c.m = map[uint]*treeEntry{}
+	c.epoch++
+	c.mu.Unlock()
+}
+
+const treePrefix = "tree:"
+
+// treeOf is the main account of an account (itself or its parent).
+func treeOf(tx *gorm.DB, accountID uint) (uint, error) {
+	var root uint
+	err := tx.Raw("SELECT COALESCE(parent_id, id) FROM accounts WHERE id = ?", accountID).Scan(&root).Error
+	return root, err
+}
+
+// notifyTreeChanged tells other instances, at commit, that a tree's keys
+// changed.
+func (s *Store) notifyTreeChanged(tx *gorm.DB, root uint) error {
+	if s.engine != Postgres {
+		return nil
+	}
+	return tx.Exec("SELECT pg_notify(?, ?)", notifyChannel, treePrefix+strconv.FormatUint(uint64(root), 10)).Error
+}
+
+// invalidateTree drops a tree from this process's cache (after commit).
+func (s *Store) invalidateTree(root uint) { s.trees.invalidate(root) }
+
+// handleNotification dispatches a NOTIFY payload to the right cache.
+func (s *Store) handleNotification(payload string) {
+	if rest, ok := strings.CutPrefix(payload, treePrefix); ok {
+		if id, err := strconv.ParseUint(rest, 10, 64); err == nil {
+			s.trees.invalidate(uint(id))
+		}
+		return
+	}
+	s.cache.invalidate(payload)
+}
+
+// treeKeys returns the keys of a tree (cached) and its owner's user ID.
+func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
+	now := s.now()
+	e, epoch := s.trees.get(root, now, s.KeyCacheReady())
+	if e != nil {
+		return e, nil
+	}
+	db := s.db.WithContext(ctx)
+	var keys []APIKey
+	err := db.Model(&APIKey{}).Select("id", "account_id", "name", "api_key", "is_master", "is_active", "created_at").
+		Where("account_id IN (?)", db.Session(&gorm.Session{NewDB: true}).Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", root, root)).
+		Order("id").Find(&keys).Error
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint
+	if err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error; err != nil {
+		return nil, err
+	}
+	e = &treeEntry{keys: keys, loadedAt: now}
+	if len(ids) > 0 {
+		e.ownerID = ids[0]
+	}
+	s.trees.put(root, e, epoch)
+	return e, nil
+}
