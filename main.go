@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 
 	"keydesk/handlers"
 	"keydesk/models"
+	kdsmtp "keydesk/smtp"
 	"keydesk/views"
 	"keydesk/web"
 )
@@ -47,6 +49,11 @@ type config struct {
 	TrustProxy   bool
 	SMTPAddr     string
 	SMTPHost     string
+	TLSCert      string
+	TLSKey       string
+	SMTPInsecure bool
+	SMTPMaxBytes int64
+	SMTPRelay    string
 	LogLevel     string
 	AuditKey     string
 	AuditEvery   time.Duration
@@ -73,6 +80,13 @@ func envInt(name string, def int) int {
 	return def
 }
 
+func envInt64(name string, def int64) int64 {
+	if v, err := strconv.ParseInt(env(name, ""), 10, 64); err == nil {
+		return v
+	}
+	return def
+}
+
 func envDuration(name string, def time.Duration) time.Duration {
 	if v, err := time.ParseDuration(env(name, "")); err == nil {
 		return v
@@ -91,8 +105,13 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.SessionIdle, "session-idle", envDuration("KEYDESK_SESSION_IDLE", 30*time.Minute), "sign out after this much inactivity (KEYDESK_SESSION_IDLE)")
 	fs.DurationVar(&c.SessionMax, "session-max", envDuration("KEYDESK_SESSION_MAX", 12*time.Hour), "absolute session lifetime (KEYDESK_SESSION_MAX)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
-	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission address shown to users (KEYDESK_SMTP_ADDR)")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("KEYDESK_TLS_CERT", ""), "PEM certificate (chain) for SMTP STARTTLS; with --tls-key. When both are empty a self-signed ECDSA certificate is generated once and saved beside the database (KEYDESK_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("KEYDESK_TLS_KEY", ""), "PEM private key for --tls-cert (KEYDESK_TLS_KEY)")
+	fs.BoolVar(&c.SMTPInsecure, "smtp-allow-insecure-auth", envBool("KEYDESK_SMTP_ALLOW_INSECURE_AUTH", false), "accept SMTP AUTH without STARTTLS: secrets cross the network in clear text; local testing only (KEYDESK_SMTP_ALLOW_INSECURE_AUTH)")
+	fs.Int64Var(&c.SMTPMaxBytes, "smtp-max-bytes", envInt64("KEYDESK_SMTP_MAX_BYTES", kdsmtp.DefaultMaxMessageBytes), "largest SMTP message accepted, in bytes; larger ones get 552 (KEYDESK_SMTP_MAX_BYTES)")
+	fs.StringVar(&c.SMTPRelay, "smtp-relay", env("KEYDESK_SMTP_RELAY", ""), "where accepted SMTP messages go: empty = a sink that logs metadata only and delivers nothing; smtp://host:port = forward to that server (KEYDESK_SMTP_RELAY)")
 	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that signs audit checkpoints; keep it outside the database. Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
 	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve signs the audit head and re-verifies the chain (KEYDESK_AUDIT_EVERY)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
@@ -225,6 +244,16 @@ func flagValue(c *config, name, def string) string {
 		return c.SMTPAddr
 	case "smtp-host":
 		return c.SMTPHost
+	case "tls-cert":
+		return c.TLSCert
+	case "tls-key":
+		return c.TLSKey
+	case "smtp-allow-insecure-auth":
+		return strconv.FormatBool(c.SMTPInsecure)
+	case "smtp-max-bytes":
+		return strconv.FormatInt(c.SMTPMaxBytes, 10)
+	case "smtp-relay":
+		return c.SMTPRelay
 	case "log-level":
 		return c.LogLevel
 	case "audit-key":
@@ -280,6 +309,19 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 		return err
 	}
 	defer store.Close()
+	// Usage (last use, per-day counters) is buffered in memory and flushed
+	// every 2 s; the final flush runs after both listeners have stopped and
+	// before the store closes (defers run last-in, first-out).
+	usageCtx, stopUsage := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	go func() {
+		defer close(usageDone)
+		store.RunUsageFlusher(usageCtx, 2*time.Second)
+	}()
+	defer func() {
+		stopUsage()
+		<-usageDone
+	}()
 	keys, err := sessionKeys(cfg, log)
 	if err != nil {
 		return err
@@ -295,6 +337,16 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 		return err
 	}
 	handlers.Register(srv)
+	smtpSrv, err := newSMTPServer(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if smtpSrv != nil {
+		if err := smtpSrv.Listen(); err != nil {
+			return err // names the address
+		}
+		defer smtpSrv.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -305,15 +357,107 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 	log.Info("keydesk listening", "url", "http://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	var smtpErrc chan error // nil (never ready) when SMTP is off
+	if smtpSrv != nil {
+		smtpErrc = make(chan error, 1)
+		go func() { smtpErrc <- smtpSrv.Serve() }()
+	}
+	var runErr error
 	select {
-	case err := <-errc:
-		return err
+	case runErr = <-errc:
+	case err := <-smtpErrc:
+		runErr = fmt.Errorf("smtp listener stopped: %w", err)
+		if err == nil {
+			runErr = errors.New("smtp listener stopped")
+		}
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return hs.Shutdown(sctx)
+	// Both listeners drain at once, within the same deadline.
+	smtpShut := make(chan error, 1)
+	go func() {
+		if smtpSrv == nil {
+			smtpShut <- nil
+			return
+		}
+		smtpShut <- smtpSrv.Shutdown(sctx)
+	}()
+	httpErr := hs.Shutdown(sctx)
+	if err := <-smtpShut; err != nil {
+		httpErr = errors.Join(httpErr, fmt.Errorf("smtp shutdown: %w", err))
+	}
+	return errors.Join(runErr, httpErr)
+}
+
+// newSMTPServer builds the SMTP submission listener from the settings, or
+// returns nil when --smtp-addr is "off".
+func newSMTPServer(cfg *config, store *models.Store, log *slog.Logger) (*kdsmtp.Server, error) {
+	if strings.EqualFold(strings.TrimSpace(cfg.SMTPAddr), "off") {
+		log.Info("smtp submission disabled (--smtp-addr off)")
+		return nil, nil
+	}
+	tlsCfg, err := smtpTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	relay, err := kdsmtp.ParseRelay(cfg.SMTPRelay, log)
+	if err != nil {
+		return nil, err
+	}
+	return kdsmtp.New(kdsmtp.Config{
+		Addr: cfg.SMTPAddr, TLS: tlsCfg, AllowInsecureAuth: cfg.SMTPInsecure, MaxMessageBytes: cfg.SMTPMaxBytes,
+		Domain: smtpInfo(cfg).Host, Relay: relay, Logger: log,
+	}, store)
+}
+
+// smtpTLS loads --tls-cert/--tls-key or, when both are empty, loads or
+// creates a self-signed certificate beside the database (the key 0600).
+func smtpTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
+	switch {
+	case cfg.TLSCert != "" && cfg.TLSKey != "":
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		return kdsmtp.TLSConfig(pair), nil
+	case cfg.TLSCert != "" || cfg.TLSKey != "":
+		return nil, errors.New("set both --tls-cert and --tls-key (KEYDESK_TLS_CERT, KEYDESK_TLS_KEY), or neither for a self-signed certificate")
+	}
+	certPath, keyPath := keyFile(cfg, "keydesk.smtp-cert.pem"), keyFile(cfg, "keydesk.smtp-key.pem")
+	certPEM, certErr := os.ReadFile(certPath)
+	keyPEM, keyErr := os.ReadFile(keyPath)
+	switch {
+	case errors.Is(certErr, os.ErrNotExist) && errors.Is(keyErr, os.ErrNotExist):
+		hosts := []string{smtpInfo(cfg).Host}
+		if h, _, err := net.SplitHostPort(cfg.SMTPAddr); err == nil && h != "" && h != hosts[0] {
+			hosts = append(hosts, h)
+		}
+		var err error
+		certPEM, keyPEM, err = kdsmtp.SelfSignedCertificate(hosts...)
+		if err != nil {
+			return nil, fmt.Errorf("generate the SMTP certificate: %w", err)
+		}
+		if err := writeNew(keyPath, string(keyPEM)); err != nil {
+			return nil, fmt.Errorf("save the SMTP TLS key: %w", err)
+		}
+		if err := writeNew(certPath, string(certPEM)); err != nil {
+			return nil, fmt.Errorf("save the SMTP TLS certificate: %w", err)
+		}
+		_ = os.Chmod(certPath, 0o644) // public: clients may need to trust it
+		log.Warn("generated a self-signed certificate for SMTP STARTTLS and saved it (key with 0600 permissions); clients must trust it explicitly. Set KEYDESK_TLS_CERT and KEYDESK_TLS_KEY to use a real one",
+			"cert", certPath, "key", keyPath, "hosts", hosts)
+	case certErr != nil:
+		return nil, fmt.Errorf("read the SMTP certificate: %w (remove %s to generate a new pair)", certErr, keyPath)
+	case keyErr != nil:
+		return nil, fmt.Errorf("read the SMTP TLS key: %w (remove %s to generate a new pair)", keyErr, certPath)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP certificate %s and key %s: %w", certPath, keyPath, err)
+	}
+	return kdsmtp.TLSConfig(pair), nil
 }
 
 func smtpInfo(cfg *config) views.SMTPInfo {

@@ -3,12 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	netsmtp "net/smtp"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"keydesk/models"
 	"keydesk/models/testdb"
@@ -17,6 +27,11 @@ import (
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
+	if !slices.Contains(args, "--audit-key") {
+		// Never let a test write keydesk.audit-key into the working
+		// directory (PostgreSQL DSNs have no folder to put it beside).
+		args = append([]string{"--audit-key", hex.EncodeToString(testdb.AuditKey)}, args...)
+	}
 	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
@@ -140,5 +155,333 @@ func TestSessionKeysGeneratedOnceWith0600(t *testing.T) {
 	cfg.SessionKeys = "nothex:zz"
 	if _, err := sessionKeys(cfg, log); err == nil {
 		t.Fatal("malformed session keys accepted")
+	}
+}
+
+// ---- keydesk audit verify ----
+
+// cliAuditKey is the checkpoint key the CLI gets with --audit-key; the test
+// store opened on the same database uses the same bytes.
+const cliAuditKey = "6b657964657363c1a0d1e2f30415263748596a7b8c9daebfc0d1e2f30415a5b6"
+
+// cliAuditLog opens a store on a fresh database and writes a little history:
+// an account (three entries), five renames and, with checkpoint, a signed
+// head. The store stays open while the CLI runs, as the server would.
+func cliAuditLog(t *testing.T, checkpoint bool) (string, *models.Store, *models.Checkpoint) {
+	t.Helper()
+	dsn := testdb.DSN(t)
+	key, err := hex.DecodeString(cliAuditKey)
+	if err != nil || len(key) != 32 {
+		t.Fatal("bad test key")
+	}
+	s := testdb.OpenDSN(t, dsn, models.Options{AuditKey: key, Argon: testdb.FastArgon})
+	ctx := context.Background()
+	res, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: "Acme", Email: "owner@acme.example", Password: "a long enough password"},
+		models.SystemActor(), models.ActionAccountCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := models.Actor{UserID: res.User.ID, Email: res.User.Email, Role: models.RoleOwner, AccountID: res.Account.ID, AuthAt: s.Now(),
+		Meta: models.RequestMeta{IP: "198.51.100.7", UserAgent: "cli-test"}}
+	for i := range 5 {
+		if _, err := s.RenameKey(ctx, owner, res.Key.ID, fmt.Sprintf("Acme %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cp *models.Checkpoint
+	if checkpoint {
+		if cp, err = s.Checkpoint(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dsn, s, cp
+}
+
+type cliVerifyOutput struct {
+	OK             *bool  `json:"ok"`
+	Entries        int64  `json:"entries"`
+	Head           uint64 `json:"head"`
+	Checkpoints    int    `json:"checkpoints"`
+	LastCheckpoint uint64 `json:"last_checkpoint"`
+	BadEntry       uint64 `json:"bad_entry"`
+	Problem        string `json:"problem"`
+}
+
+func runAuditVerify(t *testing.T, dsn, key string) (int, cliVerifyOutput, string) {
+	t.Helper()
+	code, out, stderr := runCLI(t, "", "--db", dsn, "--audit-key", key, "audit", "verify")
+	var got cliVerifyOutput
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.OK == nil {
+		t.Fatalf("audit verify: stdout is not the JSON summary: %q (exit %d, stderr %q)", out, code, stderr)
+	}
+	return code, got, stderr
+}
+
+// cliAllowTampering lifts the append-only triggers, as someone with
+// database rights could.
+func cliAllowTampering(t *testing.T, s *models.Store) {
+	t.Helper()
+	stmts := []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete",
+		"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete"}
+	if s.Engine() == models.Postgres {
+		stmts = []string{"ALTER TABLE audit_entries DISABLE TRIGGER USER", "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"}
+	}
+	for _, q := range stmts {
+		if err := s.DB().Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCLIAuditVerifyCleanLog(t *testing.T) {
+	dsn, s, cp := cliAuditLog(t, true)
+	var n int64
+	var head uint64
+	s.DB().Table("audit_entries").Count(&n)
+	s.DB().Table("audit_entries").Select("MAX(id)").Scan(&head)
+	if n < 8 {
+		t.Fatalf("fixture: %d entries", n)
+	}
+	code, got, stderr := runAuditVerify(t, dsn, cliAuditKey)
+	if code != 0 {
+		t.Fatalf("clean log: exit %d, stderr %q", code, stderr)
+	}
+	if !*got.OK || got.Entries != n || got.Head != head || got.Checkpoints != 1 || got.LastCheckpoint != cp.EntryID || got.Problem != "" || got.BadEntry != 0 {
+		t.Fatalf("clean log summary %+v, want ok with %d entries through #%d and checkpoint #%d", got, n, head, cp.EntryID)
+	}
+	if strings.Contains(stderr, "does not verify") {
+		t.Fatalf("clean log: stderr %q", stderr)
+	}
+	// More entries after the checkpoint still verify.
+	if _, err := s.Checkpoint(context.Background(), "again"); err != nil {
+		t.Fatal(err)
+	}
+	if code, got, _ := runAuditVerify(t, dsn, cliAuditKey); code != 0 || !*got.OK || got.Checkpoints != 1 {
+		t.Fatalf("re-signing an already signed head: exit %d %+v", code, got)
+	}
+
+	// Another audit key cannot vouch for the checkpoints.
+	code, got, stderr = runAuditVerify(t, dsn, strings.Repeat("0f", 32))
+	if code == 0 || *got.OK || !strings.Contains(got.Problem, "signature") || got.BadEntry != cp.EntryID {
+		t.Fatalf("wrong audit key: exit %d %+v", code, got)
+	}
+	if !strings.Contains(stderr, "signature") {
+		t.Fatalf("wrong audit key: stderr %q", stderr)
+	}
+	// A malformed key is refused before anything is read.
+	if code, out, stderr := runCLI(t, "", "--db", dsn, "--audit-key", "abc", "audit", "verify"); code == 0 || out != "" || !strings.Contains(stderr, "audit key") {
+		t.Fatalf("malformed key: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
+
+func TestCLIAuditVerifyNamesTheFirstBadEntry(t *testing.T) {
+	for _, field := range []struct{ column, value string }{
+		{"action", "logout"}, {"actor_label", "mallory@evil.example"}, {"target_name", "Innocent"},
+		{"ip", "10.6.6.6"}, {"details", `{"from":"x","to":"y"}`}, {"hash", strings.Repeat("a", 64)},
+	} {
+		t.Run("edit "+field.column, func(t *testing.T) {
+			dsn, s, _ := cliAuditLog(t, true)
+			cliAllowTampering(t, s)
+			if err := s.DB().Exec("UPDATE audit_entries SET "+field.column+" = ? WHERE id = 5", field.value).Error; err != nil {
+				t.Fatal(err)
+			}
+			code, got, stderr := runAuditVerify(t, dsn, cliAuditKey)
+			if code == 0 || *got.OK || got.BadEntry != 5 || !strings.Contains(got.Problem, "#5") {
+				t.Fatalf("edited %s of #5: exit %d %+v", field.column, code, got)
+			}
+			if got.Entries != 4 || got.Head != 4 {
+				t.Fatalf("edited %s of #5: verified %d entries through #%d, want 4 through #4", field.column, got.Entries, got.Head)
+			}
+			if !strings.Contains(stderr, "#5") {
+				t.Fatalf("stderr does not name the entry: %q", stderr)
+			}
+		})
+	}
+	t.Run("delete an entry", func(t *testing.T) {
+		dsn, s, _ := cliAuditLog(t, false)
+		cliAllowTampering(t, s)
+		if err := s.DB().Exec("DELETE FROM audit_entries WHERE id = 3").Error; err != nil {
+			t.Fatal(err)
+		}
+		code, got, stderr := runAuditVerify(t, dsn, cliAuditKey)
+		if code == 0 || *got.OK || got.BadEntry != 3 || !strings.Contains(got.Problem, "#3 is missing") || !strings.Contains(stderr, "#3") {
+			t.Fatalf("deleted #3: exit %d %+v, stderr %q", code, got, stderr)
+		}
+	})
+	t.Run("truncate the tail after a checkpoint", func(t *testing.T) {
+		dsn, s, cp := cliAuditLog(t, true)
+		cliAllowTampering(t, s)
+		if err := s.DB().Exec("DELETE FROM audit_entries WHERE id >= ?", cp.EntryID-1).Error; err != nil {
+			t.Fatal(err)
+		}
+		code, got, stderr := runAuditVerify(t, dsn, cliAuditKey)
+		want := fmt.Sprintf("#%d", cp.EntryID-1)
+		if code == 0 || *got.OK || got.BadEntry != cp.EntryID-1 || !strings.Contains(got.Problem, "truncated") || !strings.Contains(stderr, "truncated") {
+			t.Fatalf("cut the last two entries of %d: exit %d %+v, stderr %q (want %s named)", cp.EntryID, code, got, stderr, want)
+		}
+		if got.Head != cp.EntryID-2 || got.LastCheckpoint != cp.EntryID {
+			t.Fatalf("truncated: head #%d, last checkpoint #%d", got.Head, got.LastCheckpoint)
+		}
+	})
+	t.Run("forge a checkpoint", func(t *testing.T) {
+		dsn, s, cp := cliAuditLog(t, true)
+		cliAllowTampering(t, s)
+		if err := s.DB().Exec("UPDATE audit_checkpoints SET head_hash = ?", strings.Repeat("b", 64)).Error; err != nil {
+			t.Fatal(err)
+		}
+		code, got, _ := runAuditVerify(t, dsn, cliAuditKey)
+		if code == 0 || *got.OK || got.BadEntry != cp.EntryID || !strings.Contains(got.Problem, "signature") {
+			t.Fatalf("forged checkpoint: exit %d %+v", code, got)
+		}
+	})
+}
+
+// ---- keydesk serve: SMTP listener, certificate, usage flush ----
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "keydesk.db") // SQLite: the certificate goes beside it
+	code, out, stderr := runCLI(t, "a long enough password\n", "--db", db, "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin")
+	if code != 0 {
+		t.Fatalf("account create: %s", stderr)
+	}
+	var acct struct {
+		APIKey    string `json:"api_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &acct); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, logs)
+	}()
+	addrRE := regexp.MustCompile(`msg="smtp submission listening" .*addr=(127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("serve exited %d:\n%s", c, logs.String())
+		default:
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no SMTP listener:\n%s", logs.String())
+	}
+	certPath, keyPath := filepath.Join(dir, "keydesk.smtp-cert.pem"), filepath.Join(dir, "keydesk.smtp-key.pem")
+	if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("SMTP TLS key file: %v %v", st, err)
+	}
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "generated a self-signed certificate for SMTP STARTTLS") {
+		t.Error("no log line for the generated certificate")
+	}
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	c, err := netsmtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
+		t.Fatalf("STARTTLS with the generated certificate: %v", err)
+	}
+	if err := c.Auth(netsmtp.PlainAuth("", acct.APIKey, acct.SecretKey, "127.0.0.1")); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	if err := c.Mail("app@acme.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("a@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: hi\r\nMessage-ID: <serve@acme.example>\r\n\r\nhello\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	c.Quit()
+
+	cancel() // as SIGTERM would
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+	if strings.Contains(logs.String(), acct.SecretKey) {
+		t.Fatal("the secret key reached the log")
+	}
+	// The final usage flush ran before the store closed.
+	s := testdb.OpenDSN(t, db, models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey})
+	var row struct {
+		LastUsedAt *time.Time
+		Messages   int64
+	}
+	if err := s.DB().Raw(`SELECT k.last_used_at, (SELECT COALESCE(SUM(smtp_messages), 0) FROM key_usage_daily d WHERE d.key_id = k.id) AS messages
+		FROM api_keys k WHERE k.api_key = ?`, acct.APIKey).Scan(&row).Error; err != nil {
+		t.Fatal(err)
+	}
+	if row.LastUsedAt == nil || row.Messages != 1 {
+		t.Fatalf("usage after shutdown: last used %v, %d SMTP messages (want set, 1)", row.LastUsedAt, row.Messages)
+	}
+	_ = s.Close()
+
+	// A taken SMTP port fails the start, naming the address; the saved
+	// certificate is reused, not regenerated.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, stderr = runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", busy.Addr().String())
+	if code == 0 || !strings.Contains(stderr, "smtp: listen on "+busy.Addr().String()) {
+		t.Fatalf("busy SMTP port: exit %d, stderr %s", code, stderr)
+	}
+	if again, _ := os.ReadFile(certPath); !bytes.Equal(again, certPEM) {
+		t.Error("the SMTP certificate was regenerated")
+	}
+	// Half a certificate setting is refused; "off" disables the listener.
+	code, _, stderr = runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--tls-cert", certPath)
+	if code == 0 || !strings.Contains(stderr, "--tls-key") {
+		t.Fatalf("--tls-cert alone: exit %d, %s", code, stderr)
+	}
+	code, _, stderr = runCLI(t, "", "--help")
+	for _, want := range []string{"KEYDESK_SMTP_ADDR", "KEYDESK_TLS_CERT", "KEYDESK_TLS_KEY", "KEYDESK_SMTP_ALLOW_INSECURE_AUTH", "KEYDESK_SMTP_MAX_BYTES", "KEYDESK_SMTP_RELAY"} {
+		if code != 0 || !strings.Contains(stderr, want) {
+			t.Errorf("--help does not mention %s", want)
+		}
 	}
 }

@@ -300,7 +300,7 @@ func exportEntry(e models.AuditEntry) exportedEntry {
 }
 
 func (h *auditHandlers) review(c echo.Context) error {
-	through, err := strconv.ParseUint(strings.TrimSpace(c.FormValue("through")), 10, 64)
+	through, err := strconv.ParseUint(strings.TrimSpace(c.FormValue("through")), 10, 63) // a BIGINT ID
 	if err != nil || through == 0 {
 		return echo.NewHTTPError(http.StatusBadRequest, "Choose the entry the review goes through.")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -16,7 +17,8 @@ import (
 )
 
 type keyStore interface {
-	ListKeys(ctx context.Context, actor models.Actor) ([]models.APIKey, error)
+	KeysPage(ctx context.Context, actor models.Actor, search string, page int) (*models.KeysView, error)
+	SubaccountUsage(ctx context.Context, actor models.Actor) (models.Usage, error)
 	KeyByID(ctx context.Context, actor models.Actor, id uint) (*models.APIKey, error)
 	ResetSecret(ctx context.Context, actor models.Actor, keyID uint, grace time.Duration) (*models.APIKey, models.Revealed, error)
 	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
@@ -44,24 +46,34 @@ func (h *keyHandlers) row(k models.APIKey) views.KeyRow {
 
 // page builds the keys page props, with dialog open when not nil.
 func (h *keyHandlers) page(c echo.Context, dialog templ.Component) (views.KeysPageProps, error) {
-	keys, err := h.store.ListKeys(c.Request().Context(), web.Actor(c))
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	search := strings.TrimSpace(c.QueryParam("q"))
+	if len([]rune(search)) > 64 {
+		search = string([]rune(search)[:64])
+	}
+	page, _ := strconv.Atoi(c.QueryParam("page"))
+	v, err := h.store.KeysPage(ctx, actor, search, page)
+	if err != nil {
+		return views.KeysPageProps{}, err
+	}
+	usage, err := h.store.SubaccountUsage(ctx, actor)
 	if err != nil {
 		return views.KeysPageProps{}, err
 	}
 	p := views.KeysPageProps{
 		AccountName: web.Principal(c).Account.Name, RotationDays: h.store.RotationDays(), SMTP: h.web.Config.SMTP,
 		Dialog: dialog, Now: h.store.Now(), Notice: keyNotices[c.QueryParam("done")],
+		Usage: usage, Search: search, Total: v.Total, Page: v.Page, Pages: v.Pages, OverdueTotal: v.OverdueTotal,
 	}
-	for _, k := range keys {
-		r := h.row(k)
-		if k.IsMaster && p.Master == nil {
-			p.Master = &r
-		} else {
-			p.Subaccounts = append(p.Subaccounts, r)
-		}
-		if r.RotationDue {
-			p.Overdue = append(p.Overdue, r)
-		}
+	if v.Master != nil {
+		r := h.row(*v.Master)
+		p.Master = &r
+	}
+	for _, k := range v.Subaccounts {
+		p.Subaccounts = append(p.Subaccounts, h.row(k))
+	}
+	for _, k := range v.Overdue {
+		p.Overdue = append(p.Overdue, h.row(k))
 	}
 	return p, nil
 }

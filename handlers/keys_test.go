@@ -25,7 +25,11 @@ func (a *app) keyRow(apiKey, secret string) *models.APIKey {
 	if err != nil {
 		a.t.Fatalf("verify %s: %v", apiKey, err)
 	}
-	k, err := a.store.KeyByID(context.Background(), models.Actor{AccountID: p.AccountID, Role: models.RoleOwner}, p.KeyID)
+	owner := p.AccountID // the owner of a sub-account key is its parent account
+	if p.ParentID != 0 {
+		owner = p.ParentID
+	}
+	k, err := a.store.KeyByID(context.Background(), models.Actor{AccountID: owner, Role: models.RoleOwner}, p.KeyID)
 	if err != nil {
 		a.t.Fatalf("load key %d: %v", p.KeyID, err)
 	}

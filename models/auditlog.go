@@ -48,7 +48,7 @@ func (c AuditCursor) String() string {
 func ParseAuditCursor(s string) (AuditCursor, bool) {
 	a, b, found := strings.Cut(s, "-")
 	ns, err1 := strconv.ParseInt(a, 10, 64)
-	id, err2 := strconv.ParseUint(b, 10, 64)
+	id, err2 := strconv.ParseUint(b, 10, 63) // IDs are BIGINT: beyond MaxInt64 is malformed
 	if !found || err1 != nil || err2 != nil {
 		return AuditCursor{}, false
 	}
@@ -72,7 +72,17 @@ func (s *Store) auditScope(db *gorm.DB, actor Actor, f AuditFilter) (*gorm.DB, e
 	switch {
 	case actor.Role == RoleAuditor || actor.Role == RoleSupport:
 		if f.AccountID != 0 {
-			db = db.Where("tree_id = ?", f.AccountID)
+			// A sub-account is not a tree of its own: its entries are in its
+			// parent's tree, narrowed to its account.
+			var acc Account
+			if err := s.db.WithContext(db.Statement.Context).Select("id", "parent_id").Where("id = ?", f.AccountID).Limit(1).Find(&acc).Error; err != nil {
+				return nil, err
+			}
+			if acc.ParentID != nil {
+				db = db.Where("tree_id = ? AND account_id = ?", *acc.ParentID, f.AccountID)
+			} else {
+				db = db.Where("tree_id = ?", f.AccountID)
+			}
 		}
 		return db, nil
 	case actor.Role == RoleOwner && actor.AccountID != 0:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -15,6 +16,7 @@ import (
 type APIKey struct {
 	ID                  uint `gorm:"primaryKey"`
 	AccountID           uint
+	TreeID              uint // the main account: AccountID or its parent
 	Name                string
 	APIKey              string `gorm:"column:api_key"`
 	SecretDigest        []byte `json:"-"`
@@ -85,6 +87,10 @@ func (s *Store) createKey(tx *gorm.DB, actor Actor, accountID uint, name string,
 	if err != nil {
 		return nil, Revealed{}, err
 	}
+	root, err := treeOf(tx, accountID)
+	if err != nil {
+		return nil, Revealed{}, err
+	}
 	var k *APIKey
 	for attempt := 0; ; attempt++ {
 		apiKey, err := newAPIKey()
@@ -93,7 +99,7 @@ func (s *Store) createKey(tx *gorm.DB, actor Actor, accountID uint, name string,
 		}
 		d := digestSecret(secret)
 		now := s.Now()
-		k = &APIKey{AccountID: accountID, Name: name, APIKey: apiKey, SecretDigest: d[:], SecretHint: secretHint(secret),
+		k = &APIKey{AccountID: accountID, TreeID: root, Name: name, APIKey: apiKey, SecretDigest: d[:], SecretHint: secretHint(secret),
 			SecretSetAt: now, IsMaster: master, IsActive: true}
 		err = tx.Create(k).Error
 		if err == nil {
@@ -120,8 +126,8 @@ func (s *Store) ownedKeys(db *gorm.DB, actor Actor) *gorm.DB {
 	if actor.Role.IsStaff() {
 		return db
 	}
-	return db.Where("account_id IN (?)", db.Session(&gorm.Session{NewDB: true}).Model(&Account{}).Select("id").
-		Where("id = ? OR parent_id = ?", actor.AccountID, actor.AccountID))
+	// tree_id is the key's main account: one indexed equality.
+	return db.Where("api_keys.tree_id = ?", actor.AccountID)
 }
 
 // ListKeys returns the keys actor may see, master first, then by name.
@@ -336,4 +342,65 @@ func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, activ
 // enough for errors.Is/As in the one place that maps them.
 func wrapOp(op string, err error) error {
 	return fmt.Errorf("models: %s: %w", op, err)
+}
+
+// KeysPageSize is how many sub-account keys one page of /keys shows.
+const KeysPageSize = 50
+
+// KeysView is one page of the keys page: the master key, a page of
+// sub-account keys (optionally filtered by name), and the keys overdue for
+// rotation (at most 20, with the total).
+type KeysView struct {
+	Master       *APIKey
+	Subaccounts  []APIKey
+	Total        int // sub-account keys matching the search
+	Page, Pages  int
+	Overdue      []APIKey
+	OverdueTotal int
+}
+
+// KeysPage loads one page of the owner's keys. The work is bounded by the
+// page size, so 1,000 sub-accounts cost about what 10 do.
+func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page int) (*KeysView, error) {
+	if actor.AccountID == 0 {
+		return nil, ErrForbidden
+	}
+	db := s.db.WithContext(ctx)
+	v := &KeysView{Page: max(page, 1)}
+	var master APIKey
+	if err := db.Where("account_id = ? AND is_master = ?", actor.AccountID, true).Take(&master).Error; err == nil {
+		v.Master = &master
+	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, wrapOp("keys page", err)
+	}
+	subs := func() *gorm.DB {
+		q := s.ownedKeys(db.Model(&APIKey{}), actor).Where("is_master = ?", false)
+		if t := strings.TrimSpace(search); t != "" {
+			q = q.Where(`LOWER(name) LIKE ? ESCAPE '\'`, likeEscape(t))
+		}
+		return q
+	}
+	var total int64
+	if err := subs().Count(&total).Error; err != nil {
+		return nil, wrapOp("keys page", err)
+	}
+	v.Total = int(total)
+	v.Pages = max(1, (v.Total+KeysPageSize-1)/KeysPageSize)
+	v.Page = min(v.Page, v.Pages)
+	if err := subs().Order("LOWER(name)").Order("id").Limit(KeysPageSize).Offset((v.Page - 1) * KeysPageSize).Find(&v.Subaccounts).Error; err != nil {
+		return nil, wrapOp("keys page", err)
+	}
+	cutoff := s.Now().Add(-time.Duration(s.rotation) * 24 * time.Hour)
+	overdue := func() *gorm.DB { return s.ownedKeys(db.Model(&APIKey{}), actor).Where("secret_set_at < ?", cutoff) }
+	var n int64
+	if err := overdue().Count(&n).Error; err != nil {
+		return nil, wrapOp("keys page", err)
+	}
+	v.OverdueTotal = int(n)
+	if n > 0 {
+		if err := overdue().Order("secret_set_at").Limit(20).Find(&v.Overdue).Error; err != nil {
+			return nil, wrapOp("keys page", err)
+		}
+	}
+	return v, nil
 }

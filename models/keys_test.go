@@ -173,7 +173,7 @@ func TestVerifyInactiveKeyAndAccount(t *testing.T) {
 	secret, _ := models.NewSecret()
 	apiKey, _ := models.NewAPIKey()
 	d := models.DigestSecret(secret)
-	k := models.APIKey{AccountID: sub.ID, Name: "newsletters", APIKey: apiKey, SecretDigest: d[:], SecretHint: "x", SecretSetAt: s.Now(), IsActive: true}
+	k := models.APIKey{AccountID: sub.ID, TreeID: res.Account.ID, Name: "newsletters", APIKey: apiKey, SecretDigest: d[:], SecretHint: "x", SecretSetAt: s.Now(), IsActive: true}
 	if err := s.DB().Create(&k).Error; err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,12 @@ CREATE TABLE key_usage_daily (
 	PRIMARY KEY (key_id, day)
 );
 `, nil},
+	{6, "api_keys.tree_id", `
+ALTER TABLE api_keys ADD COLUMN tree_id BIGINT NULL;
+UPDATE api_keys SET tree_id = (SELECT COALESCE(a.parent_id, a.id) FROM accounts a WHERE a.id = api_keys.account_id);
+CREATE INDEX idx_api_keys_tree_name ON api_keys(tree_id, is_master, name);
+CREATE INDEX idx_api_keys_tree_secret ON api_keys(tree_id, secret_set_at);
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {

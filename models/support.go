@@ -132,8 +132,8 @@ func (s *Store) SupportAccount(ctx context.Context, actor Actor, id uint) (*Supp
 	}
 	// Only display columns: digests never leave the database here.
 	if err := db.Model(&APIKey{}).Select("id", "account_id", "name", "api_key", "secret_hint", "secret_set_at", "prev_secret_expires_at",
-		"is_master", "is_active", "last_used_at", "last_used_ip", "created_at", "updated_at").
-		Where("account_id IN (?)", db.Session(&gorm.Session{NewDB: true}).Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", id, id)).
+		"is_master", "is_active", "last_used_at", "last_used_ip", "created_at", "updated_at", "tree_id").
+		Where("tree_id = ?", id).
 		Order("is_master DESC").Order("name").Find(&v.Keys).Error; err != nil {
 		return nil, wrapOp("support account", err)
 	}

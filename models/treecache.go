@@ -104,9 +104,8 @@ func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
 	}
 	db := s.db.WithContext(ctx)
 	var keys []APIKey
-	err := db.Model(&APIKey{}).Select("id", "account_id", "name", "api_key", "is_master", "is_active", "created_at").
-		Where("account_id IN (?)", db.Session(&gorm.Session{NewDB: true}).Model(&Account{}).Select("id").Where("id = ? OR parent_id = ?", root, root)).
-		Order("id").Find(&keys).Error
+	err := db.Model(&APIKey{}).Select("id", "account_id", "tree_id", "name", "api_key", "is_master", "is_active", "created_at").
+		Where("tree_id = ?", root).Order("id").Find(&keys).Error
 	if err != nil {
 		return nil, err
 	}

