@@ -345,7 +345,7 @@ func wrapOp(op string, err error) error {
 }
 
 // KeysPageSize is how many sub-account keys one page of /keys shows.
-const KeysPageSize = 50
+const KeysPageSize = 25
 
 // KeysView is one page of the keys page: the master key, a page of
 // sub-account keys (optionally filtered by name), and the keys overdue for
@@ -380,11 +380,20 @@ func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page i
 		}
 		return q
 	}
-	var total int64
-	if err := subs().Count(&total).Error; err != nil {
-		return nil, wrapOp("keys page", err)
+	if strings.TrimSpace(search) == "" {
+		// Every sub-account has one key: the counter is the total.
+		n, err := countSubaccounts(db, actor.AccountID)
+		if err != nil {
+			return nil, wrapOp("keys page", err)
+		}
+		v.Total = n
+	} else {
+		var total int64
+		if err := subs().Count(&total).Error; err != nil {
+			return nil, wrapOp("keys page", err)
+		}
+		v.Total = int(total)
 	}
-	v.Total = int(total)
 	v.Pages = max(1, (v.Total+KeysPageSize-1)/KeysPageSize)
 	v.Page = min(v.Page, v.Pages)
 	if err := subs().Order("LOWER(name)").Order("id").Limit(KeysPageSize).Offset((v.Page - 1) * KeysPageSize).Find(&v.Subaccounts).Error; err != nil {

@@ -187,6 +187,10 @@ UPDATE api_keys SET tree_id = (SELECT COALESCE(a.parent_id, a.id) FROM accounts 
 CREATE INDEX idx_api_keys_tree_name ON api_keys(tree_id, is_master, name);
 CREATE INDEX idx_api_keys_tree_secret ON api_keys(tree_id, secret_set_at);
 `, nil},
+	{7, "accounts.subaccount_count", `
+ALTER TABLE accounts ADD COLUMN subaccount_count INTEGER NOT NULL DEFAULT 0;
+UPDATE accounts SET subaccount_count = (SELECT COUNT(*) FROM accounts c WHERE c.parent_id = accounts.id);
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {

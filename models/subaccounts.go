@@ -74,10 +74,16 @@ func (s *Store) lockAccount(tx *gorm.DB, id uint) (*Account, error) {
 	return &a, nil
 }
 
+// countSubaccounts reads the parent's sub-account counter, kept in the
+// same transaction as every creation (with the parent row locked), so no
+// request counts a thousand rows.
 func countSubaccounts(tx *gorm.DB, parentID uint) (int, error) {
-	var n int64
-	err := tx.Model(&Account{}).Where("parent_id = ?", parentID).Count(&n).Error
-	return int(n), err
+	var n []int
+	err := tx.Model(&Account{}).Where("id = ?", parentID).Pluck("subaccount_count", &n).Error
+	if err != nil || len(n) == 0 {
+		return 0, err
+	}
+	return n[0], nil
 }
 
 // SubaccountUsage reports the owner's sub-accounts used and allowed.
@@ -90,11 +96,7 @@ func (s *Store) usage(db *gorm.DB, accountID uint) (Usage, error) {
 	if err := db.Where("id = ? AND parent_id IS NULL", accountID).Take(&a).Error; err != nil {
 		return Usage{}, notFound(err)
 	}
-	n, err := countSubaccounts(db, accountID)
-	if err != nil {
-		return Usage{}, err
-	}
-	return Usage{Used: n, Limit: a.SubaccountLimitValue()}, nil
+	return Usage{Used: a.SubaccountCount, Limit: a.SubaccountLimitValue()}, nil
 }
 
 // CreateSubaccount creates a sub-account of the owner's account and its API
@@ -153,6 +155,9 @@ func (s *Store) createSubaccount(ctx context.Context, actor Actor, rawName, desc
 		}
 		sub.Account = Account{ParentID: &parent.ID, Name: name, Description: desc, Plan: parent.Plan, IsActive: true}
 		if err := tx.Create(&sub.Account).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&Account{}).Where("id = ?", parent.ID).Update("subaccount_count", gorm.Expr("subaccount_count + 1")).Error; err != nil {
 			return err
 		}
 		if err := s.appendAudit(tx, actor, ActionSubaccountNew, parent.ID, target("account", sub.Account.ID, name),

@@ -50,6 +50,7 @@ type Account struct {
 	Name            string
 	Plan            Plan
 	SubaccountLimit *int // support's override; nil means the plan's default
+	SubaccountCount int  // maintained with every creation, under the parent's lock
 	Description     string
 	IsActive        bool
 	CreatedAt       time.Time
