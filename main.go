@@ -461,6 +461,9 @@ func smtpTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
 }
 
 func smtpInfo(cfg *config) views.SMTPInfo {
+	if strings.EqualFold(cfg.SMTPAddr, "off") {
+		return views.SMTPInfo{Off: true}
+	}
 	host, portStr, err := net.SplitHostPort(cfg.SMTPAddr)
 	port, _ := strconv.Atoi(portStr)
 	if err != nil || port == 0 {

@@ -1,0 +1,69 @@
+package handlers_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"keydesk/models"
+)
+
+// TestScreenshots regenerates the README's screenshots into the folder
+// named by KEYDESK_SCREENSHOTS (e.g. ../static/screenshots). It is a tool,
+// not a check, so without that variable it says so and skips.
+func TestScreenshots(t *testing.T) {
+	dir := os.Getenv("KEYDESK_SCREENSHOTS")
+	if dir == "" {
+		t.Skip("set KEYDESK_SCREENSHOTS=<folder> to regenerate the README screenshots")
+	}
+	b := newBrowser(t)
+	a := b.app
+	ctx := context.Background()
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.signUp("Acme Mail", "owner@acme.example")
+	shot("reveal.png")
+	b.finishReveal()
+	var accountID, userID uint
+	a.store.DB().Table("accounts").Select("id").Where("name = ?", "Acme Mail").Scan(&accountID)
+	a.store.DB().Table("users").Select("id").Where("email = ?", "owner@acme.example").Scan(&userID)
+	a.store.DB().Table("accounts").Where("id = ?", accountID).Update("plan", "essential")
+	actor := models.Actor{UserID: userID, Email: "owner@acme.example", Role: models.RoleOwner, AccountID: accountID, AuthAt: a.store.Now()}
+	for _, n := range []string{"newsletters", "billing", "eu-client"} {
+		if _, _, err := a.store.CreateSubaccount(ctx, actor, n, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, _ := a.store.ListKeys(ctx, actor)
+	for _, k := range keys {
+		switch k.Name {
+		case "billing":
+			a.store.DB().Table("api_keys").Where("id = ?", k.ID).Updates(map[string]any{"secret_set_at": a.store.Now().Add(-140 * 24 * time.Hour), "is_active": false})
+		case "eu-client":
+			if _, _, err := a.store.ResetSecret(ctx, actor, k.ID, 24*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b.navigate("keys page", chromedp.Navigate(a.srv.URL+"/keys"))
+	shot("keys.png")
+	b.click(masterGear)
+	shot("gear-menu.png")
+	b.navigate("audit page", chromedp.Navigate(a.srv.URL+"/audit"))
+	shot("audit.png")
+	b.do("narrow viewport", chromedp.EmulateViewport(375, 800))
+	b.navigate("keys page on a phone", chromedp.Navigate(a.srv.URL+"/keys"))
+	shot("keys-375.png")
+}
