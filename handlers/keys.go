@@ -78,25 +78,14 @@ func (h *keyHandlers) page(c echo.Context, dialog templ.Component) (views.KeysPa
 	return p, nil
 }
 
-func (h *keyHandlers) list(c echo.Context) error {
-	p, err := h.page(c, nil)
-	if err != nil {
-		return err
-	}
-	return web.Render(c, http.StatusOK, views.KeysPage(p))
-}
+func (h *keyHandlers) list(c echo.Context) error { return h.dialog(c, http.StatusOK, nil) }
 
-// dialog answers htmx with the dialog alone, and anyone else with the
-// keys page with the dialog open (so every flow works without JavaScript).
+// dialog renders d over the keys page (or alone for htmx).
 func (h *keyHandlers) dialog(c echo.Context, status int, d templ.Component) error {
-	if web.IsHTMX(c) {
-		return web.Render(c, status, d)
-	}
-	p, err := h.page(c, d)
-	if err != nil {
-		return err
-	}
-	return web.Render(c, status, views.KeysPage(p))
+	return renderDialog(c, status, d, func(d templ.Component) (templ.Component, error) {
+		p, err := h.page(c, d)
+		return views.KeysPage(p), err
+	})
 }
 
 // key loads the key named in the URL; a malformed or foreign ID is 404.

@@ -63,23 +63,14 @@ func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views
 	return p, nil
 }
 
-func (h *subaccountHandlers) list(c echo.Context) error {
-	p, err := h.page(c, nil)
-	if err != nil {
-		return err
-	}
-	return web.Render(c, http.StatusOK, views.SubaccountsPage(p))
-}
+func (h *subaccountHandlers) list(c echo.Context) error { return h.dialog(c, http.StatusOK, nil) }
 
+// dialog renders d over the sub-accounts page (or alone for htmx).
 func (h *subaccountHandlers) dialog(c echo.Context, status int, d templ.Component) error {
-	if web.IsHTMX(c) {
-		return web.Render(c, status, d)
-	}
-	p, err := h.page(c, d)
-	if err != nil {
-		return err
-	}
-	return web.Render(c, status, views.SubaccountsPage(p))
+	return renderDialog(c, status, d, func(d templ.Component) (templ.Component, error) {
+		p, err := h.page(c, d)
+		return views.SubaccountsPage(p), err
+	})
 }
 
 // from is where the flow returns: the keys page or the sub-accounts page

@@ -167,24 +167,26 @@ func RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // RequireRole lets only the given roles through; others get a 403 page.
-// The staff-route denials are audited by the caller's hook.
 func RequireRole(roles ...models.Role) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return RequireAuth(func(c echo.Context) error {
-			p := Principal(c)
-			for _, r := range roles {
-				if p.User.Role == r {
-					return next(c)
-				}
-			}
-			return echo.NewHTTPError(http.StatusForbidden, "This page is not available to your role.")
-		})
-	}
+	return requireRole(roles, func(echo.Context) error {
+		return echo.NewHTTPError(http.StatusForbidden, "This page is not available to your role.")
+	})
 }
 
 // RequireStaffRole guards staff routes. Anyone else signed in gets the 403
 // page, and the attempt is audited as a denied access.
 func (s *Server) RequireStaffRole(roles ...models.Role) echo.MiddlewareFunc {
+	return requireRole(roles, func(c echo.Context) error {
+		if err := s.Store.RecordAccessDenied(c.Request().Context(), Actor(c), c.Request().URL.Path); err != nil {
+			return err
+		}
+		return echo.NewHTTPError(http.StatusForbidden, "This page is for keydesk staff.")
+	})
+}
+
+// requireRole signs visitors in first, then lets roles through and answers
+// everyone else with denied.
+func requireRole(roles []models.Role, denied func(echo.Context) error) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return RequireAuth(func(c echo.Context) error {
 			p := Principal(c)
@@ -193,10 +195,7 @@ func (s *Server) RequireStaffRole(roles ...models.Role) echo.MiddlewareFunc {
 					return next(c)
 				}
 			}
-			if err := s.Store.RecordAccessDenied(c.Request().Context(), Actor(c), c.Request().URL.Path); err != nil {
-				return err
-			}
-			return echo.NewHTTPError(http.StatusForbidden, "This page is for keydesk staff.")
+			return denied(c)
 		})
 	}
 }
