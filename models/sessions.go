@@ -239,24 +239,12 @@ func (s *Store) Logout(ctx context.Context, p *Principal, meta RequestMeta) erro
 
 // Reauthenticate checks the password again and restarts the sudo window.
 func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password string, meta RequestMeta) error {
-	key := throttleKey("login", p.User.Email)
-	if err := s.checkThrottle(ctx, key, throttleKey("ip", meta.IP)); err != nil {
-		return err
-	}
-	ok, err := checkPassword(password, p.User.PasswordHash)
+	ok, err := s.checkRecentPassword(ctx, p, password, meta)
 	if err != nil {
 		return fmt.Errorf("models: reauthenticate: %w", err)
 	}
 	a := p.Actor(meta)
 	if !ok {
-		if err := s.tx(ctx, func(tx *gorm.DB) error {
-			if err := s.recordFailure(tx, key, s.throttle.PerKey); err != nil {
-				return err
-			}
-			return s.recordFailure(tx, throttleKey("ip", meta.IP), s.throttle.PerIP)
-		}); err != nil {
-			return fmt.Errorf("models: reauthenticate: %w", err)
-		}
 		return &ValidationError{Fields: map[string]string{"password": "That password is not correct."}}
 	}
 	now := s.Now()
@@ -273,11 +261,32 @@ func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password strin
 	return nil
 }
 
+// checkRecentPassword checks a signed-in user's password (sudo prompt,
+// password change) under the login throttle, so a borrowed session cannot
+// be used to guess the password.
+func (s *Store) checkRecentPassword(ctx context.Context, p *Principal, password string, meta RequestMeta) (bool, error) {
+	key, ipKey := throttleKey("login", p.User.Email), throttleKey("ip", meta.IP)
+	if err := s.checkThrottle(ctx, key, ipKey); err != nil {
+		return false, err
+	}
+	ok, err := checkPassword(password, p.User.PasswordHash)
+	if err != nil || ok {
+		return ok, err
+	}
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.recordFailure(tx, key, s.throttle.PerKey); err != nil {
+			return err
+		}
+		return s.recordFailure(tx, ipKey, s.throttle.PerIP)
+	})
+	return false, err
+}
+
 // ChangePassword replaces the password after checking the current one and
 // ends every other session of the user.
 func (s *Store) ChangePassword(ctx context.Context, p *Principal, current, next string, meta RequestMeta) error {
 	v := &ValidationError{}
-	ok, err := checkPassword(current, p.User.PasswordHash)
+	ok, err := s.checkRecentPassword(ctx, p, current, meta)
 	if err != nil {
 		return fmt.Errorf("models: change password: %w", err)
 	}

@@ -234,3 +234,22 @@ func TestSudoWindow(t *testing.T) {
 		t.Fatalf("re-authentication did not restart the sudo window: %v", err)
 	}
 }
+
+func TestChangePasswordGuessesAreThrottled(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	tok, _, _ := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	p, err := s.ResolveSession(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < models.DefaultThrottle.PerKey; i++ {
+		if err := s.ChangePassword(ctx, p, "a wrong guess!!", "a brand new passphrase", meta); models.FieldErrors(err)["current"] == "" {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	var te *models.ThrottledError
+	if err := s.ChangePassword(ctx, p, pw, "a brand new passphrase", meta); !errors.As(err, &te) {
+		t.Fatalf("after %d wrong guesses the right password got %v, want a throttle", models.DefaultThrottle.PerKey, err)
+	}
+}
