@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -63,6 +64,38 @@ func TestScreenshots(t *testing.T) {
 	shot("gear-menu.png")
 	b.navigate("audit page", chromedp.Navigate(a.srv.URL+"/audit"))
 	shot("audit.png")
+	// Some usage to chart: API calls and SMTP messages over the last days.
+	for day := 0; day < 12; day++ {
+		for _, k := range keys {
+			p := models.KeyPrincipal{KeyID: k.ID, AccountID: k.AccountID}
+			for i := 0; i < (day*7+int(k.ID)*5)%23; i++ {
+				a.store.RecordUse(p, models.ChannelAPI, "203.0.113.7", 0)
+			}
+			a.store.RecordUse(p, models.ChannelSMTP, "203.0.113.7", (day*3+int(k.ID))%9)
+		}
+		if err := a.store.FlushUsage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a.clock.Advance(24 * time.Hour)
+	}
+	b.logInAs("owner@acme.example", "/keys") // twelve days on, the session has ended
+	b.navigate("sub-accounts page", chromedp.Navigate(a.srv.URL+"/subaccounts"))
+	shot("subaccounts.png")
+	b.navigate("usage page", chromedp.Navigate(a.srv.URL+"/keys/"+strconv.Itoa(int(keys[0].ID))+"/usage"))
+	shot("usage.png")
+	if _, err := a.store.RequestMoreSubaccounts(ctx, actor, 5, "three new EU clients next month"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.CreateStaffUser(ctx, "ana@support.example", testPassword, models.RoleSupport, models.SystemActor()); err != nil {
+		t.Fatal(err)
+	}
+	b.logOutViaMenu()
+	b.logInAs("ana@support.example", "/support")
+	shot("support.png")
+	b.navigate("support account page", chromedp.Navigate(a.srv.URL+"/support/accounts/"+strconv.Itoa(int(accountID))))
+	shot("support-account.png")
+	b.logOutViaMenu()
+	b.logInAs("owner@acme.example", "/keys")
 	b.do("narrow viewport", chromedp.EmulateViewport(375, 800))
 	b.navigate("keys page on a phone", chromedp.Navigate(a.srv.URL+"/keys"))
 	shot("keys-375.png")

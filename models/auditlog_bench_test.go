@@ -24,6 +24,7 @@ func benchLogSize() int {
 }
 
 var (
+	benchCleanup func()
 	benchOnce    sync.Once
 	benchStore   *models.Store
 	benchAuditor models.Actor
@@ -36,14 +37,21 @@ var (
 func benchLog(b *testing.B) *models.Store {
 	b.Helper()
 	benchOnce.Do(func() {
+		// The log outlives each benchmark function; TestMain removes it.
 		dir, err := os.MkdirTemp("", "keydesk-bench-")
 		if err != nil {
 			benchErr = err
 			return
 		}
 		dsn := dir + "/bench.db"
+		benchCleanup = func() { os.RemoveAll(dir) }
 		if testdb.Engine() == models.Postgres {
-			dsn = testdb.DSN(b) // dropped with this benchmark's cleanup; fine for one run
+			var drop func()
+			if dsn, drop, err = testdb.NewSchema(); err != nil {
+				benchErr = err
+				return
+			}
+			benchCleanup = func() { drop(); os.RemoveAll(dir) }
 		}
 		clock := testdb.NewClock()
 		s, err := models.Open(ctx, dsn, testdb.Options(clock))
@@ -167,4 +175,17 @@ func BenchmarkAuditExport(b *testing.B) {
 		b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-MB")
 		b.ReportMetric(float64(rows), "rows")
 	}
+}
+
+// TestMain removes the benchmark log (if one was built) after every test
+// and benchmark of the package has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchCleanup != nil {
+		if benchStore != nil {
+			benchStore.Close()
+		}
+		benchCleanup()
+	}
+	os.Exit(code)
 }

@@ -436,7 +436,7 @@ func SupportAccountPage(p SupportAccountProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, "</div><div class=\"mt-4 grid gap-6 lg:grid-cols-3\"><section class=\"card p-5 lg:col-span-1\" aria-labelledby=\"acct-heading\"><h2 id=\"acct-heading\" class=\"text-sm font-semibold uppercase tracking-wide text-slate-500\">Account</h2><dl class=\"mt-3 space-y-2 text-sm\"><div><dt class=\"text-slate-500\">Owner</dt><dd>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 35, "</div><div class=\"mt-4 grid gap-6 lg:grid-cols-3\"><section class=\"card p-5 lg:col-span-1 lg:self-start\" aria-labelledby=\"acct-heading\"><h2 id=\"acct-heading\" class=\"text-sm font-semibold uppercase tracking-wide text-slate-500\">Account</h2><dl class=\"mt-3 space-y-2 text-sm\"><div><dt class=\"text-slate-500\">Owner</dt><dd>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

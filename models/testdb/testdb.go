@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,38 +66,51 @@ func Engine() models.Engine {
 // PostgreSQL it is a new schema, dropped when the test ends.
 func DSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("KEYDESK_TEST_DB")
-	if !models.IsPostgresDSN(base) {
+	if !models.IsPostgresDSN(os.Getenv("KEYDESK_TEST_DB")) {
 		return filepath.Join(t.TempDir(), "keydesk.db")
 	}
+	dsn, drop, err := NewSchema()
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	t.Cleanup(drop)
+	return dsn
+}
+
+// NewSchema creates a fresh PostgreSQL schema on KEYDESK_TEST_DB and
+// returns its DSN and a function that drops it (for data that outlives one
+// test, such as a benchmark's million-entry log).
+func NewSchema() (string, func(), error) {
+	base := os.Getenv("KEYDESK_TEST_DB")
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "t_" + hex.EncodeToString(b)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("testdb: connect to KEYDESK_TEST_DB: %v", err)
+		return "", nil, fmt.Errorf("connect to KEYDESK_TEST_DB: %w", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("testdb: create schema: %v", err)
+		return "", nil, fmt.Errorf("create schema: %w", err)
 	}
-	t.Cleanup(func() {
+	drop := func() {
 		c, err := pgx.Connect(context.Background(), base)
 		if err != nil {
 			return
 		}
 		defer c.Close(context.Background())
 		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	})
+	}
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("testdb: parse KEYDESK_TEST_DB: %v", err)
+		drop()
+		return "", nil, fmt.Errorf("parse KEYDESK_TEST_DB: %w", err)
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), drop, nil
 }
 
 // Options are test defaults: the given clock, fast hashing.
