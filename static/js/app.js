@@ -183,7 +183,9 @@
   });
   document.addEventListener("htmx:responseError", function (e) {
     var status = e.detail.xhr ? e.detail.xhr.status : 0;
-    var msg = status === 404 ? "That item no longer exists. Reload the page." :
+    var msg = status === 401 ? "Your session has ended. Reload the page to log in again." :
+      status === 429 ? "Too many attempts. Wait a little, then try again." :
+      status === 404 ? "That item no longer exists. Reload the page." :
       status === 403 ? "That action was refused. Reload the page and try again." :
       "Something went wrong. Reload the page and try again.";
     var box = document.createElement("div");
