@@ -112,6 +112,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if p.Status >= 500 {
 		rid = requestID(c)
 	}
+	if IsHTMX(c) {
+		// htmx swaps some error statuses (429) into the dialog slot: answer
+		// with a dialog, not a whole page.
+		if rerr := Render(c, p.Status, views.ErrorDialog(views.ErrorProps{Status: p.Status, Title: p.Title, Message: p.Message, RequestID: rid})); rerr != nil {
+			s.Log.Error("render error dialog", "request_id", requestID(c), "err", rerr)
+		}
+		return
+	}
 	if rerr := Render(c, p.Status, views.ErrorPage(views.ErrorProps{
 		Status: p.Status, Title: p.Title, Message: p.Message, RequestID: rid, SignedIn: Principal(c) != nil,
 	})); rerr != nil {
