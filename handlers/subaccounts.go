@@ -18,7 +18,7 @@ import (
 
 type subaccountStore interface {
 	reauther
-	ListSubaccounts(ctx context.Context, actor models.Actor) ([]models.Subaccount, error)
+	ListSubaccounts(ctx context.Context, actor models.Actor, search string, page int) (*models.SubaccountList, error)
 	SubaccountUsage(ctx context.Context, actor models.Actor) (models.Usage, error)
 	CreateSubaccount(ctx context.Context, actor models.Actor, name, description string) (*models.Subaccount, models.Revealed, error)
 	LimitRequests(ctx context.Context, actor models.Actor) ([]models.LimitRequest, error)
@@ -39,7 +39,12 @@ var subaccountNotices = map[string]string{
 
 func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views.SubaccountsPageProps, error) {
 	ctx, actor := c.Request().Context(), web.Actor(c)
-	subs, err := h.store.ListSubaccounts(ctx, actor)
+	search := strings.TrimSpace(c.QueryParam("q"))
+	if len([]rune(search)) > 64 {
+		search = string([]rune(search)[:64])
+	}
+	page, _ := strconv.Atoi(c.QueryParam("page"))
+	subs, err := h.store.ListSubaccounts(ctx, actor, search, page)
 	if err != nil {
 		return views.SubaccountsPageProps{}, err
 	}
@@ -57,7 +62,8 @@ func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views
 	}
 	now := h.store.Now()
 	p := views.SubaccountsPageProps{Usage: usage, Requests: reqs, Dialog: dialog, Now: now, Notice: subaccountNotices[c.QueryParam("done")], Compare: compare}
-	for _, s := range subs {
+	p.Search, p.Total, p.Page, p.Pages = search, subs.Total, subs.Page, subs.Pages
+	for _, s := range subs.Items {
 		p.Rows = append(p.Rows, views.SubaccountRow{Key: views.NewKeyRow(s.Key, now, h.store.RotationDays()), Description: s.Account.Description})
 	}
 	return p, nil

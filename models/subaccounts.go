@@ -178,37 +178,38 @@ func (s *Store) createSubaccount(ctx context.Context, actor Actor, rawName, desc
 	return &sub, secret, nil
 }
 
-// ListSubaccounts returns the owner's sub-accounts with their keys, by name.
-func (s *Store) ListSubaccounts(ctx context.Context, actor Actor) ([]Subaccount, error) {
-	if actor.AccountID == 0 {
-		return nil, ErrForbidden
-	}
-	return s.subaccountsOf(s.db.WithContext(ctx), actor.AccountID)
+// SubaccountList is one page of an owner's sub-accounts.
+type SubaccountList struct {
+	Items       []Subaccount
+	Total       int // sub-accounts matching the search
+	Page, Pages int
 }
 
-func (s *Store) subaccountsOf(db *gorm.DB, parentID uint) ([]Subaccount, error) {
+// ListSubaccounts returns one page (KeysPageSize) of the owner's
+// sub-accounts with their keys, by name, optionally filtered by name.
+func (s *Store) ListSubaccounts(ctx context.Context, actor Actor, search string, page int) (*SubaccountList, error) {
+	v, err := s.KeysPage(ctx, actor, search, page)
+	if err != nil {
+		return nil, err
+	}
+	out := &SubaccountList{Total: v.Total, Page: v.Page, Pages: v.Pages}
+	if len(v.Subaccounts) == 0 {
+		return out, nil
+	}
+	ids := make([]uint, len(v.Subaccounts))
+	for i, k := range v.Subaccounts {
+		ids[i] = k.AccountID
+	}
 	var accounts []Account
-	if err := db.Where("parent_id = ?", parentID).Order("LOWER(name)").Order("id").Find(&accounts).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("id IN ? AND parent_id = ?", ids, actor.AccountID).Find(&accounts).Error; err != nil {
 		return nil, fmt.Errorf("models: list sub-accounts: %w", err)
 	}
-	if len(accounts) == 0 {
-		return nil, nil
+	byID := make(map[uint]Account, len(accounts))
+	for _, a := range accounts {
+		byID[a.ID] = a
 	}
-	ids := make([]uint, len(accounts))
-	for i, a := range accounts {
-		ids[i] = a.ID
-	}
-	var keys []APIKey
-	if err := db.Where("account_id IN ?", ids).Find(&keys).Error; err != nil {
-		return nil, fmt.Errorf("models: list sub-account keys: %w", err)
-	}
-	byAccount := make(map[uint]APIKey, len(keys))
-	for _, k := range keys {
-		byAccount[k.AccountID] = k
-	}
-	out := make([]Subaccount, len(accounts))
-	for i, a := range accounts {
-		out[i] = Subaccount{Account: a, Key: byAccount[a.ID]}
+	for _, k := range v.Subaccounts {
+		out.Items = append(out.Items, Subaccount{Account: byID[k.AccountID], Key: k})
 	}
 	return out, nil
 }

@@ -113,9 +113,12 @@ func TestCreateSubaccountRules(t *testing.T) {
 	if len(keys) != 2 || !keys[0].IsMaster || keys[1].Name != "newsletters" {
 		t.Fatalf("keys list %+v", keys)
 	}
-	subs, _ := s.ListSubaccounts(ctx, actor)
-	if len(subs) != 1 || subs[0].Key.APIKey != secret.APIKey {
+	subs, _ := s.ListSubaccounts(ctx, actor, "", 1)
+	if subs.Total != 1 || len(subs.Items) != 1 || subs.Items[0].Key.APIKey != secret.APIKey || subs.Items[0].Account.Description != "Weekly digest" {
 		t.Fatalf("sub-accounts list %+v", subs)
+	}
+	if none, _ := s.ListSubaccounts(ctx, actor, "no such name", 1); none.Total != 0 || len(none.Items) != 0 {
+		t.Fatalf("search for a missing name: %+v", none)
 	}
 	var actions []string
 	s.DB().Table("audit_entries").Where("action IN ?", []string{models.ActionSubaccountNew, models.ActionKeyCreated}).Order("id").Pluck("action", &actions)
@@ -141,8 +144,8 @@ func TestSubaccountTenancy(t *testing.T) {
 	if _, err := s.AccountByID(ctx, alice, sub.Account.ID); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("Alice reads Bob's sub-account: %v", err)
 	}
-	if subs, _ := s.ListSubaccounts(ctx, alice); len(subs) != 0 {
-		t.Fatalf("Alice lists %d sub-accounts", len(subs))
+	if subs, _ := s.ListSubaccounts(ctx, alice, "", 1); subs.Total != 0 || len(subs.Items) != 0 {
+		t.Fatalf("Alice lists %d sub-accounts", len(subs.Items))
 	}
 	// Bob manages his sub-account's key.
 	if _, err := s.SetKeyActive(ctx, bob, sub.Key.ID, false); err != nil {

@@ -105,11 +105,12 @@ func keyAnchor(id uint) string { return fmt.Sprintf("key-%d", id) }
 
 func keyURL(id uint, action string) string { return fmt.Sprintf("/keys/%d/%s", id, action) }
 
-func keysPageURL(search string, page int) string {
+// pageURL is a paged list's URL, keeping its search.
+func pageURL(path, search string, page int) string {
 	q := url.Values{}
 	if search != "" {
 		q.Set("q", search)
 	}
 	q.Set("page", strconv.Itoa(page))
-	return "/keys?" + q.Encode()
+	return path + "?" + q.Encode()
 }
