@@ -1,6 +1,9 @@
 package handlers
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 
@@ -19,4 +22,15 @@ func renderDialog(c echo.Context, status int, d templ.Component, page func(templ
 		return err
 	}
 	return web.Render(c, status, full)
+}
+
+// listQuery reads a paged list's name search (at most 64 characters, the
+// longest name) and page number (the model clamps it).
+func listQuery(c echo.Context) (search string, page int) {
+	search = strings.TrimSpace(c.QueryParam("q"))
+	if r := []rune(search); len(r) > 64 {
+		search = string(r[:64])
+	}
+	page, _ = strconv.Atoi(c.QueryParam("page"))
+	return search, page
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -47,11 +46,7 @@ func (h *keyHandlers) row(k models.APIKey) views.KeyRow {
 // page builds the keys page props, with dialog open when not nil.
 func (h *keyHandlers) page(c echo.Context, dialog templ.Component) (views.KeysPageProps, error) {
 	ctx, actor := c.Request().Context(), web.Actor(c)
-	search := strings.TrimSpace(c.QueryParam("q"))
-	if len([]rune(search)) > 64 {
-		search = string([]rune(search)[:64])
-	}
-	page, _ := strconv.Atoi(c.QueryParam("page"))
+	search, page := listQuery(c)
 	v, err := h.store.KeysPage(ctx, actor, search, page)
 	if err != nil {
 		return views.KeysPageProps{}, err

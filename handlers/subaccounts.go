@@ -39,11 +39,7 @@ var subaccountNotices = map[string]string{
 
 func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views.SubaccountsPageProps, error) {
 	ctx, actor := c.Request().Context(), web.Actor(c)
-	search := strings.TrimSpace(c.QueryParam("q"))
-	if len([]rune(search)) > 64 {
-		search = string([]rune(search)[:64])
-	}
-	page, _ := strconv.Atoi(c.QueryParam("page"))
+	search, page := listQuery(c)
 	subs, err := h.store.ListSubaccounts(ctx, actor, search, page)
 	if err != nil {
 		return views.SubaccountsPageProps{}, err
