@@ -255,8 +255,18 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 			t.Fatal("Alice reached Bob's entries through a filter or cursor")
 		}
 	}
-	if _, err := s.AuditEntryByID(ctx, alice, 1); !errors.Is(err, models.ErrNotFound) && err != nil {
-		t.Fatal(err)
+	// One entry by ID: Bob's answers not found to Alice, hers is found.
+	var bobEntry, aliceEntry uint64
+	s.DB().Table("audit_entries").Select("MIN(id)").Where("account_id = ?", bob.AccountID).Scan(&bobEntry)
+	s.DB().Table("audit_entries").Select("MIN(id)").Where("account_id = ?", aliceRes.Account.ID).Scan(&aliceEntry)
+	if bobEntry == 0 || aliceEntry == 0 {
+		t.Fatal("no entries to look up")
+	}
+	if _, err := s.AuditEntryByID(ctx, alice, bobEntry); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("Alice reads Bob's entry #%d: %v", bobEntry, err)
+	}
+	if e, err := s.AuditEntryByID(ctx, alice, aliceEntry); err != nil || e.ID != aliceEntry {
+		t.Fatalf("Alice's own entry #%d: %v", aliceEntry, err)
 	}
 	// Auditors see both accounts; the account filter narrows to one.
 	aud, err := s.CreateStaffUser(ctx, "aud@keydesk.example", pw, models.RoleAuditor, models.SystemActor())

@@ -155,7 +155,7 @@ func TestSubaccountTenancy(t *testing.T) {
 
 func TestLimitRequestLifecycle(t *testing.T) {
 	s, _ := testdb.Open(t)
-	actor, res := owner(t, s, "Acme", "owner@acme.example")
+	actor, _ := owner(t, s, "Acme", "owner@acme.example")
 	staff := support(t, s)
 	for _, tc := range []struct {
 		extra  int
@@ -225,7 +225,6 @@ func TestLimitRequestLifecycle(t *testing.T) {
 	if actorLabel != staff.Email {
 		t.Fatalf("approval audited as %q", actorLabel)
 	}
-	_ = res
 }
 
 // 50 parallel creations against a limit of 5 leave exactly 5 sub-accounts.
@@ -272,7 +271,7 @@ func TestSubaccountLimitHoldsUnderConcurrency(t *testing.T) {
 func TestSupportSearchAndAccountViewHideSecrets(t *testing.T) {
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme Mail", "owner@acme.example")
-	sub, secret, err := s.CreateSubaccount(ctx, actor, "newsletters", "")
+	sub, _, err := s.CreateSubaccount(ctx, actor, "newsletters", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,5 +310,4 @@ func TestSupportSearchAndAccountViewHideSecrets(t *testing.T) {
 	if _, err := s.SupportAccount(ctx, staff, sub.Account.ID); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("a sub-account opened as a main account: %v", err)
 	}
-	_ = secret
 }

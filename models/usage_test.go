@@ -84,7 +84,7 @@ func TestOldSecretUseIsTrackedDuringGrace(t *testing.T) {
 
 func TestUsageTenancyAndComparison(t *testing.T) {
 	s, _ := testdb.Open(t)
-	alice, ares := owner(t, s, "Alice", "alice@example.com")
+	alice, _ := owner(t, s, "Alice", "alice@example.com")
 	_, bres := owner(t, s, "Bob", "bob@example.com")
 	if _, err := s.UsageForKey(ctx, alice, bres.Key.ID, 30); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("Alice reads Bob's usage: %v", err)
@@ -109,5 +109,4 @@ func TestUsageTenancyAndComparison(t *testing.T) {
 			t.Errorf("%s: %d messages, want %d", r.Key.Name, r.Totals.SMTPMessages, want)
 		}
 	}
-	_ = ares
 }
