@@ -54,6 +54,9 @@ type config struct {
 	SMTPInsecure bool
 	SMTPMaxBytes int64
 	SMTPRelay    string
+	SMTPMaxConns int
+	SMTPMaxPerIP int
+	SMTPSpoolDir string
 	LogLevel     string
 	AuditKey     string
 	AuditEvery   time.Duration
@@ -112,6 +115,9 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&c.SMTPInsecure, "smtp-allow-insecure-auth", envBool("KEYDESK_SMTP_ALLOW_INSECURE_AUTH", false), "accept SMTP AUTH without STARTTLS: secrets cross the network in clear text; local testing only (KEYDESK_SMTP_ALLOW_INSECURE_AUTH)")
 	fs.Int64Var(&c.SMTPMaxBytes, "smtp-max-bytes", envInt64("KEYDESK_SMTP_MAX_BYTES", kdsmtp.DefaultMaxMessageBytes), "largest SMTP message accepted, in bytes; larger ones get 552 (KEYDESK_SMTP_MAX_BYTES)")
 	fs.StringVar(&c.SMTPRelay, "smtp-relay", env("KEYDESK_SMTP_RELAY", ""), "where accepted SMTP messages go: empty = a sink that logs metadata only and delivers nothing; smtp://host:port = forward to that server (KEYDESK_SMTP_RELAY)")
+	fs.IntVar(&c.SMTPMaxConns, "smtp-max-conns", envInt("KEYDESK_SMTP_MAX_CONNS", kdsmtp.DefaultMaxConns), "most SMTP connections open at once; one more is answered 421 and closed; -1 = no cap (KEYDESK_SMTP_MAX_CONNS)")
+	fs.IntVar(&c.SMTPMaxPerIP, "smtp-max-conns-per-ip", envInt("KEYDESK_SMTP_MAX_CONNS_PER_IP", kdsmtp.DefaultMaxConnsPerIP), "most SMTP connections open at once from one client address; one more is answered 421 and closed; -1 = no cap (KEYDESK_SMTP_MAX_CONNS_PER_IP)")
+	fs.StringVar(&c.SMTPSpoolDir, "smtp-spool-dir", env("KEYDESK_SMTP_SPOOL_DIR", ""), "folder for the temporary files of SMTP messages larger than 64 KiB while they are relayed (unlinked at once, so never visible); default: the system's temporary folder (KEYDESK_SMTP_SPOOL_DIR)")
 	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that signs audit checkpoints; keep it outside the database. Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
 	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve signs the audit head and re-verifies the chain (KEYDESK_AUDIT_EVERY)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
@@ -254,6 +260,12 @@ func flagValue(c *config, name, def string) string {
 		return strconv.FormatInt(c.SMTPMaxBytes, 10)
 	case "smtp-relay":
 		return c.SMTPRelay
+	case "smtp-max-conns":
+		return strconv.Itoa(c.SMTPMaxConns)
+	case "smtp-max-conns-per-ip":
+		return strconv.Itoa(c.SMTPMaxPerIP)
+	case "smtp-spool-dir":
+		return c.SMTPSpoolDir
 	case "log-level":
 		return c.LogLevel
 	case "audit-key":
@@ -329,15 +341,21 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = "http://" + cfg.Addr
 	}
+	// One relay (or sink) for every way a message comes in: SMTP and the
+	// Send API.
+	relay, err := kdsmtp.ParseRelay(cfg.SMTPRelay, log)
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
-		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Logger: log,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log,
 	}, store)
 	if err != nil {
 		return err
 	}
 	handlers.Register(srv)
-	smtpSrv, err := newSMTPServer(cfg, store, log)
+	smtpSrv, err := newSMTPServer(cfg, store, relay, log)
 	if err != nil {
 		return err
 	}
@@ -393,7 +411,7 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 
 // newSMTPServer builds the SMTP submission listener from the settings, or
 // returns nil when --smtp-addr is "off".
-func newSMTPServer(cfg *config, store *models.Store, log *slog.Logger) (*kdsmtp.Server, error) {
+func newSMTPServer(cfg *config, store *models.Store, relay models.Relay, log *slog.Logger) (*kdsmtp.Server, error) {
 	if strings.EqualFold(strings.TrimSpace(cfg.SMTPAddr), "off") {
 		log.Info("smtp submission disabled (--smtp-addr off)")
 		return nil, nil
@@ -402,13 +420,10 @@ func newSMTPServer(cfg *config, store *models.Store, log *slog.Logger) (*kdsmtp.
 	if err != nil {
 		return nil, err
 	}
-	relay, err := kdsmtp.ParseRelay(cfg.SMTPRelay, log)
-	if err != nil {
-		return nil, err
-	}
 	return kdsmtp.New(kdsmtp.Config{
 		Addr: cfg.SMTPAddr, TLS: tlsCfg, AllowInsecureAuth: cfg.SMTPInsecure, MaxMessageBytes: cfg.SMTPMaxBytes,
 		Domain: smtpInfo(cfg).Host, Relay: relay, Logger: log,
+		MaxConns: cfg.SMTPMaxConns, MaxConnsPerIP: cfg.SMTPMaxPerIP, SpoolDir: cfg.SMTPSpoolDir,
 	}, store)
 }
 

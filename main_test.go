@@ -375,7 +375,7 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 	logs := &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, logs)
+		done <- run(ctx, []string{"--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--smtp-max-conns-per-ip", "3"}, strings.NewReader(""), io.Discard, logs)
 	}()
 	addrRE := regexp.MustCompile(`msg="smtp submission listening" .*addr=(127\.0\.0\.1:\d+)`)
 	var addr string
@@ -399,6 +399,9 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "max_conns=200 max_conns_per_ip=3") {
+		t.Error("the connection caps (--smtp-max-conns-per-ip 3, default total) are not in the listening log line")
 	}
 	if !strings.Contains(logs.String(), "generated a self-signed certificate for SMTP STARTTLS") {
 		t.Error("no log line for the generated certificate")
@@ -479,7 +482,7 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 		t.Fatalf("--tls-cert alone: exit %d, %s", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "", "--help")
-	for _, want := range []string{"KEYDESK_SMTP_ADDR", "KEYDESK_TLS_CERT", "KEYDESK_TLS_KEY", "KEYDESK_SMTP_ALLOW_INSECURE_AUTH", "KEYDESK_SMTP_MAX_BYTES", "KEYDESK_SMTP_RELAY"} {
+	for _, want := range []string{"KEYDESK_SMTP_ADDR", "KEYDESK_TLS_CERT", "KEYDESK_TLS_KEY", "KEYDESK_SMTP_ALLOW_INSECURE_AUTH", "KEYDESK_SMTP_MAX_BYTES", "KEYDESK_SMTP_RELAY", "KEYDESK_SMTP_MAX_CONNS", "KEYDESK_SMTP_MAX_CONNS_PER_IP", "KEYDESK_SMTP_SPOOL_DIR"} {
 		if code != 0 || !strings.Contains(stderr, want) {
 			t.Errorf("--help does not mention %s", want)
 		}

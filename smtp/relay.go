@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -16,23 +17,14 @@ import (
 	"keydesk/models"
 )
 
-// Message is one message accepted from an authenticated client. To and
-// Data are only valid during the Relay call (their memory is reused).
-type Message struct {
-	From      string   // envelope sender (MAIL FROM)
-	To        []string // envelope recipients (RCPT TO)
-	Size      int64    // bytes of Data
-	MessageID string   // the Message-ID header, "" when absent
-	Principal models.KeyPrincipal
-	RemoteIP  string
-	Data      []byte // the message (headers and body), CRLF line ends
-}
+// Message is one message handed to a Relay: an envelope and a streamed
+// body (see models.Outgoing). The same type serves SMTP and the Send API.
+type Message = models.Outgoing
 
-// Relay takes accepted messages. An error refuses the message: a
-// *gosmtp.SMTPError is answered as is, anything else as 451 (try later).
-type Relay interface {
-	Relay(ctx context.Context, m *Message) error
-}
+// Relay takes accepted messages (see models.Relay). An error refuses the
+// message: a *models.RelayError (or a *gosmtp.SMTPError) is answered as
+// is, anything else as 451 (try later).
+type Relay = models.Relay
 
 // ParseRelay turns KEYDESK_SMTP_RELAY into a Relay: "" is a SinkRelay,
 // smtp://host:port a ForwardRelay.
@@ -85,8 +77,16 @@ func NewSinkRelay(log *slog.Logger, keep int) *SinkRelay {
 	return &SinkRelay{log: log.With("component", "smtp"), keep: keep}
 }
 
-// Relay records m's metadata.
+// Relay records m's metadata. It reads the body only when its size is
+// unknown, to count it, and never keeps it.
 func (r *SinkRelay) Relay(_ context.Context, m *Message) error {
+	if m.Size < 0 && m.Body != nil {
+		n, err := io.Copy(io.Discard, m.Body)
+		if err != nil {
+			return fmt.Errorf("sink relay: read the message: %w", err)
+		}
+		m.Size = n
+	}
 	rec := Record{At: time.Now(), From: m.From, Recipients: len(m.To), Size: m.Size, MessageID: m.MessageID,
 		APIKey: m.Principal.APIKey, KeyID: m.Principal.KeyID, AccountID: m.Principal.AccountID}
 	r.mu.Lock()
@@ -169,10 +169,10 @@ func (f *ForwardRelay) Relay(ctx context.Context, m *Message) error {
 		var se *gosmtp.SMTPError
 		if errors.As(err, &se) {
 			if se.Temporary() {
-				return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
+				return &models.RelayError{Code: 451, Enhanced: [3]int{4, 3, 0},
 					Message: fmt.Sprintf("Upstream relay deferred the message (%d %s), try again later", se.Code, se.Message)}
 			}
-			return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 3, 0},
+			return &models.RelayError{Code: 554, Enhanced: [3]int{5, 3, 0},
 				Message: fmt.Sprintf("Upstream relay refused the message (%d %s)", se.Code, se.Message)}
 		}
 		return fmt.Errorf("smtp relay %s: %w", f.Addr, err)
@@ -200,7 +200,11 @@ func (f *ForwardRelay) send(c *gosmtp.Client, name string, m *Message) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(m.Data); err != nil {
+	body := m.Body
+	if body == nil {
+		body = strings.NewReader("")
+	}
+	if _, err := io.Copy(w, body); err != nil {
 		w.Close()
 		return err
 	}

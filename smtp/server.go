@@ -14,6 +14,14 @@
 //	530 5.7.0  MAIL before AUTH
 //	552 5.3.4  message larger than MaxMessageBytes
 //	451 4.3.0  the relay could not take the message: try later
+//	421 4.7.0  too many connections (in all, or from this address): try later
+//
+// Connections are capped in all and per client address (Config.MaxConns,
+// Config.MaxConnsPerIP): one over a cap is greeted with 421 and closed
+// before any session starts. DATA is spooled: the first
+// Config.SpoolThreshold bytes in memory, the rest in an unlinked temporary
+// file in Config.SpoolDir, and the relay reads the message back from
+// there, so memory per connection stays bounded whatever the message size.
 //
 // No password, secret key or message body is ever logged.
 package smtp
@@ -35,6 +43,13 @@ import (
 
 // DefaultMaxMessageBytes is the message size limit when Config leaves it 0.
 const DefaultMaxMessageBytes = 10 << 20
+
+// DefaultMaxConns and DefaultMaxConnsPerIP cap open connections when
+// Config leaves them 0.
+const (
+	DefaultMaxConns      = 200
+	DefaultMaxConnsPerIP = 20
+)
 
 // DefaultMaxRecipients bounds RCPT TO per message when Config leaves it 0.
 const DefaultMaxRecipients = 1000
@@ -66,6 +81,15 @@ type Config struct {
 	Relay Relay
 	// Logger receives structured logs (slog.Default when nil).
 	Logger *slog.Logger
+	// MaxConns caps open connections in all, MaxConnsPerIP those from one
+	// client address (DefaultMaxConns, DefaultMaxConnsPerIP when 0; -1
+	// for no cap). A connection over a cap gets 421 and is closed.
+	MaxConns, MaxConnsPerIP int
+	// SpoolDir holds the temporary files of messages larger than
+	// SpoolThreshold (os.TempDir() when empty); SpoolThreshold is how much
+	// of a message stays in memory (DefaultSpoolThreshold when 0).
+	SpoolDir       string
+	SpoolThreshold int
 	// ReadTimeout and WriteTimeout bound each command (5 min and 1 min
 	// when 0), so an idle client cannot hold a connection forever.
 	ReadTimeout, WriteTimeout time.Duration
@@ -96,6 +120,15 @@ func New(cfg Config, store Store) (*Server, error) {
 	}
 	if cfg.MaxRecipients <= 0 {
 		cfg.MaxRecipients = DefaultMaxRecipients
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if cfg.SpoolThreshold <= 0 {
+		cfg.SpoolThreshold = DefaultSpoolThreshold
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 5 * time.Minute
@@ -174,8 +207,9 @@ func (s *Server) Serve() error {
 			"addr", ln.Addr().String(), "setting", "KEYDESK_SMTP_ALLOW_INSECURE_AUTH")
 	}
 	s.log.Info("smtp submission listening", "addr", ln.Addr().String(), "starttls", s.cfg.TLS != nil,
-		"auth", "PLAIN LOGIN", "max_message_bytes", s.cfg.MaxMessageBytes, "relay", relayName(s.relay))
-	err := s.smtp.Serve(ln)
+		"auth", "PLAIN LOGIN", "max_message_bytes", s.cfg.MaxMessageBytes, "relay", relayName(s.relay),
+		"max_conns", s.cfg.MaxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP)
+	err := s.smtp.Serve(newCapListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.cfg.Domain, s.log))
 	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}

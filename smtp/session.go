@@ -1,14 +1,12 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -27,6 +25,8 @@ var (
 		Message: "Credentials no longer valid (key deactivated or secret reset): reconnect and AUTH again"}
 	errAuthTemporary = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
 		Message: "Temporary authentication failure, try again later"}
+	errSpool = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
+		Message: "Message not accepted: local storage problem, try again later"}
 	errRelay = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
 		Message: "Message not accepted: the relay is unavailable, try again later"}
 )
@@ -61,6 +61,8 @@ type session struct {
 
 	from string
 	to   []string
+
+	spool spool // reused by each DATA of the connection
 }
 
 var _ gosmtp.AuthSession = (*session)(nil)
@@ -150,39 +152,47 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	return nil
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 func (s *session) Data(r io.Reader) error {
 	if !s.authed {
 		return errAuthRequired
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 1<<20 { // do not pin large buffers
-			bufPool.Put(buf)
+	// The message goes to a spool (memory up to a small threshold, then
+	// an unlinked temporary file), so a connection holds at most the
+	// threshold in memory whatever the message size.
+	sp := &s.spool
+	sp.dir, sp.threshold = s.s.cfg.SpoolDir, s.s.cfg.SpoolThreshold
+	defer sp.close()
+	if err := sp.fill(r); err != nil {
+		var se storageError
+		if errors.As(err, &se) {
+			s.s.log.Error("smtp spool failed", "api_key", s.p.APIKey, "err", err)
+			return errSpool
 		}
-	}()
-	if _, err := buf.ReadFrom(r); err != nil {
 		// ErrDataTooLarge is go-smtp's 552; anything else is a broken
 		// connection or an aborted BDAT.
 		return err
 	}
-	data := buf.Bytes()
+	body, err := sp.reader()
+	if err != nil {
+		s.s.log.Error("smtp spool failed", "api_key", s.p.APIKey, "err", err)
+		return errSpool
+	}
 	m := &Message{
-		From:      s.from,
-		To:        s.to,
-		Size:      int64(len(data)),
-		MessageID: headerValue(data, "Message-Id"),
-		Principal: s.p,
-		RemoteIP:  s.ip,
-		Data:      data,
+		Envelope: models.Envelope{
+			From:      s.from,
+			To:        s.to,
+			Principal: s.p,
+			RemoteIP:  s.ip,
+			Channel:   models.ChannelSMTP,
+		},
+		MessageID: models.HeaderValue(sp.head, "Message-Id"),
+		Size:      sp.size,
+		Body:      body,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := s.s.relay.Relay(ctx, m); err != nil {
-		var se *gosmtp.SMTPError
-		if errors.As(err, &se) {
+		if se := relayReply(err); se != nil {
 			s.s.log.Warn("smtp relay refused a message", "api_key", s.p.APIKey, "code", se.Code, "reply", se.Message)
 			return se
 		}
@@ -190,6 +200,20 @@ func (s *session) Data(r io.Reader) error {
 		return errRelay
 	}
 	s.s.store.RecordUse(s.p, models.ChannelSMTP, s.ip, 1)
+	return nil
+}
+
+// relayReply maps a relay's refusal to the reply for the client (nil when
+// err carries no reply).
+func relayReply(err error) *gosmtp.SMTPError {
+	var re *models.RelayError
+	if errors.As(err, &re) {
+		return &gosmtp.SMTPError{Code: re.Code, EnhancedCode: gosmtp.EnhancedCode(re.Enhanced), Message: re.Message}
+	}
+	var se *gosmtp.SMTPError
+	if errors.As(err, &se) {
+		return se
+	}
 	return nil
 }
 
@@ -243,41 +267,4 @@ func replyCode(err error) int {
 		return se.Code
 	}
 	return 0
-}
-
-// headerValue returns the first value of a header field in the message's
-// header section (unfolded, trimmed, at most 998 bytes), or "".
-func headerValue(msg []byte, name string) string {
-	var val []byte
-	found := false
-	for len(msg) > 0 {
-		line := msg
-		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-			line, msg = msg[:i], msg[i+1:]
-		} else {
-			msg = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			break // end of the header section
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if found {
-				val = append(val, ' ')
-				val = append(val, bytes.TrimSpace(line)...)
-			}
-			continue
-		}
-		if found {
-			break
-		}
-		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
-			found = true
-			val = append(val, bytes.TrimSpace(v)...)
-		}
-	}
-	if len(val) > 998 {
-		val = val[:998]
-	}
-	return string(val)
 }

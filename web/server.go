@@ -36,7 +36,10 @@ type Config struct {
 	SMTP views.SMTPInfo
 	// SessionMax is the cookie lifetime (the session row enforces it too).
 	SessionMax time.Duration
-	Logger     *slog.Logger
+	// Relay takes the messages the Send API accepts: the same relay (or
+	// sink) as SMTP. Nil means no relay is configured.
+	Relay  models.Relay
+	Logger *slog.Logger
 }
 
 // Server is the assembled application.
