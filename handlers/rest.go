@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,7 +20,7 @@ import (
 type restStore interface {
 	APIListKeys(ctx context.Context, p models.KeyPrincipal, q models.APIKeyQuery) ([]models.APIKeyRecord, int64, error)
 	APIGetKey(ctx context.Context, p models.KeyPrincipal, ref string) (*models.APIKeyRecord, error)
-	APICreateSubaccount(ctx context.Context, p models.KeyPrincipal, name string, meta models.RequestMeta) (*models.APIKeyRecord, models.Revealed, error)
+	APICreateSubaccount(ctx context.Context, p models.KeyPrincipal, in models.APIKeyCreate, meta models.RequestMeta) (*models.APIKeyRecord, models.Revealed, error)
 	APIUpdateKey(ctx context.Context, p models.KeyPrincipal, ref string, name *string, active *bool, meta models.RequestMeta) (*models.APIKeyRecord, error)
 }
 
@@ -70,35 +72,89 @@ func parseBoolParam(name, v string) (*bool, error) {
 	return nil, badRequest("Invalid value for " + name + ": use true or false.")
 }
 
-// list: GET /v3/REST/apikey with Mailjet's Limit/Offset/Countonly and filters.
+// maxLimit is Mailjet's cap on Limit.
+const maxLimit = 1000
+
+// filters reads the query string with case-insensitive names, as Mailjet
+// does (countOnly, Countonly and COUNTONLY are one filter).
+func filters(c echo.Context) map[string]string {
+	out := map[string]string{}
+	for k, v := range c.QueryParams() {
+		if len(v) > 0 {
+			out[strings.ToLower(k)] = v[0]
+		}
+	}
+	return out
+}
+
+// parseSort reads Mailjet's Sort: "Field", "Field ASC" or "Field DESC"
+// (the '+' of the URL is a space), on one of models.APIKeySortFields.
+func parseSort(v string) (models.APIKeySort, error) {
+	parts := strings.Fields(v)
+	if len(parts) == 0 || len(parts) > 2 {
+		return models.APIKeySort{}, badRequest("Invalid Sort: use a property name, optionally followed by ASC or DESC (e.g. Sort=ID+DESC).")
+	}
+	var o models.APIKeySort
+	for _, f := range models.APIKeySortFields {
+		if strings.EqualFold(f, parts[0]) {
+			o.Field = f
+		}
+	}
+	if o.Field == "" {
+		return o, badRequest("Invalid Sort: apikey cannot be sorted on " + strconv.Quote(parts[0]) + "; sortable properties are " +
+			strings.Join(models.APIKeySortFields, ", ") + ".")
+	}
+	if len(parts) == 2 {
+		switch strings.ToUpper(parts[1]) {
+		case "ASC":
+		case "DESC":
+			o.Desc = true
+		default:
+			return o, badRequest("Invalid Sort order " + strconv.Quote(parts[1]) + ": use ASC or DESC.")
+		}
+	}
+	return o, nil
+}
+
+// list: GET /v3/REST/apikey with Mailjet's Limit/Offset/Sort/countOnly and
+// filters, names case-insensitive.
 func (h *restHandlers) list(c echo.Context) error {
-	qp := c.QueryParams()
-	q := models.APIKeyQuery{APIKey: qp.Get("APIKey"), Name: qp.Get("Name"), Limit: 10}
-	if v := qp.Get("Limit"); v != "" {
+	qp := filters(c)
+	q := models.APIKeyQuery{APIKey: qp["apikey"], Name: qp["name"], Limit: 10}
+	if v, ok := qp["limit"]; ok {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 1000 {
+		if err != nil || n < 0 {
 			return badRequest("Invalid Limit: use a number from 0 to 1000 (0 means 1000).")
 		}
+		if n > maxLimit {
+			return badRequest("Invalid Limit: the maximum value is 1000.")
+		}
 		if n == 0 {
-			n = 1000
+			n = maxLimit
 		}
 		q.Limit = n
 	}
-	if v := qp.Get("Offset"); v != "" {
+	if v, ok := qp["offset"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			return badRequest("Invalid Offset: use a number from 0.")
 		}
 		q.Offset = n
 	}
+	if v, ok := qp["sort"]; ok {
+		var err error
+		if q.Sort, err = parseSort(v); err != nil {
+			return err
+		}
+	}
 	var err error
-	if q.IsActive, err = parseBoolParam("IsActive", qp.Get("IsActive")); err != nil {
+	if q.IsActive, err = parseBoolParam("IsActive", qp["isactive"]); err != nil {
 		return err
 	}
-	if q.IsMaster, err = parseBoolParam("IsMaster", qp.Get("IsMaster")); err != nil {
+	if q.IsMaster, err = parseBoolParam("IsMaster", qp["ismaster"]); err != nil {
 		return err
 	}
-	countOnly, err := parseBoolParam("Countonly", qp.Get("Countonly"))
+	countOnly, err := parseBoolParam("countOnly", qp["countonly"])
 	if err != nil {
 		return err
 	}
@@ -128,21 +184,46 @@ func (h *restHandlers) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, envelope{Count: 1, Data: []apikeyJSON{toJSON(*r)}, Total: 1})
 }
 
-// decodeBody reads a JSON object and checks its properties: writable ones
-// are returned, read-only and unknown ones are refused with a 400.
-func decodeBody(c echo.Context, writable ...string) (map[string]json.RawMessage, error) {
+// methodNotAllowed answers a method the resource does not have with 405
+// and Allow, as Mailjet documents.
+func methodNotAllowed(allow string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Allow", allow)
+		return web.APIError(http.StatusMethodNotAllowed, "Method "+c.Request().Method+" is not allowed on this resource: use "+allow+".")
+	}
+}
+
+// aclRefused explains why a non-empty ACL is refused.
+const aclRefused = "Property ACL is not supported: keydesk keys have no access scopes (every key has full access to what it can see), " +
+	"so an ACL could not be enforced. Leave ACL out or empty."
+
+// DecodeRESTBody reads a REST request body: it must be application/json
+// (else 415) holding one JSON object (else 400), whose properties are all
+// in writable; read-only and unknown ones are refused with a 400. An empty
+// ACL (which clients send by default) is dropped; any other ACL is refused.
+func DecodeRESTBody(contentType string, r io.Reader, writable ...string) (map[string]json.RawMessage, error) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return nil, web.APIError(http.StatusUnsupportedMediaType, "Unsupported Media Type: send the request body as application/json.")
+	}
 	var body map[string]json.RawMessage
-	dec := json.NewDecoder(c.Request().Body)
+	dec := json.NewDecoder(r)
 	if err := dec.Decode(&body); err != nil || body == nil {
 		return nil, badRequest("The request body must be a JSON object.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("The request body must be one JSON object, with nothing after it.")
 	}
 	readOnly := map[string]bool{"APIKey": true, "CreatedAt": true, "ID": true, "IsMaster": true, "QuarantineValue": true,
 		"Runlevel": true, "SecretKey": true, "TrackHost": true, "UserID": true}
 	for k, v := range body {
 		switch {
 		case contains(writable, k):
-		case k == "ACL" && (bytes.Equal(v, []byte(`""`)) || bytes.Equal(v, []byte("null"))):
-			delete(body, k) // Mailjet's client may send an empty ACL
+		case k == "ACL":
+			if !bytes.Equal(v, []byte(`""`)) && !bytes.Equal(v, []byte("null")) {
+				return nil, badRequest(aclRefused)
+			}
+			delete(body, k) // Mailjet's clients may send an empty ACL
 		case readOnly[k]:
 			return nil, badRequest("Property " + k + " is read-only.")
 		default:
@@ -150,6 +231,10 @@ func decodeBody(c echo.Context, writable ...string) (map[string]json.RawMessage,
 		}
 	}
 	return body, nil
+}
+
+func decodeBody(c echo.Context, writable ...string) (map[string]json.RawMessage, error) {
+	return DecodeRESTBody(c.Request().Header.Get(echo.HeaderContentType), c.Request().Body, writable...)
 }
 
 func contains(list []string, s string) bool {
@@ -161,13 +246,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
 func stringProp(body map[string]json.RawMessage, name string) (*string, error) {
 	raw, ok := body[name]
 	if !ok {
 		return nil, nil
 	}
 	var v string
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if isNull(raw) || json.Unmarshal(raw, &v) != nil {
 		return nil, badRequest("Property " + name + " must be a string.")
 	}
 	return &v, nil
@@ -179,14 +266,16 @@ func boolProp(body map[string]json.RawMessage, name string) (*bool, error) {
 		return nil, nil
 	}
 	var v bool
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, badRequest("Property " + name + " must be true or false.")
+	if isNull(raw) || json.Unmarshal(raw, &v) != nil {
+		return nil, badRequest("Property " + name + " must be true or false (not null).")
 	}
 	return &v, nil
 }
 
 // create: POST /v3/REST/apikey {"Name": …} makes a sub-account and its key;
-// this response is the only one that carries the SecretKey.
+// this response is the only one that carries the SecretKey. The store
+// answers from what it read inside its transaction, so nothing after the
+// commit can lose the secret.
 func (h *restHandlers) create(c echo.Context) error {
 	body, err := decodeBody(c, "Name", "IsActive")
 	if err != nil {
@@ -203,15 +292,9 @@ func (h *restHandlers) create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := web.APIPrincipal(c)
-	r, secret, err := h.store.APICreateSubaccount(c.Request().Context(), p, *name, web.Meta(c))
+	r, secret, err := h.store.APICreateSubaccount(c.Request().Context(), web.APIPrincipal(c), models.APIKeyCreate{Name: *name, IsActive: active}, web.Meta(c))
 	if err != nil {
 		return err
-	}
-	if active != nil && !*active {
-		if r, err = h.store.APIUpdateKey(c.Request().Context(), p, strconv.FormatUint(uint64(r.Key.ID), 10), nil, active, web.Meta(c)); err != nil {
-			return err
-		}
 	}
 	out := toJSON(*r)
 	out.SecretKey = secret.Secret

@@ -4,6 +4,8 @@
 package handlers
 
 import (
+	"net/http"
+
 	"keydesk/models"
 	"keydesk/web"
 )
@@ -76,4 +78,8 @@ func Register(s *web.Server) {
 	api.POST("/apikey", rest.create).Name = "api.apikey.create"
 	api.GET("/apikey/:id", rest.get).Name = "api.apikey.get"
 	api.PUT("/apikey/:id", rest.update).Name = "api.apikey.update"
+	// Other methods answer 405 with Allow (before authentication: they
+	// touch nothing).
+	e.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/v3/REST/apikey", methodNotAllowed("GET, POST"))
+	e.Match([]string{http.MethodPost, http.MethodPatch, http.MethodDelete}, "/v3/REST/apikey/:id", methodNotAllowed("GET, PUT"))
 }

@@ -301,34 +301,8 @@ func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, activ
 	var root uint
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
-		k, err = s.lockOwnedKey(tx, actor, keyID)
-		if err != nil {
-			return err
-		}
-		if k.IsMaster && !active {
-			return ErrMasterKeyDeactivation
-		}
-		if k.IsActive == active {
-			return nil
-		}
-		if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"is_active": active, "updated_at": s.Now()}).Error; err != nil {
-			return err
-		}
-		k.IsActive = active
-		action := ActionKeyDeactivated
-		if active {
-			action = ActionKeyActivated
-		}
-		if err := s.appendAudit(tx, actor, action, k.AccountID, target("apikey", k.ID, k.Name), map[string]any{"api_key": k.APIKey}); err != nil {
-			return err
-		}
-		if root, err = treeOf(tx, k.AccountID); err != nil {
-			return err
-		}
-		if err := s.notifyTreeChanged(tx, root); err != nil {
-			return err
-		}
-		return s.notifyKeyChanged(tx, k.APIKey)
+		k, root, err = s.setKeyActive(tx, actor, keyID, active)
+		return err
 	})
 	if err != nil {
 		return nil, wrapOp("set key active", err)
@@ -336,6 +310,40 @@ func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, activ
 	s.invalidate(k.APIKey)
 	s.invalidateTree(root)
 	return k, nil
+}
+
+// setKeyActive does SetKeyActive's work inside tx and returns the key and
+// its tree's root, whose caches the caller drops after the commit.
+func (s *Store) setKeyActive(tx *gorm.DB, actor Actor, keyID uint, active bool) (*APIKey, uint, error) {
+	k, err := s.lockOwnedKey(tx, actor, keyID)
+	if err != nil {
+		return nil, 0, err
+	}
+	if k.IsMaster && !active {
+		return nil, 0, ErrMasterKeyDeactivation
+	}
+	root := k.TreeID
+	if k.IsActive == active {
+		return k, root, nil
+	}
+	if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"is_active": active, "updated_at": s.Now()}).Error; err != nil {
+		return nil, 0, err
+	}
+	k.IsActive = active
+	action := ActionKeyDeactivated
+	if active {
+		action = ActionKeyActivated
+	}
+	if err := s.appendAudit(tx, actor, action, k.AccountID, target("apikey", k.ID, k.Name), map[string]any{"api_key": k.APIKey}); err != nil {
+		return nil, 0, err
+	}
+	if root, err = treeOf(tx, k.AccountID); err != nil {
+		return nil, 0, err
+	}
+	if err := s.notifyTreeChanged(tx, root); err != nil {
+		return nil, 0, err
+	}
+	return k, root, s.notifyKeyChanged(tx, k.APIKey)
 }
 
 // wrapOp adds context to unexpected errors but leaves typed ones bare

@@ -1,8 +1,11 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -31,6 +34,49 @@ type APIKeyQuery struct {
 	IsMaster *bool
 	Limit    int
 	Offset   int
+	Sort     APIKeySort // zero: by ID, ascending (Mailjet's default)
+}
+
+// APIKeySort orders a REST list by one of APIKeySortFields.
+type APIKeySort struct {
+	Field string
+	Desc  bool
+}
+
+// APIKeySortFields are the properties a REST list can be sorted on.
+var APIKeySortFields = []string{"ID", "APIKey", "Name", "CreatedAt", "IsActive", "IsMaster"}
+
+func (o APIKeySort) less(a, b *APIKey) bool {
+	var c int
+	switch o.Field {
+	case "APIKey":
+		c = strings.Compare(a.APIKey, b.APIKey)
+	case "Name":
+		c = strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	case "CreatedAt":
+		c = a.CreatedAt.Compare(b.CreatedAt)
+	case "IsActive":
+		c = boolCmp(a.IsActive, b.IsActive)
+	case "IsMaster":
+		c = boolCmp(a.IsMaster, b.IsMaster)
+	}
+	if c == 0 {
+		c = cmp.Compare(a.ID, b.ID) // ties (and Field "ID") by ID
+	}
+	if o.Desc {
+		return c > 0
+	}
+	return c < 0
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // apiScope limits keys to what a principal may see: a master key its
@@ -72,9 +118,14 @@ func (s *Store) APIListKeys(ctx context.Context, p KeyPrincipal, q APIKeyQuery) 
 		return nil, 0, wrapOp("api list keys", err)
 	}
 	apiKey := strings.ToLower(q.APIKey)
+	keys := tree.keys // by ID; shared with the cache: never modified
+	if q.Sort.Desc || (q.Sort.Field != "" && q.Sort.Field != "ID") {
+		keys = slices.Clone(keys)
+		sort.SliceStable(keys, func(i, j int) bool { return q.Sort.less(&keys[i], &keys[j]) })
+	}
 	var total int64
 	out := []APIKeyRecord{}
-	for _, k := range tree.keys {
+	for _, k := range keys {
 		switch {
 		case !p.IsMaster && k.ID != p.KeyID,
 			apiKey != "" && k.APIKey != apiKey,
@@ -125,23 +176,47 @@ func (s *Store) APIGetKey(ctx context.Context, p KeyPrincipal, ref string) (*API
 // ErrSubaccountKeyReadOnly refuses changes requested with a sub-account key.
 var ErrSubaccountKeyReadOnly = errors.New("a sub-account API key can only read itself")
 
+// APIKeyCreate is what a REST create may set.
+type APIKeyCreate struct {
+	Name     string
+	IsActive *bool // nil: active
+}
+
 // APICreateSubaccount creates a sub-account and its key with a master key,
-// subject to the plan limit, returning the secret once.
-func (s *Store) APICreateSubaccount(ctx context.Context, p KeyPrincipal, name string, meta RequestMeta) (*APIKeyRecord, Revealed, error) {
+// subject to the plan limit, returning the secret once. Everything the
+// response needs is read inside the one transaction, so once it commits
+// nothing can fail and lose the secret (a failure before the commit
+// leaves nothing behind, and the retry works).
+func (s *Store) APICreateSubaccount(ctx context.Context, p KeyPrincipal, in APIKeyCreate, meta RequestMeta) (*APIKeyRecord, Revealed, error) {
 	if !p.IsMaster {
 		return nil, Revealed{}, ErrSubaccountKeyReadOnly
 	}
 	actor := APIKeyActor(p, meta)
 	actor.Role, actor.AuthAt = RoleOwner, s.Now() // the API key itself is a fresh authentication
-	sub, secret, err := s.createSubaccount(ctx, actor, name, "")
-	if err != nil {
-		return nil, Revealed{}, err
-	}
-	uid, err := s.ownerUserID(s.db.WithContext(ctx), p)
+	var rec APIKeyRecord
+	var secret Revealed
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		sub, rev, err := s.createSubaccountTx(tx, actor, in.Name, "")
+		if err != nil {
+			return err
+		}
+		rec.Key, secret = sub.Key, rev
+		if in.IsActive != nil && !*in.IsActive {
+			k, _, err := s.setKeyActive(tx, APIKeyActor(p, meta), sub.Key.ID, false)
+			if err != nil {
+				return err
+			}
+			rec.Key = *k
+		}
+		rec.UserID, err = s.ownerUserID(tx, p)
+		return err
+	})
 	if err != nil {
 		return nil, Revealed{}, wrapOp("api create key", err)
 	}
-	return &APIKeyRecord{Key: sub.Key, UserID: uid}, secret, nil
+	s.invalidateTree(p.root())
+	s.invalidate(rec.Key.APIKey)
+	return &rec, secret, nil
 }
 
 // APIUpdateKey applies a partial update (Name, IsActive) with a master key.

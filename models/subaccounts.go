@@ -127,54 +127,66 @@ func (s *Store) CreateSubaccount(ctx context.Context, actor Actor, rawName, rawD
 // createSubaccount does the work once the caller's rights are checked
 // (an owner in sudo mode, or a master API key).
 func (s *Store) createSubaccount(ctx context.Context, actor Actor, rawName, desc string) (*Subaccount, Revealed, error) {
-	name, msg := ValidateName(rawName)
-	if msg != "" {
-		return nil, Revealed{}, &ValidationError{Fields: map[string]string{"name": msg}}
-	}
-	var sub Subaccount
+	var sub *Subaccount
 	var secret Revealed
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		parent, err := s.lockAccount(tx, actor.AccountID)
-		if err != nil {
-			return err
-		}
-		used, err := countSubaccounts(tx, parent.ID)
-		if err != nil {
-			return err
-		}
-		if used >= parent.SubaccountLimitValue() {
-			return ErrLimitReached
-		}
-		var dup int64
-		if err := tx.Model(&Account{}).Where("(id = ? OR parent_id = ?) AND LOWER(name) = ?", parent.ID, parent.ID, strings.ToLower(name)).
-			Count(&dup).Error; err != nil {
-			return err
-		}
-		if dup > 0 {
-			return &ValidationError{Fields: map[string]string{"name": "You already have an account or sub-account with this name."}}
-		}
-		sub.Account = Account{ParentID: &parent.ID, Name: name, Description: desc, Plan: parent.Plan, IsActive: true}
-		if err := tx.Create(&sub.Account).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&Account{}).Where("id = ?", parent.ID).Update("subaccount_count", gorm.Expr("subaccount_count + 1")).Error; err != nil {
-			return err
-		}
-		if err := s.appendAudit(tx, actor, ActionSubaccountNew, parent.ID, target("account", sub.Account.ID, name),
-			map[string]any{"used": used + 1, "limit": parent.SubaccountLimitValue()}); err != nil {
-			return err
-		}
-		k, rev, err := s.createKey(tx, actor, sub.Account.ID, name, false)
-		if err != nil {
-			return err
-		}
-		sub.Key, secret = *k, rev
-		return s.notifyTreeChanged(tx, parent.ID)
+		var err error
+		sub, secret, err = s.createSubaccountTx(tx, actor, rawName, desc)
+		return err
 	})
 	if err != nil {
 		return nil, Revealed{}, wrapOp("create sub-account", err)
 	}
 	s.invalidateTree(*sub.Account.ParentID)
+	return sub, secret, nil
+}
+
+// createSubaccountTx creates the sub-account and its key inside tx; the
+// caller drops the parent's tree cache after the commit.
+func (s *Store) createSubaccountTx(tx *gorm.DB, actor Actor, rawName, desc string) (*Subaccount, Revealed, error) {
+	name, msg := ValidateName(rawName)
+	if msg != "" {
+		return nil, Revealed{}, &ValidationError{Fields: map[string]string{"name": msg}}
+	}
+	var sub Subaccount
+	parent, err := s.lockAccount(tx, actor.AccountID)
+	if err != nil {
+		return nil, Revealed{}, err
+	}
+	used, err := countSubaccounts(tx, parent.ID)
+	if err != nil {
+		return nil, Revealed{}, err
+	}
+	if used >= parent.SubaccountLimitValue() {
+		return nil, Revealed{}, ErrLimitReached
+	}
+	var dup int64
+	if err := tx.Model(&Account{}).Where("(id = ? OR parent_id = ?) AND LOWER(name) = ?", parent.ID, parent.ID, strings.ToLower(name)).
+		Count(&dup).Error; err != nil {
+		return nil, Revealed{}, err
+	}
+	if dup > 0 {
+		return nil, Revealed{}, &ValidationError{Fields: map[string]string{"name": "You already have an account or sub-account with this name."}}
+	}
+	sub.Account = Account{ParentID: &parent.ID, Name: name, Description: desc, Plan: parent.Plan, IsActive: true}
+	if err := tx.Create(&sub.Account).Error; err != nil {
+		return nil, Revealed{}, err
+	}
+	if err := tx.Model(&Account{}).Where("id = ?", parent.ID).Update("subaccount_count", gorm.Expr("subaccount_count + 1")).Error; err != nil {
+		return nil, Revealed{}, err
+	}
+	if err := s.appendAudit(tx, actor, ActionSubaccountNew, parent.ID, target("account", sub.Account.ID, name),
+		map[string]any{"used": used + 1, "limit": parent.SubaccountLimitValue()}); err != nil {
+		return nil, Revealed{}, err
+	}
+	k, secret, err := s.createKey(tx, actor, sub.Account.ID, name, false)
+	if err != nil {
+		return nil, Revealed{}, err
+	}
+	sub.Key = *k
+	if err := s.notifyTreeChanged(tx, parent.ID); err != nil {
+		return nil, Revealed{}, err
+	}
 	return &sub, secret, nil
 }
 

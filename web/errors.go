@@ -127,6 +127,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 }
 
+// mailjetProperty names models' input fields as Mailjet's properties, so a
+// REST client reads "IsActive: …", never an internal field name.
+var mailjetProperty = map[string]string{"name": "Name", "active": "IsActive", "description": "Description"}
+
 func fieldMessage(fe map[string]string) string {
 	keys := make([]string, 0, len(fe))
 	for k := range fe {
@@ -135,9 +139,9 @@ func fieldMessage(fe map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		name := k
-		if k == "name" {
-			name = "Name"
+		name, ok := mailjetProperty[k]
+		if !ok {
+			name = k
 		}
 		parts = append(parts, name+": "+fe[k])
 	}
