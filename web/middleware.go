@@ -145,11 +145,17 @@ func (s *Server) SessionToken(c echo.Context) string {
 func (s *Server) SetSession(c echo.Context, token string) error {
 	sess, _ := s.cookies.New(c.Request(), cookieName)
 	sess.Values = map[any]any{cookieKey: token}
-	return sess.Save(c.Request(), c.Response())
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	// A page rendered in this same response carries the new session's token.
+	s.refreshCSRF(c, token)
+	return nil
 }
 
 // ClearSession expires the cookie.
 func (s *Server) ClearSession(c echo.Context) {
+	s.refreshCSRF(c, "")
 	c.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 

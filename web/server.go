@@ -51,6 +51,7 @@ type Server struct {
 	cookies *sessions.CookieStore
 	assets  *assets
 	secure  bool
+	csrfKey []byte
 }
 
 // New builds the Echo app with every middleware in order. Routes are added
@@ -70,7 +71,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Store: store, Config: cfg, Log: cfg.Logger, assets: as, secure: secure}
+	s := &Server{Store: store, Config: cfg, Log: cfg.Logger, assets: as, secure: secure, csrfKey: deriveCSRFKey(cfg.SessionKeys)}
 	s.cookies = sessions.NewCookieStore(cfg.SessionKeys...)
 	s.cookies.Options = &sessions.Options{
 		Path: "/", MaxAge: int(cfg.SessionMax / time.Second), HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
@@ -98,31 +99,19 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 		}}))
 	e.Use(s.securityHeaders)
 	e.Use(middleware.BodyLimit("1M"))
-	csrf, err := middleware.CSRFConfig{
-		Skipper:        skipCSRF,
-		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
-		CookieName:     "keydesk_csrf",
-		CookiePath:     "/",
-		CookieHTTPOnly: true,
-		CookieSecure:   secure,
-		CookieSameSite: http.SameSiteStrictMode,
-		ContextKey:     "csrf",
-	}.ToMiddleware()
-	if err != nil {
-		return nil, err
-	}
-	e.Use(csrf)
+	e.Use(s.fetchMetadata)
 	e.Use(s.loadSession)
+	e.Use(s.csrfToken)
 
 	e.GET("/static/:version/*", s.serveStatic).Name = "static"
 	return s, nil
 }
 
-// skipCSRF exempts static files, probes and the Basic-auth REST API (no
-// cookies are accepted there, so there is nothing to forge).
+// skipCSRF exempts static files, probes and the Basic-auth REST and Send
+// APIs (no cookies are accepted there, so there is nothing to forge).
 func skipCSRF(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return strings.HasPrefix(p, "/static/") || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/v3/")
+	return strings.HasPrefix(p, "/static/") || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/v3/") || strings.HasPrefix(p, "/v3.1/")
 }
 
 // Principal is the signed-in user of the request, or nil.
