@@ -156,4 +156,3 @@ func (s *Server) refreshCSRF(c echo.Context, sessionID string) {
 	}
 	c.Set("csrf", s.csrfMAC("session", sessionID))
 }
-
