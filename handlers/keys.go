@@ -20,6 +20,7 @@ type keyStore interface {
 	SubaccountUsage(ctx context.Context, actor models.Actor) (models.Usage, error)
 	KeyByID(ctx context.Context, actor models.Actor, id uint) (*models.APIKey, error)
 	ResetSecret(ctx context.Context, actor models.Actor, keyID uint, grace time.Duration) (*models.APIKey, models.Revealed, error)
+	EndOldSecret(ctx context.Context, actor models.Actor, keyID, secretID uint) (*models.APIKey, models.OldSecret, error)
 	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
 	SetKeyActive(ctx context.Context, actor models.Actor, keyID uint, active bool) (*models.APIKey, error)
 	Reauthenticate(ctx context.Context, p *models.Principal, password string, meta models.RequestMeta) error
@@ -37,6 +38,7 @@ var keyNotices = map[string]string{
 	"renamed":     "The key was renamed.",
 	"deactivated": "The key was deactivated. The REST API and SMTP now reject it.",
 	"activated":   "The key was activated. Its current secret works again.",
+	"ended":       "The older secret key was ended. The REST API and SMTP now reject it.",
 }
 
 func (h *keyHandlers) row(k models.APIKey) views.KeyRow {
@@ -98,7 +100,17 @@ func (h *keyHandlers) resetForm(c echo.Context) error {
 		return err
 	}
 	need := !web.Principal(c).InSudo(h.store.Now())
-	return h.dialog(c, http.StatusOK, views.ResetDialog(views.ResetProps{Key: h.row(*k), NeedPassword: need}))
+	return h.dialog(c, http.StatusOK, views.ResetDialog(h.resetProps(k, "", need)))
+}
+
+func (h *keyHandlers) resetProps(k *models.APIKey, grace string, needPassword bool) views.ResetProps {
+	now := h.store.Now()
+	p := views.ResetProps{Key: h.row(*k), Grace: grace, NeedPassword: needPassword}
+	if v := k.CapVictim(now); v != nil {
+		r := views.NewOldSecretRow(*v, now)
+		p.CapVictim = &r
+	}
+	return p
 }
 
 // reset replaces the secret and answers with the only response that
@@ -109,7 +121,7 @@ func (h *keyHandlers) reset(c echo.Context) error {
 		return err
 	}
 	p := web.Principal(c)
-	props := views.ResetProps{Key: h.row(*k), Grace: c.FormValue("grace"), NeedPassword: !p.InSudo(h.store.Now())}
+	props := h.resetProps(k, c.FormValue("grace"), !p.InSudo(h.store.Now()))
 	grace, ok := models.ParseGrace(props.Grace)
 	if !ok {
 		props.Errors = map[string]string{"grace": "Choose when the current secret stops working."}
@@ -144,6 +156,69 @@ func (h *keyHandlers) reset(c echo.Context) error {
 		Title: "Your new secret key", Name: key.Name, APIKey: secret.APIKey, Secret: secret.Secret,
 		SMTP: h.web.Config.SMTP, Continue: "/keys",
 	}))
+}
+
+// oldSecret finds the live old secret named in the URL on key k; any other
+// ID (unknown, ended, another key's) is 404.
+func (h *keyHandlers) oldSecret(c echo.Context, k *models.APIKey) (*models.OldSecret, error) {
+	id, err := strconv.ParseUint(c.Param("secret"), 10, 32)
+	if err != nil || id == 0 {
+		return nil, models.ErrNotFound
+	}
+	now := h.store.Now()
+	for i := range k.OldSecrets {
+		if o := &k.OldSecrets[i]; o.ID == uint(id) && o.Live(now) {
+			return o, nil
+		}
+	}
+	return nil, models.ErrNotFound
+}
+
+func (h *keyHandlers) endSecretProps(c echo.Context) (views.EndSecretProps, uint, error) {
+	k, err := h.key(c)
+	if err != nil {
+		return views.EndSecretProps{}, 0, err
+	}
+	o, err := h.oldSecret(c, k)
+	if err != nil {
+		return views.EndSecretProps{}, 0, err
+	}
+	now := h.store.Now()
+	return views.EndSecretProps{Key: h.row(*k), Secret: views.NewOldSecretRow(*o, now), NeedPassword: !web.Principal(c).InSudo(now)}, o.ID, nil
+}
+
+func (h *keyHandlers) endSecretForm(c echo.Context) error {
+	props, _, err := h.endSecretProps(c)
+	if err != nil {
+		return err
+	}
+	return h.dialog(c, http.StatusOK, views.EndSecretDialog(props))
+}
+
+// endSecret stops one older secret before its grace period ends (sudo).
+func (h *keyHandlers) endSecret(c echo.Context) error {
+	props, secretID, err := h.endSecretProps(c)
+	if err != nil {
+		return err
+	}
+	fe, err := ensureSudo(c, h.store, h.store.Now())
+	if fe != nil {
+		props.Errors = fe
+		return h.dialog(c, http.StatusUnprocessableEntity, views.EndSecretDialog(props))
+	}
+	if err != nil {
+		return err
+	}
+	_, _, err = h.store.EndOldSecret(c.Request().Context(), web.Actor(c), props.Key.ID, secretID)
+	if errors.Is(err, models.ErrReauthRequired) {
+		props.NeedPassword = true
+		props.Errors = map[string]string{"password": "Enter your password to confirm."}
+		return h.dialog(c, http.StatusUnprocessableEntity, views.EndSecretDialog(props))
+	}
+	if err != nil {
+		return err
+	}
+	return web.Redirect(c, "/keys?done=ended")
 }
 
 func (h *keyHandlers) renameForm(c echo.Context) error {

@@ -264,8 +264,8 @@ func TestResetWithGraceKeepsOldSecretUntilItEnds(t *testing.T) {
 	}
 	page := c.get("/keys")
 	grace := page.text(`[data-testid="master-card"] [data-testid="grace"]`)
-	if !strings.Contains(grace, "old secret valid until") || !strings.Contains(grace, "13:00") {
-		t.Fatalf("grace line %q, want 'old secret valid until … 13:00 UTC'", grace)
+	if !strings.Contains(grace, "works until") || !strings.Contains(grace, "13:00") {
+		t.Fatalf("grace line %q, want 'works until … 13:00 UTC'", grace)
 	}
 	a.clock.Advance(time.Hour + time.Second)
 	if a.verifies(apiKey, old) {

@@ -46,6 +46,8 @@ func Register(s *web.Server) {
 	e.GET("/keys", keys.list, owner).Name = "keys"
 	e.GET("/keys/:id/reset", keys.resetForm, owner).Name = "keys.reset"
 	e.POST("/keys/:id/reset", keys.reset, owner).Name = "keys.reset.submit"
+	e.GET("/keys/:id/old-secrets/:secret/end", keys.endSecretForm, owner).Name = "keys.oldsecret.end"
+	e.POST("/keys/:id/old-secrets/:secret/end", keys.endSecret, owner).Name = "keys.oldsecret.end.submit"
 	e.GET("/keys/:id/rename", keys.renameForm, owner).Name = "keys.rename"
 	e.POST("/keys/:id/rename", keys.rename, owner).Name = "keys.rename.submit"
 	e.GET("/keys/:id/deactivate", keys.deactivateForm, owner).Name = "keys.deactivate"

@@ -26,6 +26,7 @@ const (
 	ActionKeyCreated      = "key.created"
 	ActionSecretRevealed  = "secret.revealed"
 	ActionSecretReset     = "secret.reset"
+	ActionOldSecretEnded  = "secret.ended"
 	ActionKeyRenamed      = "key.renamed"
 	ActionKeyDeactivated  = "key.deactivated"
 	ActionKeyActivated    = "key.activated"

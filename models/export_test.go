@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"time"
 
 	"gorm.io/gorm"
@@ -12,6 +13,9 @@ var (
 	NewAPIKey    = newAPIKey
 	DigestSecret = digestSecret
 )
+
+// MigrateTo applies the migrations up to version v only.
+func (s *Store) MigrateTo(ctx context.Context, v int) ([]int, error) { return s.migrateUpTo(ctx, v) }
 
 // ComputeAuditHash lets tests rebuild a chain as an attacker would.
 func ComputeAuditHash(e *AuditEntry) string { return e.computeHash() }

@@ -14,25 +14,24 @@ import (
 // APIKey is a public API key and the digest of its secret. Every account
 // (main or sub-account) has one; the main account's is the master key.
 type APIKey struct {
-	ID                  uint `gorm:"primaryKey"`
-	AccountID           uint
-	TreeID              uint // the main account: AccountID or its parent
-	Name                string
-	APIKey              string `gorm:"column:api_key"`
-	SecretDigest        []byte `json:"-"`
-	SecretHint          string
-	SecretSetAt         time.Time
-	PrevSecretDigest    []byte `json:"-"`
-	PrevSecretExpiresAt *time.Time
-	IsMaster            bool
-	IsActive            bool
-	LastUsedAt          *time.Time
-	LastUsedIP          string
-	// PrevSecretLastUsedAt is the last use of the old secret during a grace
-	// period, so the owner can see whether clients still use it.
-	PrevSecretLastUsedAt *time.Time
-	CreatedAt            time.Time
-	UpdatedAt            time.Time
+	ID           uint `gorm:"primaryKey"`
+	AccountID    uint
+	TreeID       uint // the main account: AccountID or its parent
+	Name         string
+	APIKey       string `gorm:"column:api_key"`
+	SecretDigest []byte `json:"-"`
+	SecretHint   string
+	SecretSetAt  time.Time
+	IsMaster     bool
+	IsActive     bool
+	LastUsedAt   *time.Time
+	LastUsedIP   string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	// OldSecrets are the replaced secrets still inside their grace periods,
+	// latest deadline first, without digests (filled by the reads that
+	// display keys; rows of the old_secrets table).
+	OldSecrets []OldSecret `gorm:"-"`
 }
 
 func (APIKey) TableName() string { return "api_keys" }
@@ -45,14 +44,6 @@ func (k *APIKey) SecretAgeDays(now time.Time) int {
 // RotationDue reports whether the secret is older than the policy.
 func (k *APIKey) RotationDue(now time.Time, policyDays int) bool {
 	return now.Sub(k.SecretSetAt) > time.Duration(policyDays)*24*time.Hour
-}
-
-// GraceUntil is the end of the old secret's grace period, if one is running.
-func (k *APIKey) GraceUntil(now time.Time) *time.Time {
-	if len(k.PrevSecretDigest) == 0 || k.PrevSecretExpiresAt == nil || !now.Before(*k.PrevSecretExpiresAt) {
-		return nil
-	}
-	return k.PrevSecretExpiresAt
 }
 
 // GraceOptions are the grace periods an owner may choose when resetting.
@@ -154,6 +145,9 @@ func (s *Store) KeyByID(ctx context.Context, actor Actor, id uint) (*APIKey, err
 	if err := s.ownedKeys(db.Model(&APIKey{}), actor).Where("id = ?", id).Take(&k).Error; err != nil {
 		return nil, notFound(err)
 	}
+	if err := attachOldSecrets(db, s.Now(), &k); err != nil {
+		return nil, wrapOp("key", err)
+	}
 	return &k, nil
 }
 
@@ -182,9 +176,13 @@ func (s *Store) requireSudo(actor Actor) error {
 }
 
 // ResetSecret replaces a key's secret and returns the new one, once. With a
-// grace period the old secret keeps working until it ends; without one it
-// is dead when this returns. Concurrent resets are serialised on the key
-// row, so at most one new secret is valid outside a chosen grace period.
+// grace period the replaced secret keeps working until it ends; without one
+// it is dead when this returns. Older secrets keep their own deadlines, up
+// to MaxLiveSecrets live secrets: beyond that the one whose deadline comes
+// first ends now (APIKey.CapVictim says which, before the reset). Concurrent
+// resets are serialised on the key row. Everything the response needs is
+// read inside the transaction, so the caller answers from memory after the
+// commit and never loses the only copy of the secret to a later read.
 func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace time.Duration) (*APIKey, Revealed, error) {
 	if err := s.requireSudo(actor); err != nil {
 		return nil, Revealed{}, err
@@ -200,26 +198,39 @@ func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace 
 			return err
 		}
 		now := s.Now()
-		d := digestSecret(secret)
-		var prev []byte
-		var prevUntil *time.Time
-		if grace > 0 {
-			prev = k.SecretDigest
-			until := now.Add(grace)
-			prevUntil = &until
+		// Dead old secrets are of no use to anyone: drop them here, where
+		// the key row is locked anyway.
+		if err := tx.Where("key_id = ? AND expires_at <= ?", k.ID, now).Delete(&OldSecret{}).Error; err != nil {
+			return err
 		}
+		if err := attachOldSecrets(tx, now, k); err != nil {
+			return err
+		}
+		t := target("apikey", k.ID, k.Name)
+		details := map[string]any{"api_key": k.APIKey, "grace": graceLabel(grace)}
+		if grace > 0 {
+			if victim := k.CapVictim(now); victim != nil {
+				if err := tx.Where("id = ?", victim.ID).Delete(&OldSecret{}).Error; err != nil {
+					return err
+				}
+				details["ended_early"] = map[string]any{"secret_hint": victim.Hint, "was_valid_until": victim.ExpiresAt.UTC().Format(time.RFC3339)}
+			}
+			old := OldSecret{KeyID: k.ID, Digest: k.SecretDigest, Hint: k.SecretHint, RetiredAt: now, ExpiresAt: now.Add(grace)}
+			if err := tx.Create(&old).Error; err != nil {
+				return err
+			}
+			details["old_secret_valid_until"] = old.ExpiresAt.Format(time.RFC3339)
+		}
+		d := digestSecret(secret)
 		err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{
-			"secret_digest": d[:], "secret_hint": secretHint(secret), "secret_set_at": now,
-			"prev_secret_digest": prev, "prev_secret_expires_at": prevUntil, "updated_at": now,
+			"secret_digest": d[:], "secret_hint": secretHint(secret), "secret_set_at": now, "updated_at": now,
 		}).Error
 		if err != nil {
 			return err
 		}
-		k.SecretDigest, k.SecretHint, k.SecretSetAt, k.PrevSecretDigest, k.PrevSecretExpiresAt = d[:], secretHint(secret), now, prev, prevUntil
-		t := target("apikey", k.ID, k.Name)
-		details := map[string]any{"api_key": k.APIKey, "grace": graceLabel(grace)}
-		if prevUntil != nil {
-			details["old_secret_valid_until"] = prevUntil.Format(time.RFC3339)
+		k.SecretDigest, k.SecretHint, k.SecretSetAt, k.UpdatedAt = d[:], secretHint(secret), now, now
+		if err := attachOldSecrets(tx, now, k); err != nil {
+			return err
 		}
 		if err := s.appendAudit(tx, actor, ActionSecretReset, k.AccountID, t, details); err != nil {
 			return err
@@ -418,6 +429,13 @@ func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page i
 		if err := overdue().Order("secret_set_at").Limit(20).Find(&v.Overdue).Error; err != nil {
 			return nil, wrapOp("keys page", err)
 		}
+	}
+	shown := []*APIKey{v.Master}
+	for i := range v.Subaccounts {
+		shown = append(shown, &v.Subaccounts[i])
+	}
+	if err := attachOldSecrets(db, s.Now(), shown...); err != nil {
+		return nil, wrapOp("keys page", err)
 	}
 	return v, nil
 }

@@ -361,7 +361,7 @@ func TestSecretsStoredOnlyAsDigests(t *testing.T) {
 		}
 		return
 	}
-	for _, table := range []string{"accounts", "users", "sessions", "throttles", "audit_entries", "api_keys"} {
+	for _, table := range []string{"accounts", "users", "sessions", "throttles", "audit_entries", "api_keys", "old_secrets"} {
 		var rows []string
 		if err := s.DB().Raw("SELECT t::text FROM " + table + " t").Scan(&rows).Error; err != nil {
 			t.Fatal(err)

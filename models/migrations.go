@@ -191,6 +191,28 @@ CREATE INDEX idx_api_keys_tree_secret ON api_keys(tree_id, secret_set_at);
 ALTER TABLE accounts ADD COLUMN subaccount_count INTEGER NOT NULL DEFAULT 0;
 UPDATE accounts SET subaccount_count = (SELECT COUNT(*) FROM accounts c WHERE c.parent_id = accounts.id);
 `, nil},
+	// A key holds its current secret (in api_keys) plus every older secret
+	// still inside the grace period it was given, each with its own
+	// deadline: a later reset never shortens an earlier promise. The one
+	// previous secret of migration 2 moves here with its deadline and use.
+	{8, "old secrets, each with its own grace period", `
+CREATE TABLE old_secrets (
+	id {{pk}},
+	key_id BIGINT NOT NULL REFERENCES api_keys(id),
+	digest {{bytes}} NOT NULL,
+	hint TEXT NOT NULL DEFAULT '',
+	retired_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL,
+	last_used_at {{ts}} NULL
+);
+CREATE INDEX idx_old_secrets_key ON old_secrets(key_id, expires_at);
+INSERT INTO old_secrets (key_id, digest, hint, retired_at, expires_at, last_used_at)
+	SELECT id, prev_secret_digest, '', secret_set_at, prev_secret_expires_at, prev_secret_last_used_at FROM api_keys
+	WHERE prev_secret_digest IS NOT NULL AND prev_secret_expires_at IS NOT NULL;
+ALTER TABLE api_keys DROP COLUMN prev_secret_digest;
+ALTER TABLE api_keys DROP COLUMN prev_secret_expires_at;
+ALTER TABLE api_keys DROP COLUMN prev_secret_last_used_at;
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {
@@ -210,6 +232,12 @@ func SchemaVersion() int { return migrations[len(migrations)-1].Version }
 // once: PostgreSQL takes an advisory lock, SQLite's immediate transaction
 // holds the write lock.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	return s.migrateUpTo(ctx, SchemaVersion())
+}
+
+// migrateUpTo applies the pending migrations up to version through (tests
+// of a migration start from the schema before it).
+func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 	db := s.db.WithContext(ctx)
 	if s.engine == Postgres {
 		conn, err := s.db.DB()
@@ -234,6 +262,9 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	}
 	var applied []int
 	for _, m := range migrations {
+		if m.Version > through {
+			break
+		}
 		err := s.tx(ctx, func(tx *gorm.DB) error {
 			var n int64
 			if err := tx.Table("schema_migrations").Where("version = ?", m.Version).Count(&n).Error; err != nil {

@@ -303,7 +303,7 @@ func TestSupportSearchAndAccountViewHideSecrets(t *testing.T) {
 		t.Fatalf("support view %+v", v)
 	}
 	for _, k := range v.Keys {
-		if len(k.SecretDigest) != 0 || len(k.PrevSecretDigest) != 0 {
+		if len(k.SecretDigest) != 0 || len(k.OldSecrets) > 0 && len(k.OldSecrets[0].Digest) != 0 {
 			t.Fatal("support view carries a secret digest")
 		}
 	}

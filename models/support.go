@@ -131,10 +131,17 @@ func (s *Store) SupportAccount(ctx context.Context, actor Actor, id uint) (*Supp
 		return nil, wrapOp("support account", err)
 	}
 	// Only display columns: digests never leave the database here.
-	if err := db.Model(&APIKey{}).Select("id", "account_id", "name", "api_key", "secret_hint", "secret_set_at", "prev_secret_expires_at",
+	if err := db.Model(&APIKey{}).Select("id", "account_id", "name", "api_key", "secret_hint", "secret_set_at",
 		"is_master", "is_active", "last_used_at", "last_used_ip", "created_at", "updated_at", "tree_id").
 		Where("tree_id = ?", id).
 		Order("is_master DESC").Order("name").Find(&v.Keys).Error; err != nil {
+		return nil, wrapOp("support account", err)
+	}
+	keys := make([]*APIKey, len(v.Keys))
+	for i := range v.Keys {
+		keys[i] = &v.Keys[i]
+	}
+	if err := attachOldSecrets(db, s.Now(), keys...); err != nil {
 		return nil, wrapOp("support account", err)
 	}
 	if err := db.Where("account_id = ?", id).Order("id DESC").Limit(20).Find(&v.Requests).Error; err != nil {

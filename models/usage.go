@@ -22,8 +22,11 @@ const (
 // usageDelta accumulates one key's activity between flushes.
 type usageDelta struct {
 	apiRequests, smtpMessages, authFailures, oldSecretUses int64
-	lastUsed, prevLastUsed                                 time.Time
+	lastUsed                                               time.Time
 	lastIP                                                 string
+	// oldLastUsed is the last use of each old secret (by ID) during its
+	// grace period; nil until one is used, so the common case allocates nothing.
+	oldLastUsed map[uint]time.Time
 }
 
 // usageBuffer collects usage in memory so that authentication never waits
@@ -56,7 +59,10 @@ func (s *Store) RecordUse(p KeyPrincipal, ch Channel, ip string, messages int) {
 	}
 	if p.UsedPrevious {
 		d.oldSecretUses++
-		d.prevLastUsed = now
+		if d.oldLastUsed == nil {
+			d.oldLastUsed = map[uint]time.Time{}
+		}
+		d.oldLastUsed[p.OldSecretID] = now
 	}
 	if !now.Before(d.lastUsed) { // ties: the latest call wins
 		d.lastUsed, d.lastIP = now, ip
@@ -152,12 +158,15 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 		for _, id := range ids {
 			d := byKey[id]
 			upd := map[string]any{"last_used_at": d.lastUsed.UTC(), "last_used_ip": d.lastIP}
-			if !d.prevLastUsed.IsZero() {
-				upd["prev_secret_last_used_at"] = d.prevLastUsed.UTC()
-			}
 			// Never move last use backwards (another instance may be ahead).
 			if err := tx.Model(&APIKey{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, d.lastUsed.UTC()).Updates(upd).Error; err != nil {
 				return err
+			}
+			for oldID, at := range d.oldLastUsed {
+				if err := tx.Model(&OldSecret{}).Where("id = ? AND key_id = ? AND (last_used_at IS NULL OR last_used_at < ?)", oldID, id, at.UTC()).
+					Update("last_used_at", at.UTC()).Error; err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -73,8 +73,8 @@ func TestOldSecretUseIsTrackedDuringGrace(t *testing.T) {
 	}
 	s.FlushUsage(ctx)
 	k, _ := s.KeyByID(ctx, actor, res.Key.ID)
-	if k.PrevSecretLastUsedAt == nil || !k.PrevSecretLastUsedAt.Equal(s.Now()) {
-		t.Fatalf("old secret use not recorded: %v", k.PrevSecretLastUsedAt)
+	if len(k.OldSecrets) != 1 || k.OldSecrets[0].LastUsedAt == nil || !k.OldSecrets[0].LastUsedAt.Equal(s.Now()) {
+		t.Fatalf("old secret use not recorded: %+v", k.OldSecrets)
 	}
 	u, _ := s.UsageForKey(ctx, actor, res.Key.ID, 7)
 	if u.Totals.OldSecretUses != 1 {

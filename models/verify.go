@@ -18,19 +18,29 @@ type KeyPrincipal struct {
 	ParentID  uint // 0 for a main account
 	IsMaster  bool
 	APIKey    string
-	// UsedPrevious is true when the old secret matched during its grace period.
+	// UsedPrevious is true when an old secret matched during its grace
+	// period; OldSecretID says which (0 for the current secret).
 	UsedPrevious bool
+	OldSecretID  uint
+}
+
+// oldDigest is an old secret as verification needs it.
+type oldDigest struct {
+	id      uint
+	digest  [32]byte
+	expires time.Time
 }
 
 // cachedKey is what verification needs, copied out of the database.
 type cachedKey struct {
-	principal   KeyPrincipal
-	active      bool // key, its account and any parent account are active
-	digest      [32]byte
-	prevDigest  [32]byte
-	hasPrev     bool
-	prevExpires time.Time
-	loadedAt    time.Time
+	principal KeyPrincipal
+	active    bool // key, its account and any parent account are active
+	digest    [32]byte
+	// old holds the live old secrets in a fixed array, so a warm check
+	// allocates nothing however many there are.
+	old      [maxOldSecrets]oldDigest
+	nOld     int
+	loadedAt time.Time
 }
 
 // keyCache holds verified-key rows so a warm verification is one SHA-256
@@ -196,39 +206,54 @@ func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal
 func (e *cachedKey) check(secret string, now time.Time) (KeyPrincipal, error) {
 	d := digestSecret(secret)
 	cur := digestEqual(d, e.digest[:])
-	prev := e.hasPrev && now.Before(e.prevExpires) && digestEqual(d, e.prevDigest[:])
-	if !e.active || (!cur && !prev) {
+	var oldID uint
+	for i := 0; i < e.nOld; i++ {
+		o := &e.old[i]
+		// Each old secret is checked against its own deadline, so a cached
+		// entry never outlives a promise (nor extends one).
+		if digestEqual(d, o.digest[:]) && now.Before(o.expires) {
+			oldID = o.id
+		}
+	}
+	if !e.active || (!cur && oldID == 0) {
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
 	p := e.principal
-	p.UsedPrevious = !cur
+	if !cur {
+		p.UsedPrevious, p.OldSecretID = true, oldID
+	}
 	return p, nil
 }
 
-// loadKey reads what verification needs; an unknown key is ErrVerifyFailed.
+// loadKey reads what verification needs, the key and its live old secrets
+// in one query; an unknown key is ErrVerifyFailed.
 func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cachedKey, error) {
-	var row struct {
-		ID                  uint
-		AccountID           uint
-		IsMaster            bool
-		IsActive            bool
-		SecretDigest        []byte
-		PrevSecretDigest    []byte
-		PrevSecretExpiresAt *time.Time
-		AccountActive       bool
-		ParentID            *uint
-		ParentActive        *bool
+	var rows []struct {
+		ID            uint
+		AccountID     uint
+		IsMaster      bool
+		IsActive      bool
+		SecretDigest  []byte
+		AccountActive bool
+		ParentID      *uint
+		ParentActive  *bool
+		OldID         *uint
+		OldDigest     []byte
+		OldExpiresAt  *time.Time
 	}
 	err := s.db.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
-		k.prev_secret_digest, k.prev_secret_expires_at, a.is_active AS account_active, a.parent_id, p.is_active AS parent_active
+		a.is_active AS account_active, a.parent_id, p.is_active AS parent_active,
+		o.id AS old_id, o.digest AS old_digest, o.expires_at AS old_expires_at
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN accounts p ON p.id = a.parent_id
-		WHERE k.api_key = ?`, apiKey).Scan(&row).Error
+		LEFT JOIN old_secrets o ON o.key_id = k.id AND o.expires_at > ?
+		WHERE k.api_key = ? ORDER BY o.expires_at DESC`, now, apiKey).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: verify: %w", err)
 	}
-	if row.ID == 0 {
+	if len(rows) == 0 || rows[0].ID == 0 {
 		return nil, ErrVerifyFailed
 	}
+	row := rows[0]
 	e := &cachedKey{
 		principal: KeyPrincipal{KeyID: row.ID, AccountID: row.AccountID, IsMaster: row.IsMaster, APIKey: apiKey},
 		active:    row.IsActive && row.AccountActive && (row.ParentActive == nil || *row.ParentActive),
@@ -238,10 +263,14 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 		e.principal.ParentID = *row.ParentID
 	}
 	copy(e.digest[:], row.SecretDigest)
-	if len(row.PrevSecretDigest) == 32 && row.PrevSecretExpiresAt != nil {
-		e.hasPrev = true
-		copy(e.prevDigest[:], row.PrevSecretDigest)
-		e.prevExpires = *row.PrevSecretExpiresAt
+	for _, r := range rows {
+		if r.OldID == nil || len(r.OldDigest) != 32 || r.OldExpiresAt == nil || !now.Before(*r.OldExpiresAt) || e.nOld == len(e.old) {
+			continue
+		}
+		o := &e.old[e.nOld]
+		o.id, o.expires = *r.OldID, *r.OldExpiresAt
+		copy(o.digest[:], r.OldDigest)
+		e.nOld++
 	}
 	return e, nil
 }

@@ -27,6 +27,35 @@ func TestVerifyWarmPathDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// With two old secrets in grace, a warm check of any of the three live
+// secrets still allocates nothing.
+func TestVerifyWarmPathWithOldSecretsDoesNotAllocate(t *testing.T) {
+	s, _ := testdb.Open(t)
+	actor, res := owner(t, s, "Acme", "owner@acme.example")
+	waitCache(t, s)
+	_, second, err := s.ResetSecret(ctx, actor, res.Key.ID, 7*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, third, err := s.ResetSecret(ctx, actor, res.Key.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{res.Secret.Secret, second.Secret, third.Secret} {
+		if _, err := s.Verify(ctx, res.Secret.APIKey, secret); err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(200, func() {
+			if _, err := s.Verify(ctx, res.Secret.APIKey, secret); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("warm Verify with old secrets allocates %.1f times per call, want 0", allocs)
+		}
+	}
+}
+
 func waitCache(t testing.TB, stores ...*models.Store) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -103,6 +132,32 @@ func TestVerifyCacheInvalidatedAcrossInstances(t *testing.T) {
 	}
 	d = waitRejected(t, b, apiKey, secret, time.Now())
 	t.Logf("instance B rejected the deactivated key %v after A's commit", d)
+
+	// Stacked grace: B caches a key with two old secrets; ending one on A
+	// reaches B, and the other keeps working there.
+	_, g1, err := a.ResetSecret(ctx, actor, res.Key.ID, 7*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, g2, err := a.ResetSecret(ctx, actor, res.Key.ID, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B learns of the resets through NOTIFY, a few milliseconds later.
+	waitAccepted(t, b, key, g2.Secret)
+	for _, sec := range []string{fresh.Secret, g1.Secret, g2.Secret} {
+		if _, err := b.Verify(ctx, key, sec); err != nil {
+			t.Fatalf("B refuses a live secret after two resets with grace: %v", err)
+		}
+	}
+	if _, _, err := a.EndOldSecret(ctx, actor, res.Key.ID, k2.OldSecrets[0].ID); err != nil { // fresh: 7 days
+		t.Fatal(err)
+	}
+	d = waitRejected(t, b, key, fresh.Secret, time.Now())
+	t.Logf("instance B rejected the ended old secret %v after A's commit", d)
+	if _, err := b.Verify(ctx, key, g1.Secret); err != nil {
+		t.Fatalf("B refuses the other old secret after End now: %v", err)
+	}
 }
 
 // waitRejected polls b until it rejects the pair; the bound is generous for
@@ -120,8 +175,49 @@ func waitRejected(t *testing.T, b *models.Store, key, secret string, start time.
 	}
 }
 
+// waitAccepted polls b until it accepts the pair (a new secret reaches
+// other instances' caches through NOTIFY).
+func waitAccepted(t *testing.T, b *models.Store, key, secret string) {
+	t.Helper()
+	start := time.Now()
+	for {
+		if _, err := b.Verify(ctx, key, secret); err == nil {
+			return
+		}
+		if time.Since(start) > 3*time.Second {
+			t.Fatal("instance B still refuses the new secret 3 s after instance A set it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 var sink [32]byte
 var sinkP models.KeyPrincipal
+
+// BenchmarkVerifyWarmOldSecret verifies the oldest of three live secrets
+// (two resets with grace): the worst warm case.
+func BenchmarkVerifyWarmOldSecret(b *testing.B) {
+	s := testdb.OpenDSN(b, testdb.DSN(b), models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey})
+	actor, res := owner(&testing.T{}, s, "Acme", "owner@acme.example")
+	waitCache(b, s)
+	for _, g := range []time.Duration{7 * 24 * time.Hour, time.Hour} {
+		if _, _, err := s.ResetSecret(ctx, actor, res.Key.ID, g); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.Verify(ctx, res.Secret.APIKey, res.Secret.Secret); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p, err := s.Verify(ctx, res.Secret.APIKey, res.Secret.Secret)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkP = p
+	}
+}
 
 // BenchmarkVerifyWarm and BenchmarkSHA256Bare run together; their ratio is
 // the DESIGN.md target "Verify ≤ 3× one bare sha256.Sum256, 0 allocations".

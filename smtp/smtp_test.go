@@ -379,8 +379,8 @@ func TestGraceSecretWorksUntilItsEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.PrevSecretLastUsedAt == nil {
-		t.Error("use of the old secret over SMTP was not tracked")
+	if len(k.OldSecrets) != 1 || !k.OldSecrets[0].UsedSinceRetired() {
+		t.Errorf("use of the old secret over SMTP was not tracked: %+v", k.OldSecrets)
 	}
 	e.clock.Advance(time.Minute + time.Second)
 	wantAuthCode(t, e.addr, plain(old.APIKey, old.Secret), 535, "old secret after the grace period")

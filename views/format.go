@@ -65,11 +65,32 @@ type KeyRow struct {
 	SecretSetAt time.Time
 	SecretAge   string // "set 12 days ago"
 	RotationDue bool
-	GraceUntil  *time.Time
-	// OldSecretUse says whether the old secret is still used during a
-	// grace period ("old secret last used 3 minutes ago").
-	OldSecretUse string
-	LastUsed     string // "4 minutes ago from 203.0.113.7" or "never"
+	GraceUntil  *time.Time // the latest deadline of an old secret, if any
+	// OldSecrets are the replaced secrets that still work, latest deadline first.
+	OldSecrets []OldSecretRow
+	LastUsed   string // "4 minutes ago from 203.0.113.7" or "never"
+}
+
+// OldSecretRow is a replaced secret inside its grace period.
+type OldSecretRow struct {
+	ID    uint
+	Hint  string    // "kd_live_…Ab3k", or "earlier secret" when unknown
+	Until time.Time // when it stops working
+	// Use says whether clients still use it: "last used 2 minutes ago" or
+	// "not used since the reset".
+	Use string
+}
+
+// NewOldSecretRow prepares an old secret for display.
+func NewOldSecretRow(o models.OldSecret, now time.Time) OldSecretRow {
+	r := OldSecretRow{ID: o.ID, Hint: o.Hint, Until: o.ExpiresAt, Use: "not used since the reset"}
+	if r.Hint == "" {
+		r.Hint = "earlier secret"
+	}
+	if o.UsedSinceRetired() {
+		r.Use = "last used " + Ago(*o.LastUsedAt, now)
+	}
+	return r
 }
 
 // NewKeyRow prepares a key for display.
@@ -85,11 +106,9 @@ func NewKeyRow(k models.APIKey, now time.Time, policyDays int) KeyRow {
 	default:
 		r.SecretAge = "set " + plural(days, "day") + " ago"
 	}
-	if r.GraceUntil != nil {
-		if k.PrevSecretLastUsedAt != nil && k.PrevSecretLastUsedAt.After(k.SecretSetAt) {
-			r.OldSecretUse = "old secret last used " + Ago(*k.PrevSecretLastUsedAt, now)
-		} else {
-			r.OldSecretUse = "old secret not used since the reset"
+	for _, o := range k.OldSecrets {
+		if o.Live(now) {
+			r.OldSecrets = append(r.OldSecrets, NewOldSecretRow(o, now))
 		}
 	}
 	if k.LastUsedAt != nil {
@@ -104,6 +123,10 @@ func NewKeyRow(k models.APIKey, now time.Time, policyDays int) KeyRow {
 func keyAnchor(id uint) string { return fmt.Sprintf("key-%d", id) }
 
 func keyURL(id uint, action string) string { return fmt.Sprintf("/keys/%d/%s", id, action) }
+
+func oldSecretURL(keyID, secretID uint) string {
+	return fmt.Sprintf("/keys/%d/old-secrets/%d/end", keyID, secretID)
+}
 
 // pageURL is a paged list's URL, keeping its search.
 func pageURL(path, search string, page int) string {
