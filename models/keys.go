@@ -274,6 +274,16 @@ func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw stri
 		if old == name {
 			return nil
 		}
+		// The name rules of creation (names.go): unique in the tree.
+		if root, err = treeOf(tx, k.AccountID); err != nil {
+			return err
+		}
+		if err := s.lockTreeRoot(tx, root); err != nil {
+			return err
+		}
+		if err := ensureNameFree(tx, root, k.AccountID, name); err != nil {
+			return err
+		}
 		if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
 			return err
 		}
@@ -285,9 +295,6 @@ func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw stri
 			}
 		}
 		k.Name = name
-		if root, err = treeOf(tx, k.AccountID); err != nil {
-			return err
-		}
 		if err := s.notifyTreeChanged(tx, root); err != nil {
 			return err
 		}

@@ -160,13 +160,8 @@ func (s *Store) createSubaccountTx(tx *gorm.DB, actor Actor, rawName, desc strin
 	if used >= parent.SubaccountLimitValue() {
 		return nil, Revealed{}, ErrLimitReached
 	}
-	var dup int64
-	if err := tx.Model(&Account{}).Where("(id = ? OR parent_id = ?) AND LOWER(name) = ?", parent.ID, parent.ID, strings.ToLower(name)).
-		Count(&dup).Error; err != nil {
+	if err := ensureNameFree(tx, parent.ID, 0, name); err != nil { // names.go
 		return nil, Revealed{}, err
-	}
-	if dup > 0 {
-		return nil, Revealed{}, &ValidationError{Fields: map[string]string{"name": "You already have an account or sub-account with this name."}}
 	}
 	sub.Account = Account{ParentID: &parent.ID, Name: name, Description: desc, Plan: parent.Plan, IsActive: true}
 	if err := tx.Create(&sub.Account).Error; err != nil {

@@ -88,7 +88,8 @@ func validateEmail(v *ValidationError, field, email string) {
 }
 
 // ValidateName checks a display name: 1–64 characters after trimming, no
-// control characters. It returns the trimmed name or a message.
+// control, bidi-control or invisible characters (names.go). It returns the
+// trimmed name or a message.
 func ValidateName(raw string) (string, string) {
 	name := strings.TrimSpace(raw)
 	switch {
@@ -103,6 +104,9 @@ func ValidateName(raw string) (string, string) {
 		if unicode.IsControl(r) {
 			return "", "The name cannot contain control characters (such as line breaks or tabs)."
 		}
+	}
+	if msg := nameCharProblem(name); msg != "" { // names.go
+		return "", msg
 	}
 	return name, ""
 }
