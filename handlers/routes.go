@@ -23,6 +23,7 @@ func Register(s *web.Server) {
 	audit := &auditHandlers{store: s.Store}
 	anyRole := web.RequireRole(models.RoleOwner, models.RoleSupport, models.RoleAuditor)
 	rest := &restHandlers{store: s.Store}
+	send := &sendHandlers{store: s.Store, relay: s.Config.Relay, baseURL: s.Config.BaseURL}
 	owner := web.RequireRole(models.RoleOwner)
 	signedIn := web.RequireAuth
 
@@ -84,4 +85,10 @@ func Register(s *web.Server) {
 	// touch nothing).
 	e.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/v3/REST/apikey", methodNotAllowed("GET, POST"))
 	e.Match([]string{http.MethodPost, http.MethodPatch, http.MethodDelete}, "/v3/REST/apikey/:id", methodNotAllowed("GET, PUT"))
+
+	// Mailjet's Send API on the same keys, authenticated the same way;
+	// messages go to the same relay (or sink) as SMTP.
+	e.POST("/v3.1/send", send.sendV31, s.APIKeyAuth).Name = "api.send.v31"
+	e.POST("/v3/send", send.sendV3, s.APIKeyAuth).Name = "api.send.v3"
+	e.POST("/v3/send/message", send.sendV3, s.APIKeyAuth).Name = "api.send.v3.message"
 }

@@ -213,6 +213,9 @@ ALTER TABLE api_keys DROP COLUMN prev_secret_digest;
 ALTER TABLE api_keys DROP COLUMN prev_secret_expires_at;
 ALTER TABLE api_keys DROP COLUMN prev_secret_last_used_at;
 `, nil},
+	{9, "key_usage_daily.api_messages (Send API)", `
+ALTER TABLE key_usage_daily ADD COLUMN api_messages BIGINT NOT NULL DEFAULT 0;
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {

@@ -22,6 +22,7 @@ const (
 // usageDelta accumulates one key's activity between flushes.
 type usageDelta struct {
 	apiRequests, smtpMessages, authFailures, oldSecretUses int64
+	apiMessages                                            int64 // sent through the Send API
 	lastUsed                                               time.Time
 	lastIP                                                 string
 	// oldLastUsed is the last use of each old secret (by ID) during its
@@ -70,6 +71,20 @@ func (s *Store) RecordUse(p KeyPrincipal, ch Channel, ip string, messages int) {
 	b.mu.Unlock()
 }
 
+// RecordSent counts messages sent through the Send API with key p (the
+// request itself was counted when it authenticated).
+func (s *Store) RecordSent(p KeyPrincipal, messages int) {
+	b := s.usageBuf
+	b.mu.Lock()
+	d := b.byKey[p.KeyID]
+	if d == nil {
+		d = &usageDelta{}
+		b.byKey[p.KeyID] = d
+	}
+	d.apiMessages += int64(messages)
+	b.mu.Unlock()
+}
+
 // RecordAuthFailure notes a failed authentication against an API key (the
 // key may not exist; unknown keys are dropped at flush).
 func (s *Store) RecordAuthFailure(apiKey string) {
@@ -109,6 +124,7 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 		Day           string `gorm:"primaryKey"`
 		APIRequests   int64  `gorm:"column:api_requests"`
 		SMTPMessages  int64  `gorm:"column:smtp_messages"`
+		APIMessages   int64  `gorm:"column:api_messages"`
 		AuthFailures  int64
 		OldSecretUses int64
 	}
@@ -120,7 +136,7 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] }) // stable lock order
 	for _, id := range ids {
 		d := byKey[id]
-		rows = append(rows, row{KeyID: id, Day: day, APIRequests: d.apiRequests, SMTPMessages: d.smtpMessages, OldSecretUses: d.oldSecretUses})
+		rows = append(rows, row{KeyID: id, Day: day, APIRequests: d.apiRequests, SMTPMessages: d.smtpMessages, APIMessages: d.apiMessages, OldSecretUses: d.oldSecretUses})
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if len(failures) > 0 {
@@ -147,6 +163,7 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 				DoUpdates: clause.Assignments(map[string]any{
 					"api_requests":    gorm.Expr("key_usage_daily.api_requests + ?", r.APIRequests),
 					"smtp_messages":   gorm.Expr("key_usage_daily.smtp_messages + ?", r.SMTPMessages),
+					"api_messages":    gorm.Expr("key_usage_daily.api_messages + ?", r.APIMessages),
 					"auth_failures":   gorm.Expr("key_usage_daily.auth_failures + ?", r.AuthFailures),
 					"old_secret_uses": gorm.Expr("key_usage_daily.old_secret_uses + ?", r.OldSecretUses),
 				}),
@@ -157,6 +174,9 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			d := byKey[id]
+			if d.lastUsed.IsZero() {
+				continue // only messages counted since the last flush
+			}
 			upd := map[string]any{"last_used_at": d.lastUsed.UTC(), "last_used_ip": d.lastIP}
 			// Never move last use backwards (another instance may be ahead).
 			if err := tx.Model(&APIKey{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, d.lastUsed.UTC()).Updates(upd).Error; err != nil {
@@ -203,9 +223,13 @@ type DayUsage struct {
 	Day           time.Time
 	APIRequests   int64
 	SMTPMessages  int64
+	APIMessages   int64 // sent through the Send API
 	AuthFailures  int64
 	OldSecretUses int64
 }
+
+// Messages is every message sent, by SMTP and by the Send API.
+func (d DayUsage) Messages() int64 { return d.SMTPMessages + d.APIMessages }
 
 // KeyUsage is a key's daily usage over a period, oldest first, with every
 // day present (zeros where nothing happened).
@@ -245,13 +269,14 @@ func (s *Store) UsageForTree(ctx context.Context, actor Actor, days int) ([]KeyU
 		KeyID        uint
 		APIRequests  int64 `gorm:"column:api_requests"`
 		SMTPMessages int64 `gorm:"column:smtp_messages"`
+		APIMessages  int64 `gorm:"column:api_messages"`
 		AuthFailures int64
 		OldUses      int64
 	}
 	err := db.Table("key_usage_daily").
-		Select("key_id, SUM(api_requests) AS api_requests, SUM(smtp_messages) AS smtp_messages, SUM(auth_failures) AS auth_failures, SUM(old_secret_uses) AS old_uses").
+		Select("key_id, SUM(api_requests) AS api_requests, SUM(smtp_messages) AS smtp_messages, SUM(api_messages) AS api_messages, SUM(auth_failures) AS auth_failures, SUM(old_secret_uses) AS old_uses").
 		Where("key_id IN (?) AND day >= ?", treeKeys, from).Group("key_id").
-		Order("SUM(api_requests) + SUM(smtp_messages) DESC").Order("key_id").Limit(CompareTop).Scan(&top).Error
+		Order("SUM(api_requests) + SUM(smtp_messages) + SUM(api_messages) DESC").Order("key_id").Limit(CompareTop).Scan(&top).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: usage comparison: %w", err)
 	}
@@ -259,7 +284,7 @@ func (s *Store) UsageForTree(ctx context.Context, actor Actor, days int) ([]KeyU
 	totals := map[uint]DayUsage{}
 	for _, t := range top {
 		ids = append(ids, t.KeyID)
-		totals[t.KeyID] = DayUsage{APIRequests: t.APIRequests, SMTPMessages: t.SMTPMessages, AuthFailures: t.AuthFailures, OldSecretUses: t.OldUses}
+		totals[t.KeyID] = DayUsage{APIRequests: t.APIRequests, SMTPMessages: t.SMTPMessages, APIMessages: t.APIMessages, AuthFailures: t.AuthFailures, OldSecretUses: t.OldUses}
 	}
 	var keys []APIKey
 	if len(ids) > 0 {
@@ -284,7 +309,7 @@ func (s *Store) UsageForTree(ctx context.Context, actor Actor, days int) ([]KeyU
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i].Totals, out[j].Totals
-		return a.APIRequests+a.SMTPMessages > b.APIRequests+b.SMTPMessages
+		return a.APIRequests+a.Messages() > b.APIRequests+b.Messages()
 	})
 	return out, nil
 }
@@ -296,6 +321,7 @@ func (s *Store) dailyUsage(ctx context.Context, ids []uint, days int) (map[uint]
 		Day           string
 		APIRequests   int64 `gorm:"column:api_requests"`
 		SMTPMessages  int64 `gorm:"column:smtp_messages"`
+		APIMessages   int64 `gorm:"column:api_messages"`
 		AuthFailures  int64
 		OldSecretUses int64
 	}
@@ -311,7 +337,7 @@ func (s *Store) dailyUsage(ctx context.Context, ids []uint, days int) (map[uint]
 		if out[r.KeyID] == nil {
 			out[r.KeyID] = map[string]DayUsage{}
 		}
-		out[r.KeyID][r.Day] = DayUsage{APIRequests: r.APIRequests, SMTPMessages: r.SMTPMessages, AuthFailures: r.AuthFailures, OldSecretUses: r.OldSecretUses}
+		out[r.KeyID][r.Day] = DayUsage{APIRequests: r.APIRequests, SMTPMessages: r.SMTPMessages, APIMessages: r.APIMessages, AuthFailures: r.AuthFailures, OldSecretUses: r.OldSecretUses}
 	}
 	return out, nil
 }
@@ -326,6 +352,7 @@ func (s *Store) assemble(k APIKey, m map[string]DayUsage, days int) *KeyUsage {
 		u.Days = append(u.Days, du)
 		u.Totals.APIRequests += du.APIRequests
 		u.Totals.SMTPMessages += du.SMTPMessages
+		u.Totals.APIMessages += du.APIMessages
 		u.Totals.AuthFailures += du.AuthFailures
 		u.Totals.OldSecretUses += du.OldSecretUses
 	}

@@ -91,7 +91,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if errors.As(err, &te) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 	}
-	if strings.HasPrefix(c.Request().URL.Path, "/v3/") {
+	if path := c.Request().URL.Path; IsAPIPath(path) {
 		status, msg := p.Status, p.Message
 		if fe := models.FieldErrors(err); fe != nil {
 			// Mailjet answers bad input with 400 and says which property.
@@ -100,6 +100,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 			if m, ok := he.Message.(string); ok && m != "" {
 				msg = m
 			}
+		}
+		if strings.HasPrefix(path, "/v3.1/") {
+			_ = c.JSON(status, mailjetErrorV31(status, msg))
+			return
 		}
 		_ = c.JSON(status, MailjetError(status, msg))
 		return
@@ -151,6 +155,18 @@ func fieldMessage(fe map[string]string) string {
 // MailjetError is the body of an error response in Mailjet's shape.
 func MailjetError(status int, msg string) map[string]any {
 	return map[string]any{"ErrorInfo": "", "ErrorMessage": msg, "StatusCode": status}
+}
+
+// mailjetErrorV31 is a whole-call error of the Send API v3.1: an error
+// identifier and code as well as the REST shape's fields.
+func mailjetErrorV31(status int, msg string) map[string]any {
+	code := map[int]string{http.StatusUnauthorized: "mj-0015", http.StatusBadRequest: "mj-0002"}[status]
+	e := models.NewSendError(status, code, msg)
+	out := map[string]any{"ErrorIdentifier": e.ErrorIdentifier, "ErrorInfo": "", "ErrorMessage": msg, "StatusCode": status}
+	if code != "" {
+		out["ErrorCode"] = code
+	}
+	return out
 }
 
 // StatusOf reports the HTTP status an error maps to (for handlers that

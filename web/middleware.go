@@ -72,7 +72,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		if strings.HasPrefix(c.Request().URL.Path, "/v3/") {
+		if IsAPIPath(c.Request().URL.Path) {
 			// JSON only: nothing may load or frame it; no nonce needed.
 			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 			h.Set("X-Content-Type-Options", "nosniff")
