@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,8 @@ type config struct {
 	SMTPHost     string
 	TLSCert      string
 	TLSKey       string
+	HTTPS        string
+	HTTPRedirect string
 	SMTPInsecure bool
 	SMTPMaxBytes int64
 	SMTPRelay    string
@@ -110,8 +113,10 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("KEYDESK_TLS_CERT", ""), "PEM certificate (chain) for SMTP STARTTLS; with --tls-key. When both are empty a self-signed ECDSA certificate is generated once and saved beside the database (KEYDESK_TLS_CERT)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("KEYDESK_TLS_CERT", ""), "PEM certificate (chain) for SMTP STARTTLS and HTTPS; with --tls-key. When both are empty a self-signed ECDSA certificate is generated once and saved beside the database (KEYDESK_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("KEYDESK_TLS_KEY", ""), "PEM private key for --tls-cert (KEYDESK_TLS_KEY)")
+	fs.StringVar(&c.HTTPS, "https", env("KEYDESK_HTTPS", "auto"), "serve the console, REST and Send APIs over HTTPS on --addr: auto = when --tls-cert/--tls-key are set; on = always (with the self-signed certificate when they are not: development); off = plain HTTP, e.g. behind a TLS proxy (KEYDESK_HTTPS)")
+	fs.StringVar(&c.HTTPRedirect, "http-redirect-addr", env("KEYDESK_HTTP_REDIRECT_ADDR", ""), "with HTTPS, also listen for plain HTTP here and redirect every request to the HTTPS base URL (308); empty = no redirect listener (KEYDESK_HTTP_REDIRECT_ADDR)")
 	fs.BoolVar(&c.SMTPInsecure, "smtp-allow-insecure-auth", envBool("KEYDESK_SMTP_ALLOW_INSECURE_AUTH", false), "accept SMTP AUTH without STARTTLS: secrets cross the network in clear text; local testing only (KEYDESK_SMTP_ALLOW_INSECURE_AUTH)")
 	fs.Int64Var(&c.SMTPMaxBytes, "smtp-max-bytes", envInt64("KEYDESK_SMTP_MAX_BYTES", kdsmtp.DefaultMaxMessageBytes), "largest SMTP message accepted, in bytes; larger ones get 552 (KEYDESK_SMTP_MAX_BYTES)")
 	fs.StringVar(&c.SMTPRelay, "smtp-relay", env("KEYDESK_SMTP_RELAY", ""), "where accepted SMTP messages go: empty = a sink that logs metadata only and delivers nothing; smtp://host:port = forward to that server (KEYDESK_SMTP_RELAY)")
@@ -254,6 +259,10 @@ func flagValue(c *config, name, def string) string {
 		return c.TLSCert
 	case "tls-key":
 		return c.TLSKey
+	case "https":
+		return c.HTTPS
+	case "http-redirect-addr":
+		return c.HTTPRedirect
 	case "smtp-allow-insecure-auth":
 		return strconv.FormatBool(c.SMTPInsecure)
 	case "smtp-max-bytes":
@@ -338,8 +347,25 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	useTLS, err := serveHTTPS(cfg)
+	if err != nil {
+		return err
+	}
+	// Listen first so the default base URL names the real port (":0").
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
 	if cfg.BaseURL == "" {
-		cfg.BaseURL = "http://" + cfg.Addr
+		host := cfg.Addr
+		if strings.HasSuffix(host, ":0") {
+			host = ln.Addr().String()
+		}
+		cfg.BaseURL = "http://" + host
+		if useTLS {
+			cfg.BaseURL = "https://" + host
+		}
 	}
 	// One relay (or sink) for every way a message comes in: SMTP and the
 	// Send API.
@@ -365,16 +391,33 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 		}
 		defer smtpSrv.Close()
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
 	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // TLS handshake noise from scanners
+	scheme := "http"
+	var redirect *http.Server
+	if useTLS {
+		tlsCfg, err := smtpTLS(cfg, log) // the same certificate as SMTP STARTTLS
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig, scheme = tlsCfg.Clone(), "https"
+		if cfg.HTTPRedirect != "" {
+			if redirect, err = listenRedirect(cfg, log); err != nil {
+				return err
+			}
+		}
+	}
 	go auditJob(ctx, store, cfg.AuditEvery, log)
-	log.Info("keydesk listening", "url", "http://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
+	log.Info("keydesk listening", "url", scheme+"://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if useTLS {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	var smtpErrc chan error // nil (never ready) when SMTP is off
 	if smtpSrv != nil {
 		smtpErrc = make(chan error, 1)
@@ -403,10 +446,55 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 		smtpShut <- smtpSrv.Shutdown(sctx)
 	}()
 	httpErr := hs.Shutdown(sctx)
+	if redirect != nil {
+		httpErr = errors.Join(httpErr, redirect.Shutdown(sctx))
+	}
 	if err := <-smtpShut; err != nil {
 		httpErr = errors.Join(httpErr, fmt.Errorf("smtp shutdown: %w", err))
 	}
 	return errors.Join(runErr, httpErr)
+}
+
+// serveHTTPS reads --https: auto serves HTTPS when a certificate is given.
+func serveHTTPS(cfg *config) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(cfg.HTTPS)) {
+	case "auto", "":
+		return cfg.TLSCert != "" && cfg.TLSKey != "", nil
+	case "on", "true", "1":
+		return true, nil
+	case "off", "false", "0":
+		if cfg.HTTPRedirect != "" {
+			return false, errors.New("--http-redirect-addr needs HTTPS (--https on, or --tls-cert and --tls-key)")
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("--https %q: use auto, on or off", cfg.HTTPS)
+}
+
+// listenRedirect serves plain HTTP on --http-redirect-addr, sending every
+// request to the same path on the HTTPS base URL (308 keeps the method
+// and body, so an API client's POST is repeated over HTTPS; the target
+// host is the base URL's, never the request's Host header).
+func listenRedirect(cfg *config, log *slog.Logger) (*http.Server, error) {
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil || base.Scheme != "https" || base.Host == "" {
+		return nil, fmt.Errorf("--http-redirect-addr needs an https:// base URL, got %q", cfg.BaseURL)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPRedirect)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPRedirect, err)
+	}
+	rs := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://"+base.Host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+		})}
+	log.Info("http redirect listening", "addr", ln.Addr().String(), "to", "https://"+base.Host)
+	go func() {
+		if err := rs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http redirect listener stopped", "err", err)
+		}
+	}()
+	return rs, nil
 }
 
 // newSMTPServer builds the SMTP submission listener from the settings, or
@@ -446,8 +534,10 @@ func smtpTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
 	switch {
 	case errors.Is(certErr, os.ErrNotExist) && errors.Is(keyErr, os.ErrNotExist):
 		hosts := []string{smtpInfo(cfg).Host}
-		if h, _, err := net.SplitHostPort(cfg.SMTPAddr); err == nil && h != "" && h != hosts[0] {
-			hosts = append(hosts, h)
+		for _, addr := range []string{cfg.SMTPAddr, cfg.Addr} { // the HTTPS listener uses it too
+			if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
 		}
 		var err error
 		certPEM, keyPEM, err = kdsmtp.SelfSignedCertificate(hosts...)

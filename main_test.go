@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	netsmtp "net/smtp"
 	"os"
 	"path/filepath"
@@ -486,5 +487,131 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 		if code != 0 || !strings.Contains(stderr, want) {
 			t.Errorf("--help does not mention %s", want)
 		}
+	}
+}
+
+// startServe runs serve with args until the test ends and returns the URL
+// of its "keydesk listening" log line and the logs.
+func startServe(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, strings.NewReader(""), io.Discard, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	urlRE := regexp.MustCompile(`msg="keydesk listening" url=(\S+)`)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
+			return m[1], logs
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("serve exited %d:\n%s", c, logs.String())
+		default:
+		}
+	}
+	t.Fatalf("serve did not start:\n%s", logs.String())
+	return "", nil
+}
+
+// issue 16 #6: keydesk serves HTTPS itself (node-mailjet hard-codes
+// https://): with --tls-cert/--tls-key (auto), or with the generated
+// self-signed certificate (--https on), plus an optional HTTP redirect.
+func TestServeHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "keydesk.db")
+	code, out, stderr := runCLI(t, "a long enough password\n", "--db", db, "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin")
+	if code != 0 {
+		t.Fatalf("account create: %s", stderr)
+	}
+	var acct struct {
+		APIKey    string `json:"api_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &acct); err != nil {
+		t.Fatal(err)
+	}
+	client := func(certFile string) *http.Client {
+		pem, err := os.ReadFile(certFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatal("no certificate in", certFile)
+		}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	listKeys := func(c *http.Client, base string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/v3/REST/apikey", nil)
+		req.SetBasicAuth(acct.APIKey, acct.SecretKey)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", base, err)
+		}
+		res.Body.Close()
+		return res
+	}
+
+	// --https on, no certificate: the generated self-signed one, trusted
+	// explicitly by the client; a redirect listener for plain HTTP.
+	base, logs := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off", "--https", "on", "--http-redirect-addr", "127.0.0.1:0")
+	if !strings.HasPrefix(base, "https://127.0.0.1:") {
+		t.Fatalf("listening on %s", base)
+	}
+	certFile := filepath.Join(dir, "keydesk.smtp-cert.pem")
+	hc := client(certFile)
+	res := listKeys(hc, base)
+	if res.StatusCode != 200 || res.Header.Get("Strict-Transport-Security") == "" || res.TLS == nil {
+		t.Fatalf("REST over HTTPS: %d %v", res.StatusCode, res.Header)
+	}
+	res, err := hc.Get(base + "/signup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for _, ck := range res.Cookies() {
+		if !ck.Secure {
+			t.Errorf("cookie %s is not Secure under HTTPS", ck.Name)
+		}
+	}
+	// Without trusting the certificate the connection is refused.
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("an untrusted self-signed certificate was accepted")
+	}
+	m := regexp.MustCompile(`msg="http redirect listening" addr=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no redirect listener:\n%s", logs.String())
+	}
+	req, _ := http.NewRequest("POST", "http://"+m[1]+"/v3.1/send?x=1", strings.NewReader("{}"))
+	req.Host = "evil.example"
+	res, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusPermanentRedirect || res.Header.Get("Location") != base+"/v3.1/send?x=1" {
+		t.Errorf("redirect: %d %q, want 308 to %s", res.StatusCode, res.Header.Get("Location"), base+"/v3.1/send?x=1")
+	}
+
+	// auto (the default) with --tls-cert/--tls-key given serves HTTPS.
+	base2, _ := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off",
+		"--tls-cert", certFile, "--tls-key", filepath.Join(dir, "keydesk.smtp-key.pem"))
+	if res := listKeys(hc, base2); !strings.HasPrefix(base2, "https://") || res.StatusCode != 200 {
+		t.Fatalf("auto HTTPS with a given certificate: %s %d", base2, res.StatusCode)
+	}
+	// A redirect listener needs HTTPS.
+	if code, _, stderr := runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--https", "off", "--http-redirect-addr", "127.0.0.1:0"); code == 0 ||
+		!strings.Contains(stderr, "--http-redirect-addr needs HTTPS") {
+		t.Errorf("redirect without HTTPS: exit %d %s", code, stderr)
 	}
 }
