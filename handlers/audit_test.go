@@ -488,7 +488,7 @@ func TestAuditStaffSeeEveryAccountAndFilterByAccount(t *testing.T) {
 func TestAuditNeedsSignIn(t *testing.T) {
 	f := newAuditFixture(t)
 	c := f.client()
-	if r := c.get("/audit"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login" {
+	if r := c.get("/audit"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login?next=%2Faudit" {
 		t.Fatalf("signed-out GET /audit: %d %q", r.status, r.header.Get("Location"))
 	}
 	tok := c.csrf("/login")

@@ -50,18 +50,32 @@ var loginNotices = map[string]string{
 	"password": "Your password was changed. Log in with the new one.",
 }
 
+// afterLogin is where a signed-in person goes: the page they asked for
+// (a same-site path only, see web.SafeReturnPath), else their home.
+func afterLogin(c echo.Context, p *models.Principal) string {
+	if next, ok := web.SafeReturnPath(c.FormValue("next")); ok {
+		return next
+	}
+	return homeFor(p)
+}
+
 func (h *authHandlers) loginForm(c echo.Context) error {
 	if p := web.Principal(c); p != nil {
-		return c.Redirect(http.StatusSeeOther, homeFor(p))
+		return c.Redirect(http.StatusSeeOther, afterLogin(c, p))
 	}
-	return web.Render(c, http.StatusOK, views.LoginPage(views.LoginProps{
-		SignupEnabled: h.web.Config.SignupEnabled, Notice: loginNotices[c.QueryParam("done")],
-	}))
+	props := views.LoginProps{SignupEnabled: h.web.Config.SignupEnabled, Notice: loginNotices[c.QueryParam("done")]}
+	if next, ok := web.SafeReturnPath(c.QueryParam("next")); ok {
+		props.Next, props.Continue = next, true
+	}
+	return web.Render(c, http.StatusOK, views.LoginPage(props))
 }
 
 func (h *authHandlers) login(c echo.Context) error {
 	email := c.FormValue("email")
 	props := views.LoginProps{Email: email, SignupEnabled: h.web.Config.SignupEnabled}
+	if next, ok := web.SafeReturnPath(c.FormValue("next")); ok {
+		props.Next, props.Continue = next, true
+	}
 	token, p, err := h.store.Login(c.Request().Context(), email, c.FormValue("password"), h.web.SessionToken(c), web.Meta(c))
 	var te *models.ThrottledError
 	switch {
@@ -79,7 +93,7 @@ func (h *authHandlers) login(c echo.Context) error {
 	if err := h.web.SetSession(c, token); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, homeFor(p))
+	return c.Redirect(http.StatusSeeOther, afterLogin(c, p))
 }
 
 func (h *authHandlers) signupForm(c echo.Context) error {

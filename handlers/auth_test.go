@@ -407,7 +407,7 @@ func TestChangePasswordValidation(t *testing.T) {
 func TestChangePasswordNeedsSignIn(t *testing.T) {
 	a := newApp(t)
 	c := a.client()
-	if r := c.get("/account/password"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login" {
+	if r := c.get("/account/password"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login?next=%2Faccount%2Fpassword" {
 		t.Fatalf("GET /account/password signed out: %d %q", r.status, r.header.Get("Location"))
 	}
 	r := c.submit("/login", "/account/password", url.Values{"current": {testPassword}, "new": {"a brand new long passphrase"}})

@@ -150,8 +150,8 @@ func TestSupportRoutesSendSignedOutVisitorsToLogin(t *testing.T) {
 	c := a.client()
 	for _, p := range []string{"/support", "/support?q=acme", accountPath(accountID)} {
 		r := c.get(p)
-		if r.status != http.StatusSeeOther || r.header.Get("Location") != "/login" {
-			t.Fatalf("signed-out GET %s: status %d, Location %q, want 303 to /login", p, r.status, r.header.Get("Location"))
+		if want := "/login?next=" + url.QueryEscape(p); r.status != http.StatusSeeOther || r.header.Get("Location") != want {
+			t.Fatalf("signed-out GET %s: status %d, Location %q, want 303 to %s", p, r.status, r.header.Get("Location"), want)
 		}
 	}
 	for p, form := range map[string]url.Values{

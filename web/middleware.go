@@ -114,12 +114,18 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if skipCSRF(c) {
 			return next(c)
 		}
+		// Console pages differ by session: shared caches must key on the
+		// cookie, and nothing shown to a signed-in person is stored at all,
+		// so Back after logout (or another user of the browser) finds no
+		// private page in any cache.
+		c.Response().Header().Add("Vary", "Cookie")
 		tok := s.SessionToken(c)
 		if tok != "" {
 			p, err := s.Store.ResolveSession(c.Request().Context(), tok)
 			switch {
 			case err == nil:
 				c.Set("principal", p)
+				NoStore(c)
 			case errors.Is(err, models.ErrSessionInvalid):
 				s.ClearSession(c)
 			default:
@@ -166,7 +172,8 @@ func RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			if c.Request().Method != http.MethodGet {
 				return echo.NewHTTPError(http.StatusUnauthorized, "Your session has ended. Log in again.")
 			}
-			return Redirect(c, "/login")
+			// Back to the page asked for after signing in (deep links).
+			return Redirect(c, LoginURL(c.Request().URL.RequestURI()))
 		}
 		return next(c)
 	}
