@@ -119,6 +119,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 				return nil, fmt.Errorf("models: create database folder: %w", err)
 			}
 		}
+		if err := createOwnerOnly(dsn); err != nil {
+			return nil, err
+		}
 		db, err = gorm.Open(sqlite.Open(sqliteDSN(dsn)), gcfg)
 	}
 	if err != nil {
@@ -168,6 +171,21 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		s.cache = newKeyCache(true)
 	}
 	return s, nil
+}
+
+// createOwnerOnly creates the SQLite file with 0600 permissions when it does
+// not exist yet. SQLite gives the WAL and shared-memory files it creates
+// later the database file's permissions, so they are 0600 too: they hold
+// password hashes, secret digests and the audit log.
+func createOwnerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("models: create database file: %w", err)
+	}
+	return f.Close()
 }
 
 // sqliteDSN turns a file path into the driver's DSN: WAL for concurrent

@@ -174,8 +174,12 @@ func (s *Store) StartSession(ctx context.Context, userID uint, oldToken string, 
 	return token, nil
 }
 
-// touchEvery limits last-seen writes to one a minute per session.
-const touchEvery = time.Minute
+// touchEvery is how far apart last-seen is written for one session: once a
+// minute at most, and never less often than a tenth of the idle timeout, so
+// a short timeout (under a minute) cannot end a session that is in use.
+func (s *Store) touchEvery() time.Duration {
+	return min(time.Minute, s.idle/10)
+}
 
 // ResolveSession returns the principal behind a session token, enforcing
 // the idle timeout and the absolute lifetime. Expired sessions are deleted.
@@ -213,7 +217,7 @@ func (s *Store) ResolveSession(ctx context.Context, token string) (*Principal, e
 	if !u.IsActive {
 		return nil, ErrSessionInvalid
 	}
-	if now.Sub(sess.LastSeenAt) >= touchEvery {
+	if now.Sub(sess.LastSeenAt) >= s.touchEvery() {
 		if err := db.Model(&Session{}).Where("id_hash = ?", sess.IDHash).Update("last_seen_at", now).Error; err != nil {
 			return nil, fmt.Errorf("models: touch session: %w", err)
 		}

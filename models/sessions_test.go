@@ -253,3 +253,27 @@ func TestChangePasswordGuessesAreThrottled(t *testing.T) {
 		t.Fatalf("after %d wrong guesses the right password got %v, want a throttle", models.DefaultThrottle.PerKey, err)
 	}
 }
+
+// An idle timeout under a minute must not end a session that is in use:
+// last-seen is written at most a tenth of the timeout apart.
+func TestShortIdleTimeoutKeepsActiveSessionsAlive(t *testing.T) {
+	clock := testdb.NewClock()
+	opt := testdb.Options(clock)
+	opt.SessionIdle = 30 * time.Second
+	s := testdb.OpenDSN(t, testdb.DSN(t), opt)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 10; i++ { // a click every 20 s for 200 s
+		clock.Advance(20 * time.Second)
+		if _, err := s.ResolveSession(ctx, tok); err != nil {
+			t.Fatalf("active session ended after %d s: %v", 20*i, err)
+		}
+	}
+	clock.Advance(31 * time.Second)
+	if _, err := s.ResolveSession(ctx, tok); !errors.Is(err, models.ErrSessionInvalid) {
+		t.Fatalf("session idle for 31 s of a 30 s timeout accepted: %v", err)
+	}
+}

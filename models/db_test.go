@@ -1,0 +1,27 @@
+package models_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"keydesk/models/testdb"
+)
+
+// The SQLite database and its WAL and shared-memory files hold password
+// hashes, secret digests and the audit log: only the owner may read them,
+// like the key files beside them. (SQLite on purpose, on both suites.)
+func TestSQLiteFilesAreCreatedOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "keydesk.db")
+	s := testdb.OpenDSN(t, path, testdb.Options(testdb.NewClock()))
+	mustAccount(t, s, "Acme", "owner@acme.example") // something in the WAL
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(p), err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s is %#o, want 0600", filepath.Base(p), perm)
+		}
+	}
+}
