@@ -78,11 +78,17 @@ func (h *authHandlers) login(c echo.Context) error {
 	}
 	token, p, err := h.store.Login(c.Request().Context(), email, c.FormValue("password"), h.web.SessionToken(c), web.Meta(c))
 	var te *models.ThrottledError
+	var be *models.BusyError
 	switch {
 	case errors.As(err, &te):
 		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 		props.RetryAfter = te.RetryAfterSeconds()
 		return web.Render(c, http.StatusTooManyRequests, views.LoginPage(props))
+	case errors.As(err, &be):
+		// Every hashing slot stayed busy: the password was not checked.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(be.RetryAfterSeconds()))
+		props.Error = "keydesk is busy checking other sign-ins. Try again in a few seconds."
+		return web.Render(c, http.StatusServiceUnavailable, views.LoginPage(props))
 	case errors.Is(err, models.ErrInvalidCredentials):
 		// One message whatever was wrong: no user enumeration.
 		props.Error = "The e-mail or password is not correct."

@@ -172,7 +172,7 @@ func TestLoginThrottledPerAccount(t *testing.T) {
 	a.client().signup("Acme Mail", "owner@acme.example")
 	a.client().signup("Other", "other@acme.example")
 	c := a.client()
-	for i := 0; i < models.DefaultThrottle.PerKey-1; i++ {
+	for i := 0; i < models.DefaultThrottle.PerPair-1; i++ {
 		if r := c.login("owner@acme.example", "wrong password "+strconv.Itoa(i)); r.status != http.StatusUnauthorized {
 			t.Fatalf("failure %d: status %d, want 401", i+1, r.status)
 		}

@@ -18,7 +18,7 @@ func TestHTMXThrottledAnswerIsADialog(t *testing.T) {
 	c.signup("Acme Mail", "owner@acme.example")
 	id := c.masterID()
 	a.clock.Advance(16 * time.Minute)
-	for i := 0; i < models.DefaultThrottle.PerKey; i++ {
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
 		c.submit("/keys/"+id+"/reset", "/keys/"+id+"/reset", url.Values{"grace": {"0"}, "password": {"not my password"}})
 	}
 	h := c.with("HX-Request", "true")

@@ -350,12 +350,12 @@ func TestResetPasswordPromptIsThrottled(t *testing.T) {
 	apiKey, old := c.signup("Acme Mail", "owner@acme.example")
 	id := c.masterID()
 	a.clock.Advance(16 * time.Minute)
-	for i := 0; i < models.DefaultThrottle.PerKey; i++ {
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
 		c.reset(id, url.Values{"grace": {"0"}, "password": {"guess number " + string(rune('a'+i))}})
 	}
 	r := c.reset(id, url.Values{"grace": {"0"}, "password": {testPassword}})
 	if r.status != http.StatusTooManyRequests {
-		t.Fatalf("after %d wrong passwords: status %d, want 429", models.DefaultThrottle.PerKey, r.status)
+		t.Fatalf("after %d wrong passwords: status %d, want 429", models.DefaultThrottle.PerPair, r.status)
 	}
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")

@@ -244,13 +244,13 @@ func TestRESTAuthIsThrottled(t *testing.T) {
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
 	wrong, _ := models.NewSecretForTest()
-	for i := 0; i < models.DefaultThrottle.PerKey; i++ {
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
 		if st, _, _ := restDo(t, a, "GET", "/v3/REST/apikey", apiKey, wrong, ""); st != 401 {
 			t.Fatalf("attempt %d: %d", i, st)
 		}
 	}
 	st, m, h := restDo(t, a, "GET", "/v3/REST/apikey", apiKey, secret, "")
 	if st != 429 || h.Get("Retry-After") == "" || m["StatusCode"] != float64(429) {
-		t.Fatalf("after %d failures the right secret got %d %v", models.DefaultThrottle.PerKey, st, m)
+		t.Fatalf("after %d failures the right secret got %d %v", models.DefaultThrottle.PerPair, st, m)
 	}
 }

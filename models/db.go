@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -36,8 +37,17 @@ type Options struct {
 	// SessionIdle and SessionMax bound a session (30 min and 12 h by default).
 	SessionIdle time.Duration
 	SessionMax  time.Duration
-	// Throttle limits login failures.
-	Throttle ThrottlePolicy
+	// Throttle limits password failures (DefaultThrottle when zero),
+	// APIThrottle API secret failures (DefaultAPIThrottle), Signup self
+	// sign-up attempts per address (DefaultSignup).
+	Throttle    ThrottlePolicy
+	APIThrottle ThrottlePolicy
+	Signup      SignupPolicy
+	// HashConcurrency bounds the argon2id evaluations running at once (the
+	// number of CPUs by default); HashWait is how long a request waits for
+	// a free slot before it is answered 503 (2 s by default).
+	HashConcurrency int
+	HashWait        time.Duration
 	// RotationDays is the secret rotation policy (90 by default).
 	RotationDays int
 	// AuditKey signs audit checkpoints; it must live outside the database.
@@ -48,22 +58,25 @@ type Options struct {
 // Store is the handle every domain operation hangs from. No globals: main
 // builds one and passes it down.
 type Store struct {
-	db       *gorm.DB
-	engine   Engine
-	now      func() time.Time
-	argon    ArgonParams
-	idle     time.Duration
-	maxAge   time.Duration
-	throttle ThrottlePolicy
-	rotation int
-	log      *slog.Logger
-	dummy    string // a password hash to burn time on unknown e-mails
-	cache    *keyCache
-	trees    *treeCache
-	auditKey []byte
-	chain    chainStatus
-	usageBuf *usageBuffer
-	limiter  *authLimiter
+	db          *gorm.DB
+	engine      Engine
+	now         func() time.Time
+	argon       ArgonParams
+	idle        time.Duration
+	maxAge      time.Duration
+	throttle    ThrottlePolicy
+	apiThrottle ThrottlePolicy
+	signup      SignupPolicy
+	rotation    int
+	log         *slog.Logger
+	dummy       string // a password hash to burn time on unknown e-mails
+	cache       *keyCache
+	trees       *treeCache
+	auditKey    []byte
+	chain       chainStatus
+	usageBuf    *usageBuffer
+	limiter     *authLimiter
+	hashes      *hashSlots
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -91,6 +104,18 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	}
 	if opt.Throttle == (ThrottlePolicy{}) {
 		opt.Throttle = DefaultThrottle
+	}
+	if opt.APIThrottle == (ThrottlePolicy{}) {
+		opt.APIThrottle = DefaultAPIThrottle
+	}
+	if opt.Signup == (SignupPolicy{}) {
+		opt.Signup = DefaultSignup
+	}
+	if opt.HashConcurrency <= 0 {
+		opt.HashConcurrency = runtime.NumCPU()
+	}
+	if opt.HashWait <= 0 {
+		opt.HashWait = 2 * time.Second
 	}
 	if opt.RotationDays == 0 {
 		opt.RotationDays = 90
@@ -149,9 +174,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
-		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle,
+		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle, apiThrottle: opt.APIThrottle, signup: opt.Signup,
 		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
-		usageBuf: newUsageBuffer(), limiter: newAuthLimiter(opt.Throttle), trees: newTreeCache(),
+		usageBuf: newUsageBuffer(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries), trees: newTreeCache(),
+		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait),
 	}
 	if len(s.auditKey) == 0 {
 		return nil, fmt.Errorf("models: an audit key is required to sign checkpoints")

@@ -50,3 +50,10 @@ func (s *Store) SeedAuditLog(n int, accounts []uint, start time.Time) error {
 		return nil
 	})
 }
+
+// AuthLimiterEntries is the size of the in-memory REST/SMTP throttle table.
+func (s *Store) AuthLimiterEntries() int {
+	s.limiter.mu.Lock()
+	defer s.limiter.mu.Unlock()
+	return len(s.limiter.m)
+}

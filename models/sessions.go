@@ -71,29 +71,40 @@ func newToken() (string, error) {
 // the session ID always changes at login (no fixation).
 func (s *Store) Login(ctx context.Context, email, password, oldToken string, meta RequestMeta) (string, *Principal, error) {
 	email = NormalizeEmail(email)
-	acctKey, ipKey := throttleKey("login", email), throttleKey("ip", meta.IP)
-	if err := s.checkThrottle(ctx, acctKey, ipKey); err != nil {
-		return "", nil, err
+	// The attempt is charged before the password is hashed (see reserve):
+	// parallel guesses cannot outrun the count.
+	rules := s.loginRules(email, meta.IP)
+	if err := s.reserve(ctx, rules); err != nil {
+		if errors.As(err, new(*ThrottledError)) {
+			return "", nil, err
+		}
+		return "", nil, fmt.Errorf("models: login: %w", err)
 	}
 	var u User
 	err := s.db.WithContext(ctx).Where("email = ?", email).Take(&u).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		s.release(rules)
 		return "", nil, fmt.Errorf("models: login: %w", err)
 	}
-	ok := false
-	if err == nil {
-		ok, err = checkPassword(password, u.PasswordHash)
-		if err != nil {
-			return "", nil, fmt.Errorf("models: login: %w", err)
-		}
-	} else {
-		// Unknown e-mail: spend the same time as a real check.
-		_, _ = checkPassword(password, s.dummy)
+	known := err == nil
+	hash := s.dummy // unknown e-mail: spend the same time as a real check
+	if known {
+		hash = u.PasswordHash
 	}
+	ok, err := s.checkPassword(ctx, password, hash)
+	if err != nil {
+		s.release(rules) // not evaluated (busy, cancelled) or unreadable: no failure
+		if errors.As(err, new(*BusyError)) {
+			return "", nil, err
+		}
+		return "", nil, fmt.Errorf("models: login: %w", err)
+	}
+	ok = ok && known
 	var acc *Account
 	if ok && u.AccountID != nil {
 		acc = &Account{}
 		if err := s.db.WithContext(ctx).Take(acc, *u.AccountID).Error; err != nil {
+			s.release(rules)
 			return "", nil, fmt.Errorf("models: login: %w", err)
 		}
 		ok = acc.IsActive
@@ -102,18 +113,13 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 		ok = u.IsActive
 	}
 	if !ok {
+		// The reservation stands as the failure; only the audit entry is left.
+		var accountID uint
+		if u.AccountID != nil {
+			accountID = *u.AccountID
+		}
+		// The e-mail tried is stored masked; the password never.
 		err := s.tx(ctx, func(tx *gorm.DB) error {
-			if err := s.recordFailure(tx, acctKey, s.throttle.PerKey); err != nil {
-				return err
-			}
-			if err := s.recordFailure(tx, ipKey, s.throttle.PerIP); err != nil {
-				return err
-			}
-			var accountID uint
-			if u.AccountID != nil {
-				accountID = *u.AccountID
-			}
-			// The e-mail tried is stored masked; the password never.
 			return s.appendAudit(tx, Actor{Email: "system", Role: "system", Meta: meta}, ActionLoginFailed, accountID,
 				auditTarget{Type: "user", Name: MaskEmail(email)}, map[string]any{"email": MaskEmail(email)})
 		})
@@ -139,7 +145,7 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 		if err := tx.Create(&sess).Error; err != nil {
 			return err
 		}
-		if err := s.clearThrottle(tx, acctKey); err != nil {
+		if err := s.releaseIn(tx, rules, true); err != nil {
 			return err
 		}
 		return s.appendAudit(tx, p.Actor(meta), ActionLoginSucceeded, p.Actor(meta).AccountID, target("user", u.ID, u.Email), nil)
@@ -269,21 +275,19 @@ func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password strin
 // password change) under the login throttle, so a borrowed session cannot
 // be used to guess the password.
 func (s *Store) checkRecentPassword(ctx context.Context, p *Principal, password string, meta RequestMeta) (bool, error) {
-	key, ipKey := throttleKey("login", p.User.Email), throttleKey("ip", meta.IP)
-	if err := s.checkThrottle(ctx, key, ipKey); err != nil {
+	rules := s.loginRules(p.User.Email, meta.IP)
+	if err := s.reserve(ctx, rules); err != nil {
 		return false, err
 	}
-	ok, err := checkPassword(password, p.User.PasswordHash)
-	if err != nil || ok {
-		return ok, err
+	ok, err := s.checkPassword(ctx, password, p.User.PasswordHash)
+	if err != nil {
+		s.release(rules)
+		return false, err
 	}
-	err = s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.recordFailure(tx, key, s.throttle.PerKey); err != nil {
-			return err
-		}
-		return s.recordFailure(tx, ipKey, s.throttle.PerIP)
-	})
-	return false, err
+	if ok {
+		err = s.tx(ctx, func(tx *gorm.DB) error { return s.releaseIn(tx, rules, true) })
+	}
+	return ok, err
 }
 
 // ChangePassword replaces the password after checking the current one and
@@ -303,7 +307,7 @@ func (s *Store) ChangePassword(ctx context.Context, p *Principal, current, next 
 	if err := v.OrNil(); err != nil {
 		return err
 	}
-	hash, err := hashPassword(next, s.argon)
+	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
 		return err
 	}

@@ -49,20 +49,19 @@ func TestLoginFailuresAreGeneric(t *testing.T) {
 	}
 }
 
-func TestLoginThrottlePerAccount(t *testing.T) {
+func TestLoginThrottlePerAccountAndAddress(t *testing.T) {
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
-	for i := 0; i < models.DefaultThrottle.PerKey; i++ {
-		// Different IPs: only the per-account counter can trip.
-		_, _, err := s.Login(ctx, "owner@acme.example", "wrong password!!", "", models.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", i)})
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
+		_, _, err := s.Login(ctx, "owner@acme.example", "wrong password!!", "", meta)
 		if !errors.Is(err, models.ErrInvalidCredentials) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	_, _, err := s.Login(ctx, "owner@acme.example", pw, "", models.RequestMeta{IP: "192.0.2.200"})
+	_, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
 	var te *models.ThrottledError
 	if !errors.As(err, &te) || te.RetryAfterSeconds() < 60 {
-		t.Fatalf("after %d failures the right password got %v, want a throttle", models.DefaultThrottle.PerKey, err)
+		t.Fatalf("after %d failures from one address the right password from it got %v, want a throttle", models.DefaultThrottle.PerPair, err)
 	}
 	clock.Advance(models.DefaultThrottle.Lockout + time.Second)
 	if _, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta); err != nil {
@@ -243,14 +242,14 @@ func TestChangePasswordGuessesAreThrottled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < models.DefaultThrottle.PerKey; i++ {
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
 		if err := s.ChangePassword(ctx, p, "a wrong guess!!", "a brand new passphrase", meta); models.FieldErrors(err)["current"] == "" {
 			t.Fatalf("guess %d: %v", i, err)
 		}
 	}
 	var te *models.ThrottledError
 	if err := s.ChangePassword(ctx, p, pw, "a brand new passphrase", meta); !errors.As(err, &te) {
-		t.Fatalf("after %d wrong guesses the right password got %v, want a throttle", models.DefaultThrottle.PerKey, err)
+		t.Fatalf("after %d wrong guesses the right password got %v, want a throttle", models.DefaultThrottle.PerPair, err)
 	}
 }
 

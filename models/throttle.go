@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,18 +13,44 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// ThrottlePolicy bounds authentication failures. Counters live in the
-// database so every instance behind a load balancer sees the same ones.
+// ThrottlePolicy bounds authentication failures. Failures are counted per
+// (identity, client address), so an attacker's address is stopped while
+// the owner's right credential from anywhere else still works; a much
+// higher per-identity ceiling stops guessing spread over many addresses,
+// and a per-address limit stops one address trying many identities.
 type ThrottlePolicy struct {
-	PerKey  int           // failures per account (e-mail or API key) in Window
-	PerIP   int           // failures per client IP in Window
-	Window  time.Duration // counting window
-	Lockout time.Duration // wait imposed once a limit is hit
+	PerPair     int           // failures per (identity, client address) in Window
+	PerIdentity int           // failures per identity (e-mail or API key) from all addresses in Window
+	PerIP       int           // failures per client address over all identities in Window
+	Window      time.Duration // counting window
+	Lockout     time.Duration // wait imposed once a limit is hit
 }
 
-// DefaultThrottle: 5 failures per account or 20 per IP within 15 minutes
-// lock that account or IP out for 15 minutes.
-var DefaultThrottle = ThrottlePolicy{PerKey: 5, PerIP: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+// DefaultThrottle guards passwords (console login, the sudo prompt and
+// password change). A password may be weak, so guesses must stay few:
+// 5 per (e-mail, address) in 15 minutes, 50 per e-mail from all addresses
+// (reaching that takes at least 10 addresses), 20 per address over all
+// e-mails; each locks out for 15 minutes. The counters live in the
+// database, shared by every instance.
+var DefaultThrottle = ThrottlePolicy{PerPair: 5, PerIdentity: 50, PerIP: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+
+// DefaultAPIThrottle guards API secrets (REST Basic auth and SMTP AUTH).
+// A secret has at least 128 random bits, so no rate of guessing finds one:
+// the limits only stop a client hammering with a wrong secret, and the
+// per-key ceiling is high (1,000 in 15 minutes, 200 addresses at the
+// per-pair limit) so that nobody can aim a lockout at a key's owner cheaply.
+var DefaultAPIThrottle = ThrottlePolicy{PerPair: 5, PerIdentity: 1000, PerIP: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+
+// SignupPolicy limits self sign-up per client address: each attempt that
+// reaches the e-mail check counts, so probing which addresses are
+// registered gets no speed.
+type SignupPolicy struct {
+	PerIP  int
+	Window time.Duration
+}
+
+// DefaultSignup: 10 sign-up attempts per address an hour.
+var DefaultSignup = SignupPolicy{PerIP: 10, Window: time.Hour}
 
 type throttle struct {
 	Key         string `gorm:"primaryKey"`
@@ -33,59 +61,152 @@ type throttle struct {
 
 func (throttle) TableName() string { return "throttles" }
 
-// throttleKey hashes the identifier so the table holds no e-mail addresses.
-func throttleKey(kind, id string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(id))))
-	return kind + ":" + hex.EncodeToString(sum[:16])
+// throttleKey hashes the identifier so the table holds no e-mail addresses
+// and its keys have a fixed size.
+func throttleKey(kind string, id ...string) string {
+	h := sha256.New()
+	for i, part := range id {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(strings.ToLower(strings.TrimSpace(part))))
+	}
+	return kind + ":" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// checkThrottle returns a ThrottledError when any of keys is locked out.
-func (s *Store) checkThrottle(ctx context.Context, keys ...string) error {
-	var rows []throttle
-	if err := s.db.WithContext(ctx).Where("key IN ?", keys).Find(&rows).Error; err != nil {
-		return err
+// throttleRule is one counter an attempt is charged to.
+type throttleRule struct {
+	key     string
+	limit   int
+	window  time.Duration
+	lockout time.Duration
+}
+
+// loginRules are the counters a password attempt for email from ip uses.
+func (s *Store) loginRules(email, ip string) []throttleRule {
+	p := s.throttle
+	return []throttleRule{
+		{throttleKey("pair", email, ip), p.PerPair, p.Window, p.Lockout},
+		{throttleKey("login", email), p.PerIdentity, p.Window, p.Lockout},
+		{throttleKey("ip", ip), p.PerIP, p.Window, p.Lockout},
 	}
+}
+
+// errThrottledRollback rolls a reservation back when one counter is full.
+var errThrottledRollback = errors.New("throttled")
+
+// reserve charges one attempt to every rule before the expensive check,
+// atomically: in one transaction that locks each counter row (PostgreSQL:
+// SELECT … FOR UPDATE in a fixed order; SQLite: the write lock BEGIN
+// IMMEDIATE takes), checks it and counts the attempt. However many
+// requests arrive at once, at most a rule's limit get past it in a window.
+// A full counter answers a ThrottledError and charges nothing. The
+// reservation stands as the failure unless release gives it back.
+func (s *Store) reserve(ctx context.Context, rules []throttleRule) error {
+	rules = slices.Clone(rules)
+	slices.SortFunc(rules, func(a, b throttleRule) int { return strings.Compare(a.key, b.key) })
 	now := s.Now()
 	var wait time.Duration
-	for _, r := range rows {
-		if r.LockedUntil != nil && r.LockedUntil.After(now) {
-			wait = max(wait, r.LockedUntil.Sub(now))
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		rows := make([]throttle, len(rules))
+		for i, r := range rules {
+			t, err := s.lockThrottle(tx, r.key, now)
+			if err != nil {
+				return err
+			}
+			if now.Sub(t.WindowStart) >= r.window && (t.LockedUntil == nil || !t.LockedUntil.After(now)) {
+				t.Failures, t.WindowStart, t.LockedUntil = 0, now, nil
+			}
+			switch {
+			case t.LockedUntil != nil && t.LockedUntil.After(now):
+				wait = max(wait, t.LockedUntil.Sub(now))
+			case t.Failures >= r.limit:
+				wait = max(wait, t.WindowStart.Add(r.window).Sub(now))
+			}
+			rows[i] = t
 		}
+		if wait > 0 {
+			return errThrottledRollback
+		}
+		for i, r := range rules {
+			t := rows[i]
+			t.Failures++
+			if t.Failures >= r.limit {
+				until := now.Add(r.lockout)
+				t.LockedUntil = &until
+			}
+			if err := saveThrottle(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errThrottledRollback) {
+		return &ThrottledError{RetryAfter: max(wait, time.Second)}
 	}
-	if wait > 0 {
-		return &ThrottledError{RetryAfter: wait}
-	}
-	return nil
+	return err
 }
 
-// recordFailure counts one failure against key inside tx, locking it out
-// once limit is reached within the window.
-func (s *Store) recordFailure(tx *gorm.DB, key string, limit int) error {
-	now := s.Now()
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&throttle{Key: key, Failures: 0, WindowStart: now}).Error; err != nil {
-		return err
+// lockThrottle returns key's counter row, created empty if missing, locked
+// until the transaction ends.
+func (s *Store) lockThrottle(tx *gorm.DB, key string, now time.Time) (throttle, error) {
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&throttle{Key: key, WindowStart: now}).Error; err != nil {
+		return throttle{}, err
 	}
 	var t throttle
 	q := tx
 	if s.engine == Postgres {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
-	if err := q.Where("key = ?", key).Take(&t).Error; err != nil {
-		return err
-	}
-	if now.Sub(t.WindowStart) > s.throttle.Window {
-		t.Failures, t.WindowStart, t.LockedUntil = 0, now, nil
-	}
-	t.Failures++
-	if t.Failures >= limit {
-		until := now.Add(s.throttle.Lockout)
-		t.LockedUntil = &until
-	}
-	return tx.Model(&throttle{}).Where("key = ?", key).Updates(map[string]any{
+	err := q.Where("key = ?", key).Take(&t).Error
+	return t, err
+}
+
+func saveThrottle(tx *gorm.DB, t throttle) error {
+	return tx.Model(&throttle{}).Where("key = ?", t.Key).Updates(map[string]any{
 		"failures": t.Failures, "window_start": t.WindowStart, "locked_until": t.LockedUntil,
 	}).Error
 }
 
-func (s *Store) clearThrottle(tx *gorm.DB, key string) error {
-	return tx.Where("key = ?", key).Delete(&throttle{}).Error
+// releaseIn gives back an attempt reserve charged, inside tx: the attempt
+// was no failure (the credential was right, or it was never evaluated).
+// With clearFirst the first rule's counter (the (identity, address) pair)
+// is deleted outright: the owner proved themselves from that address.
+func (s *Store) releaseIn(tx *gorm.DB, rules []throttleRule, clearFirst bool) error {
+	rules = slices.Clone(rules)
+	if clearFirst && len(rules) > 0 {
+		if err := tx.Where("key = ?", rules[0].key).Delete(&throttle{}).Error; err != nil {
+			return err
+		}
+		rules = rules[1:]
+	}
+	slices.SortFunc(rules, func(a, b throttleRule) int { return strings.Compare(a.key, b.key) })
+	now := s.Now()
+	for _, r := range rules {
+		t, err := s.lockThrottle(tx, r.key, now)
+		if err != nil {
+			return err
+		}
+		if t.Failures > 0 {
+			t.Failures--
+		}
+		if t.Failures < r.limit {
+			t.LockedUntil = nil
+		}
+		if err := saveThrottle(tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release is releaseIn in a transaction of its own, for an attempt that
+// ended before it was evaluated (the hashing slots were full, or a lookup
+// failed). It must not be lost to a cancelled request.
+func (s *Store) release(rules []throttleRule) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.tx(ctx, func(tx *gorm.DB) error { return s.releaseIn(tx, rules, false) }); err != nil {
+		s.log.Warn("throttle: could not release an unevaluated attempt", "err", err)
+	}
 }

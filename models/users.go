@@ -151,7 +151,7 @@ func (s *Store) CreateAccount(ctx context.Context, in SignUpInput, actor Actor, 
 	if err := v.OrNil(); err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(in.Password, s.argon) // slow: outside the transaction
+	hash, err := s.hashPassword(ctx, in.Password) // slow: outside the transaction
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (s *Store) CreateStaffUser(ctx context.Context, email, password string, rol
 	if err := v.OrNil(); err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(password, s.argon)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}

@@ -576,7 +576,7 @@ func TestRepeatedFailuresAreThrottled(t *testing.T) {
 	pol := models.DefaultThrottle
 
 	// Per key: PerKey wrong secrets lock the key, even for the right one.
-	for i := 0; i < pol.PerKey; i++ {
+	for i := 0; i < pol.PerPair; i++ {
 		wantAuthCode(t, e.addr, plain(k.APIKey, other.Secret.Secret), 535, fmt.Sprintf("wrong secret #%d", i+1))
 	}
 	c := dial(t, e.addr)
@@ -609,8 +609,8 @@ func TestRepeatedFailuresAreThrottled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Totals.AuthFailures != int64(pol.PerKey) {
-		t.Errorf("auth failures recorded for the key: %d, want %d", u.Totals.AuthFailures, pol.PerKey)
+	if u.Totals.AuthFailures != int64(pol.PerPair) {
+		t.Errorf("auth failures recorded for the key: %d, want %d", u.Totals.AuthFailures, pol.PerPair)
 	}
 }
 

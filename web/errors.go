@@ -24,10 +24,13 @@ type problem struct {
 func classify(err error) problem {
 	var he *echo.HTTPError
 	var te *models.ThrottledError
+	var be *models.BusyError
 	var ve *models.ValidationError
 	switch {
 	case errors.As(err, &te):
 		return problem{http.StatusTooManyRequests, "Too many attempts", "For your security this is paused for a while. Try again later."}
+	case errors.As(err, &be):
+		return problem{http.StatusServiceUnavailable, "Busy", "keydesk is checking many passwords right now. Nothing was changed; try again in a few seconds."}
 	case errors.Is(err, models.ErrVerifyFailed):
 		return problem{http.StatusUnauthorized, "Unauthorized", "API key authentication/authorization failure. You may be unauthorized to access the API or your API key may be expired or inactive. Visit API keys management section to check your keys."}
 	case errors.Is(err, models.ErrSubaccountKeyReadOnly):
@@ -88,8 +91,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 			"path", c.Request().URL.Path, "err", err)
 	}
 	var te *models.ThrottledError
+	var be *models.BusyError
 	if errors.As(err, &te) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+	} else if errors.As(err, &be) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(be.RetryAfterSeconds()))
 	}
 	if path := c.Request().URL.Path; IsAPIPath(path) {
 		status, msg := p.Status, p.Message

@@ -1,0 +1,202 @@
+package models_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"keydesk/models"
+	"keydesk/models/testdb"
+)
+
+// Parallel guesses for one account from one address: the attempt is
+// reserved before the password is hashed, so at most the limit is ever
+// evaluated, however many arrive at once.
+func TestLoginReservesAttemptBeforeHashing(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	before := s.PasswordEvaluations()
+	const n = 50
+	var (
+		wg                 sync.WaitGroup
+		mu                 sync.Mutex
+		invalid, throttled int
+		other              []error
+		attacker           = models.RequestMeta{IP: "198.51.100.66"}
+	)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, _, err := s.Login(ctx, "owner@acme.example", fmt.Sprintf("wrong guess %02d!!", i), "", attacker)
+			var te *models.ThrottledError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, models.ErrInvalidCredentials):
+				invalid++
+			case errors.As(err, &te):
+				throttled++
+			default:
+				other = append(other, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if len(other) > 0 {
+		t.Fatalf("unexpected answers: %v", other)
+	}
+	evaluated := s.PasswordEvaluations() - before
+	limit := models.DefaultThrottle.PerPair
+	if evaluated > uint64(limit) || invalid > limit {
+		t.Fatalf("%d parallel guesses: %d passwords evaluated, %d answered wrong, %d throttled; at most %d may be evaluated",
+			n, evaluated, invalid, throttled, limit)
+	}
+	if invalid+throttled != n {
+		t.Fatalf("%d wrong + %d throttled != %d", invalid, throttled, n)
+	}
+	var failed int64
+	s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Count(&failed)
+	if failed != int64(invalid) {
+		t.Fatalf("%d login.failed entries for %d evaluated failures", failed, invalid)
+	}
+}
+
+// An attacker's address is stopped for that account; the owner's right
+// password from another address still works.
+func TestLoginLockoutIsPerAddress(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	attacker := models.RequestMeta{IP: "198.51.100.66"}
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
+		if _, _, err := s.Login(ctx, "owner@acme.example", "wrong password!!", "", attacker); !errors.Is(err, models.ErrInvalidCredentials) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	var te *models.ThrottledError
+	if _, _, err := s.Login(ctx, "owner@acme.example", pw, "", attacker); !errors.As(err, &te) {
+		t.Fatalf("the attacker's address is not stopped: %v", err)
+	}
+	if _, _, err := s.Login(ctx, "owner@acme.example", pw, "", models.RequestMeta{IP: "203.0.113.10"}); err != nil {
+		t.Fatalf("the owner is locked out from another address: %v", err)
+	}
+}
+
+// Distributed guessing (a few guesses from each of many addresses) meets
+// the per-account ceiling, which stops everyone until it expires.
+func TestLoginPerAccountCeilingStopsDistributedGuessing(t *testing.T) {
+	s, clock := testdb.Open(t)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	pol := models.DefaultThrottle
+	for i := 0; i < pol.PerIdentity; i++ {
+		ip := models.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", i/(pol.PerPair-1))}
+		if _, _, err := s.Login(ctx, "owner@acme.example", "wrong password!!", "", ip); !errors.Is(err, models.ErrInvalidCredentials) {
+			t.Fatalf("guess %d from %s: %v", i, ip.IP, err)
+		}
+	}
+	var te *models.ThrottledError
+	if _, _, err := s.Login(ctx, "owner@acme.example", pw, "", models.RequestMeta{IP: "203.0.113.10"}); !errors.As(err, &te) {
+		t.Fatalf("after %d guesses from many addresses the account is still open: %v", pol.PerIdentity, err)
+	}
+	clock.Advance(pol.Lockout + pol.Window)
+	if _, _, err := s.Login(ctx, "owner@acme.example", pw, "", models.RequestMeta{IP: "203.0.113.10"}); err != nil {
+		t.Fatalf("after the lockout: %v", err)
+	}
+}
+
+// The same rule for API keys (REST Basic auth and SMTP AUTH): wrong secrets
+// from one address do not lock the key's owner out elsewhere.
+func TestAPIKeyLockoutIsPerAddress(t *testing.T) {
+	s, _ := testdb.Open(t)
+	res := mustAccount(t, s, "Acme", "owner@acme.example")
+	wrong, _ := models.NewSecretForTest()
+	for i := 0; i < models.DefaultAPIThrottle.PerPair; i++ {
+		if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, wrong, "198.51.100.66", models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	var te *models.ThrottledError
+	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "198.51.100.66", models.ChannelAPI); !errors.As(err, &te) {
+		t.Fatalf("the attacker's address is not stopped: %v", err)
+	}
+	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "203.0.113.10", models.ChannelSMTP); err != nil {
+		t.Fatalf("the owner's right secret from another address: %v", err)
+	}
+}
+
+// The REST/SMTP throttle lives in memory; made-up usernames must not grow
+// it without bound (each failure from a fresh address with a fresh key).
+func TestAuthThrottleTableStaysBounded(t *testing.T) {
+	s, _ := testdb.Open(t)
+	secret, _ := models.NewSecretForTest()
+	secret = secret[:len(secret)-1] + string('A'+(secret[len(secret)-1]+1)%26) // bad checksum: no database lookup
+	const n = 100_000
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("%032x", i+1)
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		if _, err := s.VerifyRequest(ctx, key, secret, ip, models.ChannelSMTP); !errors.Is(err, models.ErrVerifyFailed) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if got := s.AuthLimiterEntries(); got > models.AuthThrottleMaxEntries {
+		t.Fatalf("%d distinct usernames left %d throttle entries, bound %d", n, got, models.AuthThrottleMaxEntries)
+	}
+	// A username that is not an API key is refused before anything keyed
+	// on it is stored: 21 requests with 750 KB usernames from 10 addresses
+	// add at most one entry per address.
+	before := s.AuthLimiterEntries()
+	long := string(make([]byte, 750_000))
+	for i := 0; i < 210; i++ {
+		_, _ = s.VerifyRequest(ctx, long+fmt.Sprint(i), secret, fmt.Sprintf("172.16.0.%d", i%10), models.ChannelAPI)
+	}
+	if added := s.AuthLimiterEntries() - before; added > 10 {
+		t.Fatalf("210 malformed usernames from 10 addresses added %d entries", added)
+	}
+}
+
+// Password hashing runs in a bounded number of slots: a request that finds
+// them all taken for the whole short wait gets a BusyError, and its
+// reserved attempt is given back (it was never evaluated).
+func TestPasswordHashingIsBoundedAndBusyIsNotAFailure(t *testing.T) {
+	clock := testdb.NewClock()
+	dsn := testdb.DSN(t)
+	mustAccount(t, testdb.OpenDSN(t, dsn, testdb.Options(clock)), "Acme", "owner@acme.example") // a cheap hash
+	opt := testdb.Options(clock)
+	opt.HashConcurrency, opt.HashWait = 1, time.Millisecond
+	opt.Argon = models.ArgonParams{MemoryKiB: 8 * 1024, Time: 20, Threads: 1} // the unknown-e-mail dummy: slow
+	s := testdb.OpenDSN(t, dsn, opt)
+
+	before := s.PasswordEvaluations()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Login(ctx, "nobody@acme.example", "wrong password!!", "", models.RequestMeta{IP: "192.0.2.1"})
+		done <- err
+	}()
+	for s.PasswordEvaluations() == before {
+		time.Sleep(time.Millisecond)
+	}
+	// The only slot is taken by the slow dummy check.
+	_, _, err := s.Login(ctx, "owner@acme.example", "wrong password!!", "", meta)
+	var be *models.BusyError
+	if !errors.As(err, &be) || be.RetryAfterSeconds() < 1 {
+		t.Fatalf("login while the only hashing slot is taken: %v, want a BusyError", err)
+	}
+	if err := <-done; !errors.Is(err, models.ErrInvalidCredentials) {
+		t.Fatalf("the login holding the slot: %v", err)
+	}
+	if got := s.PasswordEvaluations() - before; got != 1 {
+		t.Fatalf("%d evaluations, want 1 (the busy one was not evaluated)", got)
+	}
+	// The busy attempt was given back: all PerPair guesses are still there.
+	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
+		if _, _, err := s.Login(ctx, "owner@acme.example", "wrong password!!", "", meta); !errors.Is(err, models.ErrInvalidCredentials) {
+			t.Fatalf("guess %d after a busy answer: %v", i, err)
+		}
+	}
+	var te *models.ThrottledError
+	if _, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta); !errors.As(err, &te) {
+		t.Fatalf("after PerPair guesses: %v, want a throttle", err)
+	}
+}
