@@ -575,7 +575,7 @@ func TestRepeatedFailuresAreThrottled(t *testing.T) {
 	k := e.acct.Secret
 	pol := models.DefaultThrottle
 
-	// Per key: PerKey wrong secrets lock the key, even for the right one.
+	// Per (key, address): PerPair wrong secrets lock the key for this address, even with the right one.
 	for i := 0; i < pol.PerPair; i++ {
 		wantAuthCode(t, e.addr, plain(k.APIKey, other.Secret.Secret), 535, fmt.Sprintf("wrong secret #%d", i+1))
 	}
