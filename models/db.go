@@ -77,6 +77,7 @@ type Store struct {
 	usageBuf    *usageBuffer
 	limiter     *authLimiter
 	hashes      *hashSlots
+	denials     *denialLog // denials.go
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -176,7 +177,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle, apiThrottle: opt.APIThrottle, signup: opt.Signup,
 		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
-		usageBuf: newUsageBuffer(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries), trees: newTreeCache(),
+		usageBuf: newUsageBuffer(), denials: newDenialLog(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries), trees: newTreeCache(),
 		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait),
 	}
 	if len(s.auditKey) == 0 {

@@ -261,14 +261,6 @@ func (s *Store) DecideLimitRequest(ctx context.Context, actor Actor, requestID u
 	return wrapOpNil("decide limit request", err)
 }
 
-// RecordAccessDenied audits an attempt to open a route the role may not use.
-func (s *Store) RecordAccessDenied(ctx context.Context, actor Actor, path string) error {
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		return s.appendAudit(tx, actor, ActionAccessDenied, actor.AccountID, auditTarget{Type: "route", Name: truncate(path, 200)}, nil)
-	})
-	return wrapOpNil("record access denied", err)
-}
-
 func wrapOpNil(op string, err error) error {
 	if err == nil {
 		return nil

@@ -208,11 +208,17 @@ func (s *Store) RunUsageFlusher(ctx context.Context, every time.Duration) {
 			if err := s.FlushUsage(fctx); err != nil {
 				s.log.Error("final usage flush failed", "err", err)
 			}
+			if err := s.FlushDenials(fctx, true); err != nil { // denials.go
+				s.log.Error("final access-denied flush failed", "err", err)
+			}
 			cancel()
 			return
 		case <-t.C:
 			if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("usage flush failed", "err", err)
+			}
+			if err := s.FlushDenials(ctx, false); err != nil && ctx.Err() == nil {
+				s.log.Error("access-denied flush failed", "err", err)
 			}
 		}
 	}

@@ -190,7 +190,7 @@ func RequireRole(roles ...models.Role) echo.MiddlewareFunc {
 // page, and the attempt is audited as a denied access.
 func (s *Server) RequireStaffRole(roles ...models.Role) echo.MiddlewareFunc {
 	return requireRole(roles, func(c echo.Context) error {
-		if err := s.Store.RecordAccessDenied(c.Request().Context(), Actor(c), c.Request().URL.Path); err != nil {
+		if err := s.Store.RecordRouteDenied(c.Request().Context(), Actor(c), c.Path(), c.Request().URL.Path); err != nil {
 			return err
 		}
 		return echo.NewHTTPError(http.StatusForbidden, "This page is for keydesk staff.")
