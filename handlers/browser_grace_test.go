@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -114,4 +115,30 @@ func TestBrowserDeepLinkReturnAndBackAfterLogout(t *testing.T) {
 	if got := eval[string](b, `location.search`); got != "?q=client" {
 		t.Fatalf("after login: query %q, want ?q=client", got)
 	}
+}
+
+// Issue 11, item 6: a refused form puts focus on its first invalid field,
+// in the dialog (reset without the password) and on a page (login).
+func TestBrowserFormErrorsFocusTheFirstInvalidField(t *testing.T) {
+	b := newBrowser(t)
+	b.signUp("Acme Mail", "owner@acme.example")
+	b.finishReveal()
+	b.app.clock.Advance(16 * time.Minute) // sudo lapsed: the reset asks for the password
+	b.click(masterGear)
+	b.click(masterCard + ` [data-testid="menu-reset"]`)
+	b.visible(`#reset-dialog #f-password`)
+	b.click(`[data-testid="confirm-reset"]`) // empty password: novalidate, so the server answers
+	b.visible(`#reset-dialog #e-password`)
+	if got := b.text(`#reset-dialog #e-password`); !strings.Contains(got, "password") {
+		t.Fatalf("inline error %q", got)
+	}
+	b.waitFor("focus on the password", focusIs(`#reset-dialog #f-password`))
+
+	b.press("\x1b")
+	b.logOutViaMenu()
+	b.fill("#f-email", "owner@acme.example")
+	b.fill("#f-password", "not it")
+	b.navigate("log in with a wrong password", chromedp.Click(chromedp.CSS(`form[action="/login"] button[type="submit"]`)))
+	b.visible(`[data-testid="login-error"]`)
+	b.waitFor("focus on the password after a failed login", focusIs(`#f-password`))
 }

@@ -181,6 +181,14 @@ func TestBrowserSubaccountLimitRequestApprovalStory(t *testing.T) {
 			t.Fatalf("the support account page contains the %s secret", name)
 		}
 	}
+	// Approve without a note: the error comes back in place (htmx swaps
+	// only this request), focus on the note, no page load, no re-post.
+	b.markPage()
+	b.click(`#` + reqID + ` [data-testid="approve"]`)
+	b.visible(`#` + reqID + `-note-error`)
+	b.wantNoReload("a refused approval")
+	b.wantPath(accountPage)
+	b.waitFor("focus on the note", focusIs(`#`+reqID+`-note`))
 	b.fill(`#`+reqID+`-limit`, "3")
 	b.fill(`#`+reqID+`-note`, "Approved per ticket 7")
 	b.navigate("approve", chromedp.Click(chromedp.CSS(`#`+reqID+` [data-testid="approve"]`)))

@@ -135,8 +135,8 @@ func (h *supportHandlers) decide(approve bool) echo.HandlerFunc {
 			done = "approved"
 		}
 		if accountID == 0 {
-			return c.Redirect(http.StatusSeeOther, "/support?done="+done)
+			return web.Redirect(c, "/support?done="+done)
 		}
-		return c.Redirect(http.StatusSeeOther, "/support/accounts/"+strconv.Itoa(int(accountID))+"?done="+done)
+		return web.Redirect(c, "/support/accounts/"+strconv.Itoa(int(accountID))+"?done="+done)
 	}
 }

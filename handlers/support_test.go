@@ -530,8 +530,8 @@ func TestSupportApproveRequestRaisesLimitAndOwnerSeesNote(t *testing.T) {
 	if v, _ := req.Find("#" + form + "-limit").Attr("value"); v != "3" {
 		t.Fatalf("suggested new limit %q, want 3 (1 + 2)", v)
 	}
-	if fa, _ := req.Find(`[data-testid="approve"]`).Attr("formaction"); fa != action {
-		t.Fatalf("approve button posts to %q, want %q", fa, action)
+	if fa, _ := req.Find(`[data-testid="approve"]`).Attr("formaction"); fa != action+"#"+form {
+		t.Fatalf("approve button posts to %q, want %q", fa, action+"#"+form)
 	}
 
 	// The note is required.

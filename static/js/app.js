@@ -114,7 +114,10 @@
     var d = currentDialog();
     if (!d) return;
     document.documentElement.classList.add("overflow-hidden");
-    var target = d.querySelector("[autofocus]") || d.querySelector("input:not([type=hidden]):not([type=radio])") ||
+    // The first invalid field first: a refused form is answered with its
+    // errors, and the person starts where the first one is.
+    var target = d.querySelector("[aria-invalid=true]") || d.querySelector("[autofocus]") ||
+      d.querySelector("input:not([type=hidden]):not([type=radio])") ||
       d.querySelector("input[type=radio]:checked") || d.querySelector(FOCUSABLE);
     if (target) target.focus();
     var box = d.querySelector("[data-stored]");
@@ -179,8 +182,17 @@
   // After settle, not after swap: htmx wires hx-* attributes of new content
   // during settle, and a dialog must not be usable before its form is.
   document.addEventListener("htmx:afterSettle", function (e) {
-    if (e.detail.target && e.detail.target.id === "dialog-slot") openDialog();
+    if (e.detail.target && e.detail.target.id === "dialog-slot") { openDialog(); return; }
+    focusFirstInvalid(e.detail.elt && e.detail.elt.isConnected ? e.detail.elt : document);
   });
+
+  // A page answered with form errors (no dialog open) puts focus on the
+  // first invalid field, scrolled into view.
+  function focusFirstInvalid(root) {
+    if (currentDialog()) return;
+    var bad = (root || document).querySelector("[aria-invalid=true]") || document.querySelector("main [aria-invalid=true]");
+    if (bad) { bad.focus(); if (bad.scrollIntoView) bad.scrollIntoView({ block: "center" }); }
+  }
   document.addEventListener("htmx:responseError", function (e) {
     var status = e.detail.xhr ? e.detail.xhr.status : 0;
     var msg = status === 401 ? "Your session has ended. Reload the page to log in again." :
@@ -200,6 +212,7 @@
     document.dispatchEvent(e);
   });
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", openDialog);
-  else openDialog();
+  function onLoad() { openDialog(); focusFirstInvalid(document); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", onLoad);
+  else onLoad();
 })();
