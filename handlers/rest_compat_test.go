@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -277,4 +278,92 @@ func TestRESTNullAndContentType(t *testing.T) {
 			t.Errorf("changed by a refused request: %+v", k)
 		}
 	}
+}
+
+// Every REST error path, driven through the official Go client: each is
+// Mailjet's RequestError with the status and a message.
+func TestOfficialClientErrorPaths(t *testing.T) {
+	a := newApp(t)
+	apiKey, secret, mj := mjTree(t, a)
+	other := a.client()
+	otherKey, otherSecret := other.signup("Other", "other@other.example")
+	var subs []resources.Apikey
+	if _, _, err := mj.List("apikey", &subs, mailjet.Filter("Name", "alpha")); err != nil || len(subs) != 1 {
+		t.Fatalf("alpha: %v", err)
+	}
+	var otherKeys []resources.Apikey
+	if _, _, err := mailjet.NewMailjetClient(otherKey, otherSecret, a.srv.URL+"/v3").List("apikey", &otherKeys); err != nil {
+		t.Fatal(err)
+	}
+	// alpha has no secret in hand here; a fresh sub-account key does.
+	var created []resources.Apikey
+	if err := mj.Post(&mailjet.FullRequest{Info: &mailjet.Request{Resource: "apikey"}, Payload: &resources.Apikey{Name: "delta"}}, &created); err != nil {
+		t.Fatal(err)
+	}
+	subClient := mailjet.NewMailjetClient(created[0].APIKey, created[0].SecretKey, a.srv.URL+"/v3")
+	var keys []resources.Apikey
+	for _, tc := range []struct {
+		name   string
+		call   func() error
+		status int
+		text   string
+	}{
+		{"bad secret", func() error {
+			_, _, err := mailjet.NewMailjetClient(apiKey, otherSecret, a.srv.URL+"/v3").List("apikey", &keys)
+			return err
+		}, 401, "authentication"},
+		{"another tenant's key", func() error {
+			return mj.Get(&mailjet.Request{Resource: "apikey", ID: otherKeys[0].ID}, &keys)
+		}, 404, ""},
+		{"unknown sort", func() error {
+			_, _, err := mj.List("apikey", &keys, mailjet.Sort("Colour", mailjet.SortAsc))
+			return err
+		}, 400, "Colour"},
+		{"Limit over 1000", func() error { _, _, err := mj.List("apikey", &keys, mailjet.Filter("Limit", "5000")); return err }, 400, "1000"},
+		{"IsActive filter", func() error { _, _, err := mj.List("apikey", &keys, mailjet.Filter("isActive", "maybe")); return err }, 400, "IsActive"},
+		{"delete", func() error { return mj.Delete(&mailjet.Request{Resource: "apikey", ID: subs[0].ID}) }, 405, "GET, PUT"},
+		{"master deactivation", func() error {
+			return mj.Put(&mailjet.FullRequest{Info: &mailjet.Request{Resource: "apikey", AltID: apiKey}, Payload: &resources.Apikey{IsActive: false}}, []string{"IsActive"})
+		}, 400, "IsActive: "},
+		{"duplicate name", func() error {
+			return mj.Post(&mailjet.FullRequest{Info: &mailjet.Request{Resource: "apikey"}, Payload: &resources.Apikey{Name: "Alpha"}}, &keys)
+		}, 400, "Name: "},
+		{"ACL", func() error {
+			return mj.Post(&mailjet.FullRequest{Info: &mailjet.Request{Resource: "apikey"}, Payload: &resources.Apikey{Name: "scoped", ACL: "x"}}, &keys)
+		}, 400, "ACL"},
+		{"sub-account key writes", func() error {
+			return subClient.Post(&mailjet.FullRequest{Info: &mailjet.Request{Resource: "apikey"}, Payload: &resources.Apikey{Name: "sibling"}}, &keys)
+		}, 403, "sub-account"},
+		{"plan limit", func() error {
+			for i := 0; i < 5; i++ {
+				err := mj.Post(&mailjet.FullRequest{Info: &mailjet.Request{Resource: "apikey"}, Payload: &resources.Apikey{Name: fmt.Sprintf("more-%d", i)}}, &keys)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 409, "limit"},
+	} {
+		err := tc.call()
+		var re mailjet.RequestError
+		var rp *mailjet.RequestError
+		msg := ""
+		switch {
+		case errors.As(err, &re):
+			msg = re.ErrorMessage
+		case errors.As(err, &rp):
+			msg = rp.ErrorMessage
+		}
+		if mjStatus(err) != tc.status || msg == "" || !strings.Contains(msg, tc.text) {
+			t.Errorf("%s: %v (status %d, want %d with %q)", tc.name, err, mjStatus(err), tc.status, tc.text)
+		}
+	}
+	// Throttling: after the per-key limit of wrong secrets, even the right one waits (429).
+	bad := mailjet.NewMailjetClient(otherKey, secret, a.srv.URL+"/v3")
+	for i := 0; i < 30; i++ {
+		if _, _, err := bad.List("apikey", &keys); mjStatus(err) == http.StatusTooManyRequests {
+			return
+		}
+	}
+	t.Error("no 429 after 30 wrong secrets")
 }
