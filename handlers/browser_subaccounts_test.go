@@ -104,8 +104,8 @@ func TestBrowserSubaccountLimitRequestApprovalStory(t *testing.T) {
 	if got := b.text(row + ` [data-testid="key-name"]`); got != "Newsletters" {
 		t.Errorf("keys table name %q", got)
 	}
-	if got := b.text(row + ` td:nth-child(4)`); got != "Sub-account" {
-		t.Errorf("keys table type %q, want Sub-account", got)
+	if got := b.text(row + ` [data-testid="status"]`); !strings.Contains(got, "Active") {
+		t.Errorf("keys table status %q, want Active", got)
 	}
 	b.visible(row + ` [data-testid="gear"]`)
 	if got := b.text(row + ` code`); got != subKey {
