@@ -160,14 +160,15 @@ func TestCreateSubaccountRevealsWorkingCredentials(t *testing.T) {
 		t.Fatal("no subaccount.created audit entry")
 	}
 
-	// The keys page: its own row, type Sub-account, its own gear menu.
+	// The keys page: its own row in the sub-account keys table (the master
+	// key has its own card), its own gear menu.
 	keys := c.get("/keys")
 	row := keyRowSel(keys, "Newsletters")
 	if row.Length() != 1 {
 		t.Fatalf("/keys has %d rows named Newsletters, want 1", row.Length())
 	}
-	if got := strings.TrimSpace(row.Find("td").Eq(3).Text()); got != "Sub-account" {
-		t.Fatalf("type column %q, want Sub-account", got)
+	if row.Closest(`[data-testid="keys-table"]`).Length() != 1 || row.Closest(`[data-testid="master-card"]`).Length() != 0 {
+		t.Fatal("the sub-account key is not a row of the sub-account keys table")
 	}
 	if got := strings.TrimSpace(row.Find(`code`).First().Text()); got != apiKey {
 		t.Fatalf("API key in the row %q, want %q", got, apiKey)
