@@ -239,6 +239,10 @@ func ownerSteps(f layoutFixture) []layoutStep {
 			b.click(`[data-testid="confirm-reset"]`)
 			b.visible(revealModal)
 		}},
+		{name: "keys, end an old secret now (dialog)", path: "/keys", then: func(b *browserT) {
+			b.click(`[data-testid="end-old-secret"]`)
+			b.visible(`[data-testid="end-secret-dialog"]`)
+		}},
 		{name: "keys, rename dialog", path: key(f.busyID, "rename")},
 		{name: "keys, deactivate dialog", path: key(f.busyID, "deactivate")},
 		{name: "keys, search without a match", path: "/keys?q=nothing-matches-this"},

@@ -223,7 +223,7 @@ func SubaccountsPage(p SubaccountsPageProps) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				for _, r := range p.Rows {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "<tr data-testid=\"subaccount-row\"><td class=\"td cell-head min-w-[12rem]\"><div class=\"font-medium [overflow-wrap:anywhere]\" data-testid=\"subaccount-name\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "<tr data-testid=\"subaccount-row\"><td class=\"td cell-head min-w-[15rem]\"><div class=\"font-medium [overflow-wrap:anywhere]\" data-testid=\"subaccount-name\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
