@@ -209,6 +209,13 @@ func (s *Server) Serve() error {
 	s.log.Info("smtp submission listening", "addr", ln.Addr().String(), "starttls", s.cfg.TLS != nil,
 		"auth", "PLAIN LOGIN", "max_message_bytes", s.cfg.MaxMessageBytes, "relay", relayName(s.relay),
 		"max_conns", s.cfg.MaxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP)
+	return s.ServeListener(ln)
+}
+
+// ServeListener accepts connections on ln (with the connection caps)
+// until Shutdown or Close; it then returns nil. Serve uses it with the
+// bound TCP listener; tests may hand it another listener.
+func (s *Server) ServeListener(ln net.Listener) error {
 	err := s.smtp.Serve(newCapListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.cfg.Domain, s.log))
 	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
