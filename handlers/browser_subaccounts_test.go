@@ -115,15 +115,20 @@ func TestBrowserSubaccountLimitRequestApprovalStory(t *testing.T) {
 		t.Fatal("the keys page after Done contains the sub-account's secret")
 	}
 
-	// ---- 2. At the limit: the same button shows the request form. ----
+	// ---- 2. At the limit: Create gives way to Request more, and the
+	// banner says why (the same state as on /subaccounts). ----
+	b.visible(`[data-testid="limit-reached"]`)
+	if n := eval[int](b, `document.querySelectorAll('[data-testid="create-subaccount"]').length`); n != 0 {
+		t.Fatal("at the limit /keys still offers Create sub-account")
+	}
 	b.markPage()
-	b.click(`[data-testid="create-subaccount"]`)
+	b.click(`[data-testid="request-more"]`)
 	b.visible(`[data-testid="limit-dialog"]`)
 	b.wantNoReload("opening the limit dialog")
 	if n := eval[int](b, `document.querySelectorAll('[data-testid="create-dialog"]').length`); n != 0 {
 		t.Fatal("at the limit the create form opened")
 	}
-	if got := b.normText(`[data-testid="limit-dialog"]`); !strings.Contains(got, "allows 1 sub-accounts and all are in use") {
+	if got := b.normText(`[data-testid="limit-dialog"]`); !strings.Contains(got, "allows 1 sub-account and all are in use") {
 		t.Errorf("limit dialog %q does not explain the limit", got)
 	}
 	b.fill(`#limit-dialog #f-extra`, "2")
@@ -142,7 +147,19 @@ func TestBrowserSubaccountLimitRequestApprovalStory(t *testing.T) {
 	if got := b.text(`[data-testid="usage"]`); got != "1 of 1 sub-accounts used" {
 		t.Errorf("usage %q, want 1 of 1", got)
 	}
-	b.visible(`[data-testid="request-more"]`)
+	// Request pending: the banner near the top says so, and neither page
+	// offers to ask again or to create.
+	for _, page := range []string{"/subaccounts", "/keys"} {
+		b.navigate("open "+page, chromedp.Navigate(b.app.srv.URL+page))
+		if got := b.normText(`[data-testid="limit-pending"]`); !strings.Contains(got, "request for 2 more sub-accounts") || !strings.Contains(got, "waiting for support") {
+			t.Errorf("%s pending banner %q", page, got)
+		}
+		for _, gone := range []string{"request-more", "create-subaccount", "limit-reached"} {
+			if n := eval[int](b, `document.querySelectorAll('[data-testid="`+gone+`"]').length`); n != 0 {
+				t.Errorf("%s shows %s while the request is pending", page, gone)
+			}
+		}
+	}
 	b.logOutViaMenu()
 
 	// ---- 3. Support approves with a new limit and a note. ----

@@ -17,7 +17,7 @@ import (
 
 type keyStore interface {
 	KeysPage(ctx context.Context, actor models.Actor, search string, page int) (*models.KeysView, error)
-	SubaccountUsage(ctx context.Context, actor models.Actor) (models.Usage, error)
+	SubaccountLimitStatus(ctx context.Context, actor models.Actor) (models.LimitStatus, error)
 	KeyByID(ctx context.Context, actor models.Actor, id uint) (*models.APIKey, error)
 	ResetSecret(ctx context.Context, actor models.Actor, keyID uint, grace time.Duration) (*models.APIKey, models.Revealed, error)
 	EndOldSecret(ctx context.Context, actor models.Actor, keyID, secretID uint) (*models.APIKey, models.OldSecret, error)
@@ -53,14 +53,14 @@ func (h *keyHandlers) page(c echo.Context, dialog templ.Component) (views.KeysPa
 	if err != nil {
 		return views.KeysPageProps{}, err
 	}
-	usage, err := h.store.SubaccountUsage(ctx, actor)
+	limit, err := h.store.SubaccountLimitStatus(ctx, actor)
 	if err != nil {
 		return views.KeysPageProps{}, err
 	}
 	p := views.KeysPageProps{
 		AccountName: web.Principal(c).Account.Name, RotationDays: h.store.RotationDays(), SMTP: h.web.Config.SMTP,
 		Dialog: dialog, Now: h.store.Now(), Notice: keyNotices[c.QueryParam("done")],
-		Usage: usage, Search: search, Total: v.Total, Page: v.Page, Pages: v.Pages, OverdueTotal: v.OverdueTotal,
+		Usage: limit.Usage, Limit: limit, Search: search, Total: v.Total, Page: v.Page, Pages: v.Pages, OverdueTotal: v.OverdueTotal,
 	}
 	if v.Master != nil {
 		r := h.row(*v.Master)

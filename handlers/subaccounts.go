@@ -57,7 +57,7 @@ func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views
 		return views.SubaccountsPageProps{}, err
 	}
 	now := h.store.Now()
-	p := views.SubaccountsPageProps{Usage: usage, Requests: reqs, Dialog: dialog, Now: now, Notice: subaccountNotices[c.QueryParam("done")], Compare: compare}
+	p := views.SubaccountsPageProps{Usage: usage, Limit: models.NewLimitStatus(usage, reqs, now), Requests: reqs, Dialog: dialog, Now: now, Notice: subaccountNotices[c.QueryParam("done")], Compare: compare}
 	p.Search, p.Total, p.Page, p.Pages = search, subs.Total, subs.Page, subs.Pages
 	for _, s := range subs.Items {
 		p.Rows = append(p.Rows, views.SubaccountRow{Key: views.NewKeyRow(s.Key, now, h.store.RotationDays()), Description: s.Account.Description})

@@ -356,7 +356,7 @@ func TestAtTheLimitCreateShowsTheRequestForm(t *testing.T) {
 			!r.has(`[data-testid="limit-dialog"] textarea[name="reason"]`) {
 			t.Fatalf("GET %s at the limit: no request form (how many, why)", path)
 		}
-		if !strings.Contains(r.text(`[data-testid="limit-dialog"]`), "allows 1 sub-accounts and all are in use") {
+		if !strings.Contains(r.text(`[data-testid="limit-dialog"]`), "allows 1 sub-account and all are in use") {
 			t.Fatalf("GET %s: the limit dialog does not explain the limit", path)
 		}
 	}

@@ -40,6 +40,14 @@ func Until(t, now time.Time) string {
 	}
 }
 
+// Plural is "1 sub-account", "3 sub-accounts".
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
 func plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit
