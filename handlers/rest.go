@@ -197,11 +197,11 @@ func methodNotAllowed(allow string) echo.HandlerFunc {
 const aclRefused = "Property ACL is not supported: keydesk keys have no access scopes (every key has full access to what it can see), " +
 	"so an ACL could not be enforced. Leave ACL out or empty."
 
-// DecodeRESTBody reads a REST request body: it must be application/json
+// decodeRESTBody reads a REST request body: it must be application/json
 // (else 415) holding one JSON object (else 400), whose properties are all
 // in writable; read-only and unknown ones are refused with a 400. An empty
 // ACL (which clients send by default) is dropped; any other ACL is refused.
-func DecodeRESTBody(contentType string, r io.Reader, writable ...string) (map[string]json.RawMessage, error) {
+func decodeRESTBody(contentType string, r io.Reader, writable ...string) (map[string]json.RawMessage, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "application/json" {
 		return nil, web.APIError(http.StatusUnsupportedMediaType, "Unsupported Media Type: send the request body as application/json.")
@@ -234,7 +234,7 @@ func DecodeRESTBody(contentType string, r io.Reader, writable ...string) (map[st
 }
 
 func decodeBody(c echo.Context, writable ...string) (map[string]json.RawMessage, error) {
-	return DecodeRESTBody(c.Request().Header.Get(echo.HeaderContentType), c.Request().Body, writable...)
+	return decodeRESTBody(c.Request().Header.Get(echo.HeaderContentType), c.Request().Body, writable...)
 }
 
 func contains(list []string, s string) bool {

@@ -39,7 +39,7 @@ func FuzzDecodeRESTBody(f *testing.F) {
 		f.Add(seed.ctype, []byte(seed.body))
 	}
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
-		props, err := DecodeRESTBody(ctype, bytes.NewReader(body), "Name", "IsActive")
+		props, err := decodeRESTBody(ctype, bytes.NewReader(body), "Name", "IsActive")
 		if err != nil {
 			var he *echo.HTTPError
 			if !errors.As(err, &he) || (he.Code != http.StatusBadRequest && he.Code != http.StatusUnsupportedMediaType) {
@@ -92,7 +92,7 @@ func FuzzSendMessageV31(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		m := DecodeSendMessageV31(raw)
+		m := decodeSendMessageV31(raw)
 		if errs := models.ValidateSendMessage(m); len(errs) > 0 {
 			for _, e := range errs {
 				if e.StatusCode != http.StatusBadRequest || e.ErrorCode == "" || e.ErrorMessage == "" || e.ErrorIdentifier == "" {

@@ -128,9 +128,9 @@ func headerValues(in map[string]any) (map[string]string, []models.SendError) {
 	return out, errs
 }
 
-// DecodeSendMessageV31 decodes one element of Messages; a type mismatch
+// decodeSendMessageV31 decodes one element of Messages; a type mismatch
 // becomes the message's mj-0004 error, as at Mailjet.
-func DecodeSendMessageV31(raw json.RawMessage) *models.SendMessage {
+func decodeSendMessageV31(raw json.RawMessage) *models.SendMessage {
 	var j messageV31JSON
 	m := &models.SendMessage{}
 	if err := json.Unmarshal(raw, &j); err != nil {
@@ -221,7 +221,7 @@ func (h *sendHandlers) sendV31(c echo.Context) error {
 	}
 	msgs := make([]*models.SendMessage, len(*payload.Messages))
 	for i, r := range *payload.Messages {
-		msgs[i] = DecodeSendMessageV31(r)
+		msgs[i] = decodeSendMessageV31(r)
 	}
 	results := h.store.SendMessages(c.Request().Context(), h.relay, web.APIPrincipal(c), c.RealIP(), msgs, payload.SandboxMode)
 	out := struct{ Messages []resultJSON }{Messages: make([]resultJSON, len(results))}
@@ -287,13 +287,13 @@ func addressList(prop, s string) ([]models.SendAddress, error) {
 	return out, nil
 }
 
-func decodeMessageV3(j *messageV3JSON) (*models.SendMessage, error) {
+// decodeMessageV3 turns one v3 message into what models sends: with
+// Recipients, one message per recipient (each sees only itself in To, as
+// at Mailjet); with To/Cc/Bcc strings, one message to all of them.
+func decodeMessageV3(j *messageV3JSON) ([]*models.SendMessage, error) {
 	m := &models.SendMessage{Subject: j.Subject, TextPart: j.TextPart, HTMLPart: j.HTMLPart, CustomID: j.MjCustomID}
 	if j.FromEmail != "" || j.FromName != "" {
 		m.From = &models.SendAddress{Email: j.FromEmail, Name: j.FromName}
-	}
-	if j.Recipients != nil {
-		m.ToGiven, m.Bcc = true, addrs(*j.Recipients) // v3's Recipients are each sent the message without seeing the others
 	}
 	for _, f := range []struct {
 		prop string
@@ -309,10 +309,6 @@ func decodeMessageV3(j *messageV3JSON) (*models.SendMessage, error) {
 			m.ToGiven = true
 		}
 	}
-	if len(m.To) == 0 && len(m.Bcc) > 0 && j.Recipients != nil {
-		// Recipients only: To shows the first recipient, the rest get it in Bcc.
-		m.To, m.Bcc = m.Bcc[:1], m.Bcc[1:]
-	}
 	var errs []models.SendError
 	m.Headers, errs = headerValues(j.Headers)
 	if len(errs) > 0 {
@@ -325,7 +321,23 @@ func decodeMessageV3(j *messageV3JSON) (*models.SendMessage, error) {
 		m.InlinedAttachments = append(m.InlinedAttachments, models.SendAttachment{ContentType: a.ContentType, Filename: a.Filename,
 			Base64Content: a.Content, ContentID: a.Filename})
 	}
-	return m, nil
+	if j.Recipients == nil || m.ToGiven {
+		return []*models.SendMessage{m}, nil
+	}
+	if len(*j.Recipients) == 0 {
+		m.ToGiven = true // an empty To: Mailjet's error
+		return []*models.SendMessage{m}, nil
+	}
+	if len(*j.Recipients) > models.MaxSendRecipients {
+		return nil, badRequest(fmt.Sprintf("Recipients: at most %d recipients per message.", models.MaxSendRecipients))
+	}
+	out := make([]*models.SendMessage, 0, len(*j.Recipients))
+	for _, r := range addrs(*j.Recipients) {
+		one := *m
+		one.ToGiven, one.To = true, []models.SendAddress{r}
+		out = append(out, &one)
+	}
+	return out, nil
 }
 
 // sendV3: POST /v3/send (and /v3/send/message, the Go client's path). v3
@@ -354,17 +366,19 @@ func (h *sendHandlers) sendV3(c echo.Context) error {
 			all = append(all, &j)
 		}
 	}
-	msgs := make([]*models.SendMessage, len(all))
-	for i, j := range all {
-		m, err := decodeMessageV3(j)
+	var msgs []*models.SendMessage
+	for _, j := range all {
+		ms, err := decodeMessageV3(j)
 		if err != nil {
 			return err
 		}
-		if errs := models.ValidateSendMessage(m); len(errs) > 0 {
-			e := errs[0]
-			return web.APIError(http.StatusBadRequest, v3Property(e.ErrorRelatedTo)+e.ErrorMessage)
+		for _, m := range ms {
+			if errs := models.ValidateSendMessage(m); len(errs) > 0 {
+				e := errs[0]
+				return web.APIError(http.StatusBadRequest, v3Property(e.ErrorRelatedTo)+e.ErrorMessage)
+			}
 		}
-		msgs[i] = m
+		msgs = append(msgs, ms...)
 	}
 	results := h.store.SendMessages(c.Request().Context(), h.relay, web.APIPrincipal(c), c.RealIP(), msgs, false)
 	type sent struct {

@@ -267,8 +267,11 @@ func TestSendAPIV31WithTheOfficialClient(t *testing.T) {
 	}
 	// The console's usage page shows Send API messages.
 	page := a.owner.get(fmt.Sprintf("/keys/%d/usage", a.subID))
-	if page.status != 200 || !strings.Contains(page.body, "Send API messages") {
-		t.Errorf("usage page: %d, Send API messages shown: %v", page.status, strings.Contains(page.body, "Send API messages"))
+	if got := strings.TrimSpace(page.doc.Find(`[data-testid="usage-send"]`).Text()); page.status != 200 || got != "1" {
+		t.Errorf("usage page: %d, Send API messages %q, want 1", page.status, got)
+	}
+	if !strings.Contains(page.body, "1 Send API messages") {
+		t.Error("the chart's bar for today does not count the Send API message")
 	}
 }
 
@@ -468,9 +471,11 @@ func TestSendAPIV3(t *testing.T) {
 	if st != 200 || len(sent) != 2 || sent[0].(map[string]any)["Email"] != "ana@example.com" || sent[0].(map[string]any)["MessageID"].(float64) <= 0 {
 		t.Fatalf("v3 send: %d %v", st, m)
 	}
+	// Recipients: one message each, To naming only that recipient.
 	got := a.relay.got()
-	if len(got) != 1 || got[0].from != "billing@acme.example" || strings.Join(got[0].to, ",") != "ana@example.com,bo@example.com" ||
-		!strings.Contains(got[0].data, "X-Campaign: v3") || strings.Contains(got[0].data, "bo@example.com>") {
+	if len(got) != 2 || got[0].from != "billing@acme.example" || strings.Join(got[0].to, ",") != "ana@example.com" ||
+		strings.Join(got[1].to, ",") != "bo@example.com" || !strings.Contains(got[0].data, "X-Campaign: v3") ||
+		!strings.Contains(got[0].data, "To: \"Ana\" <ana@example.com>\r\n") || !strings.Contains(got[1].data, "To: <bo@example.com>\r\n") {
 		t.Fatalf("v3 relayed: %+v", got)
 	}
 	// The Go client's v3 SendMail (POST /v3/send/message).
@@ -493,7 +498,7 @@ func TestSendAPIV3(t *testing.T) {
 			t.Errorf("%s: %d %v", name, st, m)
 		}
 	}
-	if n := len(a.relay.got()); n != 2 {
-		t.Errorf("relay got %d messages, want 2", n)
+	if n := len(a.relay.got()); n != 3 {
+		t.Errorf("relay got %d messages, want 3", n)
 	}
 }
