@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,6 +138,28 @@ func (b *browserT) checkAxe(where string) {
 		for _, n := range v.Nodes {
 			b.t.Errorf("%s: axe %s (%s): %s at %s: %s", where, v.ID, v.Impact, v.Help, strings.Join(n.Target, " "), strings.Join(strings.Fields(n.FailureSummary), " "))
 		}
+	}
+}
+
+// checkFont fails unless the page's text is set in the Inter that keydesk
+// ships (static/fonts, from @fontsource-variable/inter): layout must not
+// depend on the fonts of the machine. A font installed on the machine is not
+// in document.fonts; only @font-face rules are.
+func (b *browserT) checkFont(where string) {
+	b.t.Helper()
+	type fonts struct {
+		Family string
+		Loaded []string
+	}
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[fonts](`document.fonts.ready.then(() => ({
+		Family: getComputedStyle(document.body).fontFamily.split(",")[0].replace(/["']/g, "").trim(),
+		Loaded: [...document.fonts].filter(f => f.status === "loaded").map(f => f.family.replace(/["']/g, "") + " " + f.weight),
+	}))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: read the fonts: %v", where, err)
+	}
+	if got.Family != "Inter" || !slices.ContainsFunc(got.Loaded, func(f string) bool { return strings.HasPrefix(f, "Inter ") }) {
+		b.t.Errorf("%s: body font %q, loaded font faces %v: want the shipped Inter loaded", where, got.Family, got.Loaded)
 	}
 }
 
@@ -294,6 +317,7 @@ func (b *browserT) runLayoutSteps(role string, steps []layoutStep) {
 			if s.then != nil {
 				s.then(b)
 			}
+			b.checkFont(where)
 			b.checkLayout(where)
 			b.checkAxe(where)
 		}
@@ -306,7 +330,7 @@ func (b *browserT) runLayoutSteps(role string, steps []layoutStep) {
 func TestBrowserLayoutEveryPageEveryWidth(t *testing.T) {
 	b := newBrowser(t)
 	// Three roles, three widths, some twenty screens: more than one flow.
-	ctx, cancel := context.WithTimeout(b.tab, 4*browserTimeout)
+	ctx, cancel := context.WithTimeout(b.tab, 6*browserTimeout)
 	t.Cleanup(cancel)
 	b.ctx = ctx
 	f := newLayoutFixture(b)

@@ -347,6 +347,35 @@ func TestStaticAssetsAreVersionedAndCached(t *testing.T) {
 	}
 }
 
+// The fonts named in app.css resolve under the stylesheet's version, not
+// their own: they are served, as WOFF2, and revalidated by ETag (a 304,
+// not the whole file again).
+func TestFontsServedRelativeToTheStylesheet(t *testing.T) {
+	a := newApp(t)
+	c := a.client()
+	css, _ := c.get("/login").doc.Find(`link[rel="stylesheet"]`).Attr("href")
+	sheet := c.get(css).body
+	for _, name := range []string{"inter-latin-wght-normal.woff2", "inter-latin-ext-wght-normal.woff2"} {
+		if !strings.Contains(sheet, "url(../fonts/"+name+")") {
+			t.Fatalf("app.css does not name ../fonts/%s", name)
+		}
+		u := strings.TrimSuffix(css, "css/app.css") + "fonts/" + name
+		r := c.get(u)
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "font/woff2" || !strings.HasPrefix(r.body, "wOF2") {
+			t.Fatalf("GET %s: %d %q, %d bytes: want a WOFF2 font", u, r.status, r.header.Get("Content-Type"), len(r.body))
+		}
+		etag := r.header.Get("ETag")
+		if etag == "" || !strings.Contains(r.header.Get("Cache-Control"), "no-cache") {
+			t.Fatalf("GET %s: ETag %q, Cache-Control %q: want an ETag and no-cache", u, etag, r.header.Get("Cache-Control"))
+		}
+		req, _ := http.NewRequest(http.MethodGet, a.srv.URL+u, nil)
+		req.Header.Set("If-None-Match", etag)
+		if r := c.do(req); r.status != http.StatusNotModified || r.body != "" {
+			t.Fatalf("GET %s with If-None-Match: %d, %d bytes, want 304 and no body", u, r.status, len(r.body))
+		}
+	}
+}
+
 func TestUnknownRouteIs404PageWithoutGoErrorText(t *testing.T) {
 	a := newApp(t)
 	c := a.client()

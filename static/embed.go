@@ -5,7 +5,8 @@ package static
 import "embed"
 
 // FS holds css/app.css (built by the Tailwind CLI, committed), js/htmx.min.js
-// (vendored, pinned in package.json), js/app.js and img/.
+// and fonts/ (Inter; both vendored from npm, pinned in package.json),
+// js/app.js and img/.
 //
-//go:embed css js img
+//go:embed css js img fonts
 var FS embed.FS

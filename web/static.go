@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -55,11 +56,19 @@ func (s *Server) serveStatic(c echo.Context) error {
 	if err != nil {
 		return echo.ErrNotFound
 	}
+	h := c.Response().Header()
+	etag := `"` + want + `"`
+	h.Set("ETag", etag)
 	if c.Param("version") == want {
-		c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
-		// An old or made-up version: serve the current file, uncached.
-		c.Response().Header().Set("Cache-Control", "no-cache")
+		// An old or made-up version, or a URL relative to another file (the
+		// fonts named in app.css resolve under the CSS file's version):
+		// serve the current file, revalidated each time by its ETag.
+		h.Set("Cache-Control", "no-cache")
+		if inm := c.Request().Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, etag) {
+			return c.NoContent(http.StatusNotModified)
+		}
 	}
 	ct := mime.TypeByExtension(path.Ext(name))
 	if ct == "" {
