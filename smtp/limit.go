@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,7 +22,13 @@ type capListener struct {
 	byIP  map[string]int
 	// lastWarn rate-limits the "cap reached" log line.
 	lastWarn time.Time
+	// refusing counts 421 replies being written; past maxRefusing a
+	// refused connection is closed without one, so a flood of refused
+	// connections cannot pile up goroutines.
+	refusing atomic.Int32
 }
+
+const maxRefusing = 64
 
 func newCapListener(ln net.Listener, max, perIP int, domain string, log *slog.Logger) *capListener {
 	return &capListener{Listener: ln, max: max, perIP: perIP, domain: domain, log: log, byIP: map[string]int{}}
@@ -35,7 +42,15 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		ip := hostOf(c.RemoteAddr())
 		if reason := l.acquire(ip); reason != "" {
-			go refuse(c, l.domain, reason)
+			if l.refusing.Add(1) > maxRefusing {
+				l.refusing.Add(-1)
+				_ = c.Close()
+				continue
+			}
+			go func() {
+				defer l.refusing.Add(-1)
+				refuse(c, l.domain, reason)
+			}()
 			continue
 		}
 		return &capConn{Conn: c, l: l, ip: ip}, nil
