@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ type config struct {
 	RotationDays int
 	SessionIdle  time.Duration
 	SessionMax   time.Duration
+	HashSlots    int
 	TrustProxy   bool
 	SMTPAddr     string
 	SMTPHost     string
@@ -110,6 +112,7 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.RotationDays, "rotation-days", envInt("KEYDESK_ROTATION_DAYS", 90), "flag secrets older than this many days (KEYDESK_ROTATION_DAYS)")
 	fs.DurationVar(&c.SessionIdle, "session-idle", envDuration("KEYDESK_SESSION_IDLE", 30*time.Minute), "sign out after this much inactivity (KEYDESK_SESSION_IDLE)")
 	fs.DurationVar(&c.SessionMax, "session-max", envDuration("KEYDESK_SESSION_MAX", 12*time.Hour), "absolute session lifetime (KEYDESK_SESSION_MAX)")
+	fs.IntVar(&c.HashSlots, "password-hashes", envInt("KEYDESK_PASSWORD_HASHES", runtime.NumCPU()), "password hashes (argon2id, 19 MiB each) run at once; more wait up to 2 s, then get 503 (KEYDESK_PASSWORD_HASHES)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
@@ -303,6 +306,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*models.Stor
 	}
 	store, err := models.Open(ctx, cfg.DB, models.Options{
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log, AuditKey: auditKey,
+		HashConcurrency: cfg.HashSlots,
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -127,6 +128,12 @@ func (h *authHandlers) signup(c echo.Context) error {
 	if fe := models.FieldErrors(err); fe != nil {
 		props.Errors = fe
 		return web.Render(c, http.StatusUnprocessableEntity, views.SignupPage(props))
+	}
+	var te *models.ThrottledError
+	if errors.As(err, &te) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		props.Errors = map[string]string{"form": fmt.Sprintf("Too many sign-ups from your network. Try again in %d minutes.", (te.RetryAfterSeconds()+59)/60)}
+		return web.Render(c, http.StatusTooManyRequests, views.SignupPage(props))
 	}
 	if err != nil {
 		return err

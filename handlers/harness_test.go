@@ -37,6 +37,12 @@ var testSessionKeys = [][]byte{
 func newApp(t testing.TB, tweak ...func(*web.Config)) *app {
 	t.Helper()
 	store, clock := testdb.Open(t)
+	return newAppOn(t, store, clock, tweak...)
+}
+
+// newAppOn is newApp on a store the test opened itself (other Options).
+func newAppOn(t testing.TB, store *models.Store, clock *testdb.Clock, tweak ...func(*web.Config)) *app {
+	t.Helper()
 	cfg := web.Config{
 		BaseURL: "http://127.0.0.1", SessionKeys: testSessionKeys, SignupEnabled: true,
 		SMTP:   views.SMTPInfo{Host: "smtp.test.example", Port: 2525, TLSMode: "STARTTLS"},

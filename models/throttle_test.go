@@ -200,3 +200,48 @@ func TestPasswordHashingIsBoundedAndBusyIsNotAFailure(t *testing.T) {
 		t.Fatalf("after PerPair guesses: %v, want a throttle", err)
 	}
 }
+
+// Self sign-up is limited per client address; every attempt that reaches
+// the e-mail check counts (a taken e-mail too), so probing which addresses
+// are registered gets no speed. The throttled attempt hashes nothing.
+func TestSignupIsRateLimitedPerAddress(t *testing.T) {
+	s, clock := testdb.Open(t)
+	mustAccount(t, s, "Taken", "taken@acme.example")
+	from := models.Actor{Meta: models.RequestMeta{IP: "198.51.100.23"}}
+	signup := func(email string, who models.Actor) error {
+		_, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: "Acme", Email: email, Password: pw}, who, models.ActionSignup)
+		return err
+	}
+	pol := models.DefaultSignup
+	for i := 0; i < pol.PerIP; i++ {
+		email := fmt.Sprintf("new%d@acme.example", i)
+		if i%2 == 1 {
+			email = "taken@acme.example" // an enumeration probe
+			if err := signup(email, from); models.FieldErrors(err)["email"] == "" {
+				t.Fatalf("attempt %d (taken e-mail): %v", i, err)
+			}
+			continue
+		}
+		if err := signup(email, from); err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	before := s.PasswordEvaluations()
+	var te *models.ThrottledError
+	if err := signup("one-more@acme.example", from); !errors.As(err, &te) || te.RetryAfterSeconds() < 60 {
+		t.Fatalf("sign-up %d from one address: %v, want a throttle", pol.PerIP+1, err)
+	}
+	if err := signup("taken@acme.example", from); !errors.As(err, &te) {
+		t.Fatalf("a throttled address can still probe e-mails: %v", err)
+	}
+	if n := s.PasswordEvaluations() - before; n != 0 {
+		t.Fatalf("throttled sign-ups hashed %d passwords", n)
+	}
+	if err := signup("elsewhere@acme.example", models.Actor{Meta: models.RequestMeta{IP: "203.0.113.10"}}); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	clock.Advance(pol.Window + time.Second)
+	if err := signup("later@acme.example", from); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+}

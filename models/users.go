@@ -151,8 +151,20 @@ func (s *Store) CreateAccount(ctx context.Context, in SignUpInput, actor Actor, 
 	if err := v.OrNil(); err != nil {
 		return nil, err
 	}
+	// Self sign-up from the web is limited per client address, charged
+	// before the hash; operators (CLI) are not limited.
+	var rules []throttleRule
+	if actor.UserID == 0 && actor.Role != "system" && actor.Meta.IP != "" {
+		rules = []throttleRule{{throttleKey("signup", actor.Meta.IP), s.signup.PerIP, s.signup.Window, s.signup.Window}}
+		if err := s.reserve(ctx, rules); err != nil {
+			return nil, err
+		}
+	}
 	hash, err := s.hashPassword(ctx, in.Password) // slow: outside the transaction
 	if err != nil {
+		if rules != nil {
+			s.release(rules) // not evaluated: no attempt
+		}
 		return nil, err
 	}
 	res := &SignUpResult{}
