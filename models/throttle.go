@@ -172,17 +172,23 @@ func saveThrottle(tx *gorm.DB, t throttle) error {
 // was no failure (the credential was right, or it was never evaluated).
 // With clearFirst the first rule's counter (the (identity, address) pair)
 // is deleted outright: the owner proved themselves from that address.
+// Rows are locked in the same order as reserve's, so the two never
+// deadlock on PostgreSQL.
 func (s *Store) releaseIn(tx *gorm.DB, rules []throttleRule, clearFirst bool) error {
-	rules = slices.Clone(rules)
+	clear := ""
 	if clearFirst && len(rules) > 0 {
-		if err := tx.Where("key = ?", rules[0].key).Delete(&throttle{}).Error; err != nil {
-			return err
-		}
-		rules = rules[1:]
+		clear = rules[0].key
 	}
+	rules = slices.Clone(rules)
 	slices.SortFunc(rules, func(a, b throttleRule) int { return strings.Compare(a.key, b.key) })
 	now := s.Now()
 	for _, r := range rules {
+		if r.key == clear {
+			if err := tx.Where("key = ?", r.key).Delete(&throttle{}).Error; err != nil {
+				return err
+			}
+			continue
+		}
 		t, err := s.lockThrottle(tx, r.key, now)
 		if err != nil {
 			return err

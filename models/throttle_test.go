@@ -245,3 +245,34 @@ func TestSignupIsRateLimitedPerAddress(t *testing.T) {
 		t.Fatalf("after the window: %v", err)
 	}
 }
+
+// Right and wrong passwords at once, for one account from a few addresses:
+// reservations and releases lock the counters in one order, so nothing
+// deadlocks (PostgreSQL) and every answer is a session, a refusal or a
+// throttle, never an error.
+func TestConcurrentLoginsAnswerCleanly(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			password := pw
+			if i%2 == 1 {
+				password = "wrong password!!"
+			}
+			_, _, err := s.Login(ctx, "owner@acme.example", password, "", models.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", i%3)})
+			var te *models.ThrottledError
+			if err != nil && !errors.Is(err, models.ErrInvalidCredentials) && !errors.As(err, &te) {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
