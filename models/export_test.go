@@ -57,3 +57,10 @@ func (s *Store) AuthLimiterEntries() int {
 	defer s.limiter.mu.Unlock()
 	return len(s.limiter.m)
 }
+
+// HoldHashSlot takes one password-hashing slot until release is called, as
+// a long hash would.
+func (s *Store) HoldHashSlot() (release func()) {
+	s.hashes.slots <- struct{}{}
+	return func() { <-s.hashes.slots }
+}
