@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,32 @@ func (b *browserT) resetWithGrace(grace string) string {
 	b.visible(revealModal)
 	secret := b.text(revealSecret)
 	b.finishReveal()
+	// Issue 11 item 9: a notice says what happened.
+	if got := b.normText(`main [role="status"]`); !strings.Contains(got, "The secret key was reset") {
+		b.t.Errorf("notice after a reset: %q", got)
+	}
 	return secret
+}
+
+// Issue 11 item 9: Done after sign-up lands on a clean /keys, and Back
+// returns to the sign-up form, never to the POST that showed the secret.
+func TestBrowserDoneAfterSignupLeavesNoResubmission(t *testing.T) {
+	b := newBrowser(t)
+	b.signUp("Acme Mail", "owner@acme.example")
+	b.finishReveal()
+	if got := eval[string](b, `location.search`); got != "" {
+		t.Fatalf("Done after sign-up landed on /keys%s, want /keys", got)
+	}
+	// Back twice: the sign-up form (which sends a signed-in owner to
+	// /keys), then the login page (likewise); never the POST's result,
+	// whose reload would ask to resubmit the form.
+	for i := 1; i <= 2; i++ {
+		b.do(fmt.Sprintf("Back #%d", i), chromedp.Evaluate[chromedp.Void](`window.__keydeskBefore = true; history.back()`))
+		b.waitForNewPage(fmt.Sprintf("Back #%d shows a page", i))
+		if n := eval[int](b, `document.querySelectorAll(`+js(revealModal)+`).length`); n != 0 {
+			t.Fatalf("Back #%d shows the reveal again", i)
+		}
+	}
 }
 
 // Issue 11, item 1: reset with 7 days, then with 24 hours: both old
@@ -141,4 +167,20 @@ func TestBrowserFormErrorsFocusTheFirstInvalidField(t *testing.T) {
 	b.navigate("log in with a wrong password", chromedp.Click(chromedp.CSS(`form[action="/login"] button[type="submit"]`)))
 	b.visible(`[data-testid="login-error"]`)
 	b.waitFor("focus on the password after a failed login", focusIs(`#f-password`))
+}
+
+// waitForNewPage polls, through the navigation (whose context swaps make
+// single evaluations fail), until a page without the marker set before
+// the navigation shows its heading.
+func (b *browserT) waitForNewPage(step string) {
+	b.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`!window.__keydeskBefore && !!document.querySelector("main h1")`))
+		if err == nil && ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.t.Fatalf("%s: no new page within %v", step, waitTimeout)
 }

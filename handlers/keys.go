@@ -39,6 +39,7 @@ var keyNotices = map[string]string{
 	"deactivated": "The key was deactivated. The REST API and SMTP now reject it.",
 	"activated":   "The key was activated. Its current secret works again.",
 	"ended":       "The older secret key was ended. The REST API and SMTP now reject it.",
+	"reset":       "The secret key was reset. Update every application and SMTP client with the new one.",
 }
 
 func (h *keyHandlers) row(k models.APIKey) views.KeyRow {
@@ -142,6 +143,17 @@ func (h *keyHandlers) reset(c echo.Context) error {
 			return err
 		}
 	}
+	// Without htmx the reveal opens over the keys page. That page is read
+	// now, before the reset: after the commit nothing is read, so no
+	// failure can answer an error and lose the only copy of the new secret.
+	var page *views.KeysPageProps
+	if !web.IsHTMX(c) {
+		pp, err := h.page(c, nil)
+		if err != nil {
+			return err
+		}
+		page = &pp
+	}
 	key, secret, err := h.store.ResetSecret(c.Request().Context(), web.Actor(c), k.ID, grace)
 	if errors.Is(err, models.ErrReauthRequired) {
 		props.NeedPassword = true
@@ -151,11 +163,27 @@ func (h *keyHandlers) reset(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// From here on: memory only (ResetSecret read the key and its old
+	// secrets inside its transaction).
 	web.NoStore(c)
-	return h.dialog(c, http.StatusOK, views.RevealModal(views.RevealProps{
+	reveal := views.RevealModal(views.RevealProps{
 		Title: "Your new secret key", Name: key.Name, APIKey: secret.APIKey, Secret: secret.Secret,
-		SMTP: h.web.Config.SMTP, Continue: "/keys",
-	}))
+		SMTP: h.web.Config.SMTP, Continue: "/keys", Done: "reset",
+	})
+	if page == nil {
+		return web.Render(c, http.StatusOK, reveal)
+	}
+	row := h.row(*key)
+	if page.Master != nil && page.Master.ID == key.ID {
+		page.Master = &row
+	}
+	for i := range page.Subaccounts {
+		if page.Subaccounts[i].ID == key.ID {
+			page.Subaccounts[i] = row
+		}
+	}
+	page.Dialog, page.Notice = reveal, keyNotices["reset"]
+	return web.Render(c, http.StatusOK, views.KeysPage(*page))
 }
 
 // oldSecret finds the live old secret named in the URL on key k; any other

@@ -135,3 +135,25 @@ func TestLoginRefusesOffSiteReturnURLs(t *testing.T) {
 		t.Fatalf("signed-in /login?next=//evil: %q", r.header.Get("Location"))
 	}
 }
+
+// Filter and search URLs carry no empty parameters: a form that submits
+// every field is redirected to the short URL.
+func TestListURLsDropEmptyParameters(t *testing.T) {
+	a := newApp(t)
+	c := a.client()
+	c.signup("Acme Mail", "owner@acme.example")
+	for from, want := range map[string]string{
+		"/keys?q=":                    "/keys",
+		"/keys?q=&page=2":             "/keys?page=2",
+		"/subaccounts?q=client&page=": "/subaccounts?q=client",
+		"/audit?from=&to=&actor=&action=key.renamed&target=&ip=": "/audit?action=key.renamed",
+	} {
+		r := c.get(from)
+		if r.status != http.StatusSeeOther || r.header.Get("Location") != want {
+			t.Errorf("GET %s: %d → %q, want 303 → %q", from, r.status, r.header.Get("Location"), want)
+		}
+	}
+	if r := c.get("/audit?action=key.renamed"); r.status != http.StatusOK {
+		t.Fatalf("a clean URL is served: %d", r.status)
+	}
+}

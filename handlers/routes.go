@@ -26,6 +26,7 @@ func Register(s *web.Server) {
 	send := &sendHandlers{store: s.Store, relay: s.Config.Relay, baseURL: s.Config.BaseURL}
 	owner := web.RequireRole(models.RoleOwner)
 	signedIn := web.RequireAuth
+	cleanQuery := web.DropEmptyQuery // filter and search pages: no empty parameters in the URL
 
 	// Probes for load balancers and orchestrators.
 	e.GET("/healthz", health.live).Name = "healthz"
@@ -44,7 +45,7 @@ func Register(s *web.Server) {
 	e.POST("/account/password", account.changePassword, signedIn).Name = "password.submit"
 
 	// API Key Management (account owners).
-	e.GET("/keys", keys.list, owner).Name = "keys"
+	e.GET("/keys", keys.list, owner, cleanQuery).Name = "keys"
 	e.GET("/keys/:id/reset", keys.resetForm, owner).Name = "keys.reset"
 	e.POST("/keys/:id/reset", keys.reset, owner).Name = "keys.reset.submit"
 	e.GET("/keys/:id/old-secrets/:secret/end", keys.endSecretForm, owner).Name = "keys.oldsecret.end"
@@ -57,20 +58,20 @@ func Register(s *web.Server) {
 	e.GET("/keys/:id/usage", keys.usage, owner).Name = "keys.usage"
 
 	// Sub-accounts and requests for more (account owners).
-	e.GET("/subaccounts", subaccounts.list, owner).Name = "subaccounts"
+	e.GET("/subaccounts", subaccounts.list, owner, cleanQuery).Name = "subaccounts"
 	e.GET("/subaccounts/new", subaccounts.newForm, owner).Name = "subaccounts.new"
 	e.POST("/subaccounts", subaccounts.create, owner).Name = "subaccounts.create"
 	e.POST("/subaccounts/requests", subaccounts.requestMore, owner).Name = "subaccounts.request"
 
 	// Support console (role support; anyone else gets an audited 403).
-	e.GET("/support", support.home, staff(models.RoleSupport)).Name = "support"
+	e.GET("/support", support.home, staff(models.RoleSupport), cleanQuery).Name = "support"
 	e.GET("/support/accounts/:id", support.account, staff(models.RoleSupport)).Name = "support.account"
 	e.POST("/support/accounts/:id/limit", support.setLimit, staff(models.RoleSupport)).Name = "support.limit"
 	e.POST("/support/requests/:id/approve", support.decide(true), staff(models.RoleSupport)).Name = "support.approve"
 	e.POST("/support/requests/:id/deny", support.decide(false), staff(models.RoleSupport)).Name = "support.deny"
 
 	// Audit log: owners see their account tree, support and auditors all.
-	e.GET("/audit", audit.page, anyRole).Name = "audit"
+	e.GET("/audit", audit.page, anyRole, cleanQuery).Name = "audit"
 	e.POST("/audit/export", audit.export, anyRole).Name = "audit.export"
 	e.POST("/audit/reviews", audit.review, web.RequireRole(models.RoleOwner, models.RoleAuditor)).Name = "audit.review"
 

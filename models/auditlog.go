@@ -518,7 +518,11 @@ func (s *Store) AuditStatusFor(ctx context.Context, actor Actor) (AuditStatus, e
 	}
 	scoped, _ = s.auditScope(db.Model(&AuditEntry{}), actor, AuditFilter{})
 	var ids []uint64
-	if err := scoped.Where("id > ?", since).Order("id DESC").Limit(newSinceCap+1).Pluck("id", &ids).Error; err != nil {
+	// One's own reviews and exports are not news to oneself: right after
+	// a review the count is 0, not "1 new since" (the review entry).
+	own := "NOT (action IN ? AND actor_user_id = ?)"
+	if err := scoped.Where("id > ?", since).Where(own, []string{ActionAuditReviewed, ActionAuditExported}, actor.UserID).
+		Order("id DESC").Limit(newSinceCap+1).Pluck("id", &ids).Error; err != nil {
 		return st, wrapOp("audit status", err)
 	}
 	st.NewSinceReview, st.Capped = min(len(ids), newSinceCap), len(ids) > newSinceCap

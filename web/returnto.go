@@ -1,8 +1,11 @@
 package web
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 )
 
 // maxReturnPath bounds a return path (a long one is never a real page).
@@ -48,4 +51,31 @@ func LoginURL(returnTo string) string {
 		return "/login?next=" + url.QueryEscape(p)
 	}
 	return "/login"
+}
+
+// DropEmptyQuery redirects a GET whose query carries empty parameters
+// (a filter form submits every field) to the same URL without them, so
+// list and filter URLs stay short and shareable.
+func DropEmptyQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method != http.MethodGet || r.URL.RawQuery == "" {
+			return next(c)
+		}
+		parts := strings.Split(r.URL.RawQuery, "&")
+		kept := parts[:0:0]
+		for _, p := range parts {
+			if k, v, _ := strings.Cut(p, "="); k != "" && v != "" {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == len(parts) {
+			return next(c)
+		}
+		u := r.URL.Path
+		if len(kept) > 0 {
+			u += "?" + strings.Join(kept, "&")
+		}
+		return c.Redirect(http.StatusSeeOther, u)
+	}
 }

@@ -176,7 +176,27 @@
     var form = e.target.closest("[data-reveal-form]");
     if (!form) return;
     var box = form.querySelector("[data-stored]");
-    if (box && !box.checked) { e.preventDefault(); refuseDismiss(currentDialog()); }
+    if (box && !box.checked) { e.preventDefault(); refuseDismiss(currentDialog()); return; }
+    // Done replaces the reveal in the history: Back never returns to the
+    // POST that showed the secret ("Confirm Form Resubmission").
+    e.preventDefault();
+    var q = new URLSearchParams(new FormData(form)).toString();
+    location.replace(form.getAttribute("action") + (q ? "?" + q : ""));
+  });
+  // GET filter forms leave empty fields out of the URL (the server
+  // redirects such URLs too; this saves the round trip).
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form || (form.getAttribute("method") || "get").toLowerCase() !== "get" || form.hasAttribute("data-reveal-form")) return;
+    var emptied = [];
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && !el.disabled && (el.type !== "checkbox" && el.type !== "radio") && el.value === "") {
+        el.disabled = true;
+        emptied.push(el);
+      }
+    });
+    // Re-enable after the navigation started (Back restores the form).
+    setTimeout(function () { emptied.forEach(function (el) { el.disabled = false; }); }, 0);
   });
 
   // After settle, not after swap: htmx wires hx-* attributes of new content
