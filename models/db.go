@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -77,7 +78,9 @@ type Store struct {
 	usageBuf    *usageBuffer
 	limiter     *authLimiter
 	hashes      *hashSlots
-	denials     *denialLog // denials.go
+	// throttleSweep is when expired throttle counters were last deleted (Unix ns).
+	throttleSweep atomic.Int64
+	denials       *denialLog // denials.go
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}

@@ -144,21 +144,46 @@ func (s *Store) reserve(ctx context.Context, rules []throttleRule) error {
 	if errors.Is(err, errThrottledRollback) {
 		return &ThrottledError{RetryAfter: max(wait, time.Second)}
 	}
+	if err == nil {
+		s.sweepThrottles(ctx, now)
+	}
 	return err
 }
 
+// sweepThrottles deletes counters whose window and lockout are long over,
+// at most once every 10 minutes per instance, so the table holds only
+// counters that still matter (every address and pair tried leaves a row).
+func (s *Store) sweepThrottles(ctx context.Context, now time.Time) {
+	last := s.throttleSweep.Load()
+	if now.UnixNano()-last < int64(10*time.Minute) || !s.throttleSweep.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	horizon := max(s.throttle.Window, s.signup.Window) + max(s.throttle.Lockout, s.signup.Window)
+	cutoff := now.Add(-horizon)
+	if err := s.db.WithContext(ctx).Where("window_start < ? AND (locked_until IS NULL OR locked_until < ?)", cutoff, now).
+		Delete(&throttle{}).Error; err != nil {
+		s.log.Warn("throttle: sweep of expired counters failed", "err", err)
+	}
+}
+
 // lockThrottle returns key's counter row, created empty if missing, locked
-// until the transaction ends.
+// until the transaction ends. (A sweep may delete a stale row between the
+// insert and the read: then it is created again.)
 func (s *Store) lockThrottle(tx *gorm.DB, key string, now time.Time) (throttle, error) {
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&throttle{Key: key, WindowStart: now}).Error; err != nil {
-		return throttle{}, err
-	}
 	var t throttle
-	q := tx
-	if s.engine == Postgres {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	var err error
+	for try := 0; try < 2; try++ {
+		if err = tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&throttle{Key: key, WindowStart: now}).Error; err != nil {
+			return throttle{}, err
+		}
+		q := tx
+		if s.engine == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err = q.Where("key = ?", key).Take(&t).Error; !errors.Is(err, gorm.ErrRecordNotFound) {
+			break
+		}
 	}
-	err := q.Where("key = ?", key).Take(&t).Error
 	return t, err
 }
 

@@ -268,3 +268,24 @@ func TestConcurrentLoginsAnswerCleanly(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Every address and (e-mail, address) pair tried leaves a counter row;
+// rows whose window and lockout are long over are swept, so the table
+// does not grow forever.
+func TestExpiredThrottleCountersAreSwept(t *testing.T) {
+	s, clock := testdb.Open(t)
+	for i := 0; i < 30; i++ {
+		_, _, _ = s.Login(ctx, fmt.Sprintf("guess%d@acme.example", i), "wrong password!!", "", models.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", i)})
+	}
+	var n int64
+	s.DB().Table("throttles").Count(&n)
+	if n != 90 {
+		t.Fatalf("%d counter rows after 30 failures, want 90 (pair, e-mail, address)", n)
+	}
+	clock.Advance(3 * time.Hour)
+	_, _, _ = s.Login(ctx, "later@acme.example", "wrong password!!", "", models.RequestMeta{IP: "203.0.113.1"})
+	s.DB().Table("throttles").Count(&n)
+	if n != 3 {
+		t.Fatalf("%d counter rows three hours later, want 3 (only the newest attempt's)", n)
+	}
+}
