@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -98,6 +99,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 			return err
 		}}))
 	e.Use(s.securityHeaders)
+	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{Level: gzipLevel, MinLength: gzipMinLength, Skipper: skipCompression}))
 	// 1 MB for everything but the Send API, whose handler reads up to
 	// Mailjet's payload limit itself (and answers its mj-0011 error).
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: isSendAPI}))
@@ -107,6 +109,42 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 
 	e.GET("/static/:version/*", s.serveStatic).Name = "static"
 	return s, nil
+}
+
+// Compression: gzip at a middle level (most of the gain of 9 at a fraction
+// of its CPU) for bodies worth it; a smaller one fits one TCP packet anyway.
+const (
+	gzipLevel     = 5
+	gzipMinLength = 1024
+)
+
+// skipCompression decides what is not gzip-compressed:
+//   - the Mailjet API under /v3 and /v3.1: its answers are mostly small
+//     JSON, and compressing them costs REST throughput (BENCHMARKS.md);
+//   - every POST but the audit export: a POST answered with a page is a
+//     secret's one reveal (sign-up, reset, create) or a form sent back with
+//     what the user typed. A compressed secret beside reflected input is
+//     what BREACH measures, so those are sent as they are; they are
+//     no-store and rare, so nothing is lost;
+//   - fonts and images, compressed already.
+//
+// Pages and htmx fragments (GET), CSS, JS and the audit export are
+// compressed.
+func skipCompression(c echo.Context) bool {
+	r := c.Request()
+	switch {
+	case IsAPIPath(r.URL.Path):
+		return true
+	case r.Method == http.MethodPost:
+		return r.URL.Path != "/audit/export"
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return true
+	}
+	switch path.Ext(r.URL.Path) {
+	case ".woff2", ".png", ".ico":
+		return true
+	}
+	return false
 }
 
 // skipCSRF exempts static files, probes and the Basic-auth REST and Send
