@@ -176,6 +176,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			cmd, rest = "audit verify", rest[1:]
 		}
 	}
+	if group, ok := commandGroups[cmd]; ok {
+		// "keydesk account" alone, or with --help: the help of what the
+		// group holds.
+		run(ctx, []string{cmd, group, "--help"}, stdin, stdout, stderr)
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help" || rest[0] == "help") {
+			return 0
+		}
+		return 2
+	}
 	var err error
 	switch cmd {
 	case "serve":
@@ -212,7 +221,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
+// commandGroups are the commands of two words, by their first word.
+var commandGroups = map[string]string{"account": "create", "user": "create", "audit": "verify"}
+
+// commandSummaries say what each command does, for its own --help.
+var commandSummaries = map[string]string{
+	"migrate":        "apply pending database migrations and exit; prints JSON",
+	"account create": "create an account, its owner and master key; prints JSON with the master api_key and secret_key (shown once)",
+	"user create":    "create a staff user (support or auditor); prints JSON",
+	"audit verify":   "walk the audit chain and its signed checkpoints; prints a JSON summary, exits 1 naming the first entry that fails",
+}
+
+// storeFlags are the global flags a command that opens the database uses;
+// its --help lists them beside its own.
+var storeFlags = []string{"db", "log-level"}
+
 // subFlags parses a command's own flags, accepting the global ones too.
+// Its --help shows only its own flags and the database ones (serve, whose
+// flags are the global ones, shows them all).
 func subFlags(name string, cfg *config, args []string, stderr io.Writer, def func(fs *flag.FlagSet)) error {
 	fs := flag.NewFlagSet("keydesk "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -221,8 +247,23 @@ func subFlags(name string, cfg *config, args []string, stderr io.Writer, def fun
 	// Keep what the top level parsed as the defaults here.
 	*cfg = snapshot
 	fs.VisitAll(func(f *flag.Flag) { _ = f.Value.Set(flagValue(&snapshot, f.Name, f.DefValue)) })
+	own := flag.NewFlagSet("keydesk "+name, flag.ContinueOnError)
+	own.SetOutput(stderr)
 	if def != nil {
 		def(fs)
+		def(own)
+	}
+	if summary, ok := commandSummaries[name]; ok {
+		for _, n := range storeFlags {
+			if f := fs.Lookup(n); f != nil {
+				own.Var(f.Value, f.Name, f.Usage)
+			}
+		}
+		fs.Usage = func() {
+			fmt.Fprintf(stderr, "Usage:\n  keydesk %s [flags]\n      %s\n\nFlags:\n", name, summary)
+			own.PrintDefaults()
+			fmt.Fprintln(stderr, "\nThe other global flags (keydesk --help) are accepted too.")
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -555,7 +596,7 @@ func smtpTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
 			return nil, fmt.Errorf("save the SMTP TLS certificate: %w", err)
 		}
 		_ = os.Chmod(certPath, 0o644) // public: clients may need to trust it
-		log.Warn("generated a self-signed certificate for SMTP STARTTLS and saved it (key with 0600 permissions); clients must trust it explicitly. Set KEYDESK_TLS_CERT and KEYDESK_TLS_KEY to use a real one",
+		log.Info("generated a self-signed certificate for SMTP STARTTLS and saved it (key with 0600 permissions); clients must trust it explicitly. Set KEYDESK_TLS_CERT and KEYDESK_TLS_KEY to use a real one",
 			"cert", certPath, "key", keyPath, "hosts", hosts)
 	case certErr != nil:
 		return nil, fmt.Errorf("read the SMTP certificate: %w (remove %s to generate a new pair)", certErr, keyPath)
@@ -611,7 +652,7 @@ func sessionKeys(cfg *config, log *slog.Logger) ([][]byte, error) {
 			if err := writeNew(path, spec+"\n"); err != nil {
 				return nil, fmt.Errorf("save session keys: %w", err)
 			}
-			log.Warn("generated session keys and saved them with 0600 permissions; set KEYDESK_SESSION_KEYS to share them between instances", "file", path)
+			log.Info("generated session keys and saved them with 0600 permissions; set KEYDESK_SESSION_KEYS to share them between instances", "file", path)
 		default:
 			return nil, fmt.Errorf("read session keys: %w", err)
 		}
@@ -768,7 +809,7 @@ func loadAuditKey(cfg *config, log *slog.Logger) ([]byte, error) {
 			if err := writeNew(path, spec+"\n"); err != nil {
 				return nil, fmt.Errorf("save audit key: %w", err)
 			}
-			log.Warn("generated the audit checkpoint key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
+			log.Info("generated the audit checkpoint key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
 		default:
 			return nil, fmt.Errorf("read audit key: %w", err)
 		}

@@ -407,6 +407,13 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 	if !strings.Contains(logs.String(), "generated a self-signed certificate for SMTP STARTTLS") {
 		t.Error("no log line for the generated certificate")
 	}
+	// A clean first start is not a warning: what it generated is said at
+	// INFO (the README explains each line).
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "generated") && !strings.Contains(line, "level=INFO") {
+			t.Errorf("first-start generation logged above INFO: %s", line)
+		}
+	}
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
@@ -613,5 +620,40 @@ func TestServeHTTPS(t *testing.T) {
 	if code, _, stderr := runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--https", "off", "--http-redirect-addr", "127.0.0.1:0"); code == 0 ||
 		!strings.Contains(stderr, "--http-redirect-addr needs HTTPS") {
 		t.Errorf("redirect without HTTPS: exit %d %s", code, stderr)
+	}
+}
+
+// Each command has its own help, with only its own flags; a command group
+// without its subcommand (keydesk account --help) explains the group.
+func TestCLICommandHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		want, not  []string
+		exitStatus int
+	}{
+		{[]string{"account", "-help"}, []string{"keydesk account create", "-name", "-password-stdin"}, []string{"unknown command", "-smtp-max-conns"}, 0},
+		{[]string{"account"}, []string{"keydesk account create"}, []string{"unknown command"}, 2},
+		{[]string{"user", "-help"}, []string{"keydesk user create", "-role"}, []string{"unknown command"}, 0},
+		{[]string{"audit", "-h"}, []string{"keydesk audit verify"}, []string{"unknown command"}, 0},
+		{[]string{"account", "create", "-help"}, []string{"keydesk account create", "-name", "-email", "-plan", "-password-stdin", "-db"}, []string{"-smtp-max-conns", "-session-idle", "-tls-cert"}, 0},
+		{[]string{"user", "create", "-help"}, []string{"keydesk user create", "-email", "-role", "-password-stdin", "-db"}, []string{"-smtp-max-conns", "-session-idle", "-tls-cert", "-name"}, 0},
+		{[]string{"audit", "verify", "-help"}, []string{"keydesk audit verify", "-db"}, []string{"-smtp-max-conns"}, 0},
+		{[]string{"migrate", "-help"}, []string{"keydesk migrate", "-db"}, []string{"-smtp-max-conns"}, 0},
+	} {
+		code, out, stderr := runCLI(t, "", tc.args...)
+		help := out + stderr
+		if code != tc.exitStatus {
+			t.Errorf("keydesk %s: exit %d, want %d\n%s", strings.Join(tc.args, " "), code, tc.exitStatus, help)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(help, w) {
+				t.Errorf("keydesk %s: help does not mention %q:\n%s", strings.Join(tc.args, " "), w, help)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(help, n) {
+				t.Errorf("keydesk %s: help mentions %q:\n%s", strings.Join(tc.args, " "), n, help)
+			}
+		}
 	}
 }
