@@ -49,6 +49,7 @@ type config struct {
 	SessionIdle  time.Duration
 	SessionMax   time.Duration
 	HashSlots    int
+	CacheKeys    int
 	TrustProxy   bool
 	SMTPAddr     string
 	SMTPHost     string
@@ -113,6 +114,7 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.SessionIdle, "session-idle", envDuration("KEYDESK_SESSION_IDLE", 30*time.Minute), "sign out after this much inactivity (KEYDESK_SESSION_IDLE)")
 	fs.DurationVar(&c.SessionMax, "session-max", envDuration("KEYDESK_SESSION_MAX", 12*time.Hour), "absolute session lifetime (KEYDESK_SESSION_MAX)")
 	fs.IntVar(&c.HashSlots, "password-hashes", envInt("KEYDESK_PASSWORD_HASHES", runtime.NumCPU()), "password hashes (argon2id, 19 MiB each) run at once; more wait up to 2 s, then get 503 (KEYDESK_PASSWORD_HASHES)")
+	fs.IntVar(&c.CacheKeys, "cache-keys", envInt("KEYDESK_CACHE_KEYS", models.DefaultCacheEntries), "most entries each in-memory cache holds (verified API keys; account trees); past it the least recently used are evicted (KEYDESK_CACHE_KEYS)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
@@ -293,6 +295,8 @@ func flagValue(c *config, name, def string) string {
 		return c.SessionIdle.String()
 	case "session-max":
 		return c.SessionMax.String()
+	case "cache-keys":
+		return strconv.Itoa(c.CacheKeys)
 	case "trust-proxy":
 		return strconv.FormatBool(c.TrustProxy)
 	case "smtp-addr":
@@ -341,13 +345,16 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*models.Stor
 	if cfg.RotationDays < 1 {
 		return nil, fmt.Errorf("--rotation-days must be at least 1")
 	}
+	if cfg.CacheKeys < 1 {
+		return nil, fmt.Errorf("--cache-keys must be at least 1")
+	}
 	auditKey, err := loadAuditKey(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	store, err := models.Open(ctx, cfg.DB, models.Options{
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log, AuditKey: auditKey,
-		HashConcurrency: cfg.HashSlots,
+		HashConcurrency: cfg.HashSlots, CacheEntries: cfg.CacheKeys,
 	})
 	if err != nil {
 		return nil, err

@@ -49,6 +49,10 @@ type Options struct {
 	// a free slot before it is answered 503 (2 s by default).
 	HashConcurrency int
 	HashWait        time.Duration
+	// CacheEntries bounds each in-memory cache, verified keys and account
+	// trees (DefaultCacheEntries when zero); past it the least recently
+	// used entries are evicted.
+	CacheEntries int
 	// RotationDays is the secret rotation policy (90 by default).
 	RotationDays int
 	// AuditKey signs audit checkpoints; it must live outside the database.
@@ -180,7 +184,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle, apiThrottle: opt.APIThrottle, signup: opt.Signup,
 		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
-		usageBuf: newUsageBuffer(), denials: newDenialLog(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries), trees: newTreeCache(),
+		usageBuf: newUsageBuffer(), denials: newDenialLog(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries),
 		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait),
 	}
 	if len(s.auditKey) == 0 {
@@ -192,13 +196,15 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	}
 	if engine == Postgres {
 		// Off until the listener is connected; see keyCache.
-		s.cache = newKeyCache(false)
+		s.cache = newCache[string, *cachedKey](opt.CacheEntries, cacheTTL, false)
+		s.trees = newCache[uint, *treeEntry](opt.CacheEntries, cacheTTL, false)
 		lctx, cancel := context.WithCancel(context.Background())
 		s.stopListen, s.listenDone = cancel, make(chan struct{})
 		go s.listenForKeyChanges(lctx, dsn)
 	} else {
 		// One process owns a SQLite file; in-process invalidation suffices.
-		s.cache = newKeyCache(true)
+		s.cache = newCache[string, *cachedKey](opt.CacheEntries, cacheTTL, true)
+		s.trees = newCache[uint, *treeEntry](opt.CacheEntries, cacheTTL, true)
 	}
 	return s, nil
 }

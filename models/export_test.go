@@ -64,3 +64,6 @@ func (s *Store) HoldHashSlot() (release func()) {
 	s.hashes.slots <- struct{}{}
 	return func() { <-s.hashes.slots }
 }
+
+// VerifyCacheEntries is how many keys the verification cache holds.
+func (s *Store) VerifyCacheEntries() int { return s.cache.len() }

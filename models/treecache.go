@@ -4,63 +4,21 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"gorm.io/gorm"
 )
 
 // treeCache holds each account tree's keys (display fields only, never a
-// digest) and owner ID for the REST API, so a warm GET /v3/REST/apikey
-// costs no query. Same rules as keyCache: invalidated after every write
-// to the tree in this process and, on PostgreSQL, in every instance
-// through NOTIFY; a fill that raced an invalidation is dropped; a TTL
-// bounds any surprise.
-type treeCache struct {
-	mu    sync.RWMutex
-	m     map[uint]*treeEntry
-	epoch uint64
-	ttl   time.Duration
-}
+// digest) and owner ID for the REST API, by main account ID, so a warm
+// GET /v3/REST/apikey costs no query. The rules are those of cache
+// (cache.go): invalidated after every write to the tree in this process
+// and, on PostgreSQL, in every instance through NOTIFY; off with the key
+// cache while the listener is down.
+type treeCache = cache[uint, *treeEntry]
 
 type treeEntry struct {
-	keys     []APIKey
-	ownerID  uint
-	loadedAt time.Time
-}
-
-func newTreeCache() *treeCache { return &treeCache{m: map[uint]*treeEntry{}, ttl: time.Minute} }
-
-func (c *treeCache) get(root uint, now time.Time, enabled bool) (*treeEntry, uint64) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e := c.m[root]
-	if !enabled || e == nil || now.Sub(e.loadedAt) > c.ttl {
-		return nil, c.epoch
-	}
-	return e, c.epoch
-}
-
-func (c *treeCache) put(root uint, e *treeEntry, epoch uint64) {
-	c.mu.Lock()
-	if c.epoch == epoch {
-		c.m[root] = e
-	}
-	c.mu.Unlock()
-}
-
-func (c *treeCache) invalidate(root uint) {
-	c.mu.Lock()
-	delete(c.m, root)
-	c.epoch++
-	c.mu.Unlock()
-}
-
-func (c *treeCache) reset() {
-	c.mu.Lock()
-	c.m = map[uint]*treeEntry{}
-	c.epoch++
-	c.mu.Unlock()
+	keys    []APIKey
+	ownerID uint
 }
 
 const treePrefix = "tree:"
@@ -98,8 +56,8 @@ func (s *Store) handleNotification(payload string) {
 // treeKeys returns the keys of a tree (cached) and its owner's user ID.
 func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
 	now := s.now()
-	e, epoch := s.trees.get(root, now, s.KeyCacheReady())
-	if e != nil {
+	e, ok, epoch := s.trees.get(root, now)
+	if ok {
 		return e, nil
 	}
 	db := s.db.WithContext(ctx)
@@ -113,10 +71,10 @@ func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
 	if err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error; err != nil {
 		return nil, err
 	}
-	e = &treeEntry{keys: keys, loadedAt: now}
+	e = &treeEntry{keys: keys}
 	if len(ids) > 0 {
 		e.ownerID = ids[0]
 	}
-	s.trees.put(root, e, epoch)
+	s.trees.put(root, e, now, epoch)
 	return e, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,61 +37,14 @@ type cachedKey struct {
 	digest    [32]byte
 	// old holds the live old secrets in a fixed array, so a warm check
 	// allocates nothing however many there are.
-	old      [maxOldSecrets]oldDigest
-	nOld     int
-	loadedAt time.Time
+	old  [maxOldSecrets]oldDigest
+	nOld int
 }
 
-// keyCache holds verified-key rows so a warm verification is one SHA-256
-// and a map lookup. Correctness rules: every write to a key invalidates it
-// in this process after commit and, on PostgreSQL, in every other instance
-// through NOTIFY; a fill that raced with an invalidation is dropped (epoch);
-// while the PostgreSQL listener is down the cache is off.
-type keyCache struct {
-	mu      sync.RWMutex
-	m       map[string]*cachedKey
-	epoch   uint64
-	enabled bool
-	ttl     time.Duration
-}
-
-func newKeyCache(enabled bool) *keyCache {
-	return &keyCache{m: map[string]*cachedKey{}, enabled: enabled, ttl: time.Minute}
-}
-
-func (c *keyCache) get(apiKey string, now time.Time) (*cachedKey, uint64) {
-	c.mu.RLock()
-	e, epoch := c.m[apiKey], c.epoch
-	ok := c.enabled
-	c.mu.RUnlock()
-	if !ok || e == nil || now.Sub(e.loadedAt) > c.ttl {
-		return nil, epoch
-	}
-	return e, epoch
-}
-
-func (c *keyCache) put(apiKey string, e *cachedKey, epoch uint64) {
-	c.mu.Lock()
-	if c.enabled && c.epoch == epoch {
-		c.m[apiKey] = e
-	}
-	c.mu.Unlock()
-}
-
-func (c *keyCache) invalidate(apiKey string) {
-	c.mu.Lock()
-	delete(c.m, apiKey)
-	c.epoch++
-	c.mu.Unlock()
-}
-
-func (c *keyCache) reset(enabled bool) {
-	c.mu.Lock()
-	c.m = map[string]*cachedKey{}
-	c.epoch++
-	c.enabled = enabled
-	c.mu.Unlock()
-}
+// keyCache holds verified-key rows by API key so a warm verification is one
+// SHA-256 and a map lookup; the rules are those of cache (cache.go). On
+// PostgreSQL it is off while the change listener is down.
+type keyCache = cache[string, *cachedKey]
 
 // invalidate drops a key from this process's cache.
 func (s *Store) invalidate(apiKey string) {
@@ -104,20 +56,14 @@ func (s *Store) invalidate(apiKey string) {
 // InvalidateVerifyCache empties this process's verification cache only
 // (benchmarks of the cold path).
 func (s *Store) InvalidateVerifyCache() {
-	s.cache.mu.RLock()
-	enabled := s.cache.enabled
-	s.cache.mu.RUnlock()
-	s.cache.reset(enabled)
+	s.cache.reset(s.cache.isEnabled())
 }
 
 // InvalidateAllKeys empties this process's verification cache (used when an
 // account is disabled, and by tests).
 func (s *Store) InvalidateAllKeys() {
-	s.cache.mu.RLock()
-	enabled := s.cache.enabled
-	s.cache.mu.RUnlock()
-	s.cache.reset(enabled)
-	s.trees.reset()
+	s.cache.reset(s.cache.isEnabled())
+	s.trees.reset(s.trees.isEnabled())
 }
 
 const notifyChannel = "keydesk_keys"
@@ -140,7 +86,7 @@ func (s *Store) listenForKeyChanges(ctx context.Context, dsn string) {
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, dsn)
 		s.cache.reset(false)
-		s.trees.reset()
+		s.trees.reset(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -163,7 +109,7 @@ func (s *Store) listenOnce(ctx context.Context, dsn string) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
-	s.trees.reset()
+	s.trees.reset(true)
 	s.cache.reset(true)
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -186,8 +132,8 @@ func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
 	now := s.now()
-	e, epoch := s.cache.get(apiKey, now)
-	if e == nil {
+	e, ok, epoch := s.cache.get(apiKey, now)
+	if !ok {
 		// The checksum rejects typos and foreign strings before any
 		// database lookup; a warm entry needs no such guard.
 		if !ValidSecretFormat(secret) {
@@ -198,7 +144,7 @@ func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal
 		if err != nil {
 			return KeyPrincipal{}, err
 		}
-		s.cache.put(apiKey, e, epoch)
+		s.cache.put(apiKey, e, now, epoch)
 	}
 	return e.check(secret, now)
 }
@@ -257,7 +203,6 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 	e := &cachedKey{
 		principal: KeyPrincipal{KeyID: row.ID, AccountID: row.AccountID, IsMaster: row.IsMaster, APIKey: apiKey},
 		active:    row.IsActive && row.AccountActive && (row.ParentActive == nil || *row.ParentActive),
-		loadedAt:  now,
 	}
 	if row.ParentID != nil {
 		e.principal.ParentID = *row.ParentID
@@ -277,8 +222,4 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 
 // KeyCacheReady reports whether verification results are being cached
 // (on PostgreSQL only while the change listener is connected).
-func (s *Store) KeyCacheReady() bool {
-	s.cache.mu.RLock()
-	defer s.cache.mu.RUnlock()
-	return s.cache.enabled
-}
+func (s *Store) KeyCacheReady() bool { return s.cache.isEnabled() }
