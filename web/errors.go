@@ -127,6 +127,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// with a dialog, not a whole page.
 		if rerr := Render(c, p.Status, views.ErrorDialog(views.ErrorProps{Status: p.Status, Title: p.Title, Message: p.Message, RequestID: rid})); rerr != nil {
 			s.Log.Error("render error dialog", "request_id", requestID(c), "err", rerr)
+			s.plainError(c, p)
 		}
 		return
 	}
@@ -134,7 +135,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 		Status: p.Status, Title: p.Title, Message: p.Message, RequestID: rid, SignedIn: Principal(c) != nil,
 	})); rerr != nil {
 		s.Log.Error("render error page", "request_id", requestID(c), "err", rerr)
+		s.plainError(c, p)
 	}
+}
+
+// plainError answers in plain text when even the error page could not be
+// rendered (Render wrote nothing of it), so the client still gets the
+// status and the request ID rather than an empty 200.
+func (s *Server) plainError(c echo.Context, p problem) {
+	if c.Response().Committed {
+		return
+	}
+	_ = c.String(p.Status, p.Title+". "+p.Message+" Reference: "+requestID(c)+"\n")
 }
 
 // mailjetProperty names models' input fields as Mailjet's properties, so a

@@ -4,11 +4,14 @@
 package web
 
 import (
+	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -208,8 +211,19 @@ func Redirect(c echo.Context, path string) error {
 	return c.Redirect(http.StatusSeeOther, path)
 }
 
+// renderBuffers hold pages while they render. A buffer that grew past
+// maxPooledRender (a rare huge page) is left to the GC instead of being
+// kept alive by the pool.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledRender = 256 << 10
+
 // Render writes a templ component with the request's CSRF token, CSP
-// nonce, principal and asset URLs in its context.
+// nonce, principal and asset URLs in its context. The page is rendered
+// into a buffer first and only then are the status and body written: a
+// render error sends nothing of the page and goes to the central error
+// handler (a whole 500 page, logged with the request ID), never a cut-off
+// response under the status the handler meant.
 func Render(c echo.Context, status int, comp templ.Component) error {
 	ctx := c.Request().Context()
 	if tok, ok := c.Get("csrf").(string); ok {
@@ -219,7 +233,20 @@ func Render(c echo.Context, status int, comp templ.Component) error {
 	if f, ok := c.Get("assets").(views.AssetFunc); ok {
 		ctx = views.WithAssets(ctx, f)
 	}
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledRender {
+			buf.Reset()
+			renderBuffers.Put(buf)
+		}
+	}()
+	if err := comp.Render(ctx, buf); err != nil {
+		// %v, not %w: whatever the component returned, a page that could
+		// not be rendered is a 500, never a status classify gives its cause.
+		return fmt.Errorf("render %d page: %v", status, err)
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
-	return comp.Render(ctx, c.Response())
+	_, err := buf.WriteTo(c.Response())
+	return err
 }
