@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"keydesk/handlers"
 	"keydesk/models"
 	kdsmtp "keydesk/smtp"
@@ -66,6 +68,7 @@ type config struct {
 	LogLevel     string
 	AuditKey     string
 	AuditEvery   time.Duration
+	MetricsAddr  string
 }
 
 func env(name, def string) string {
@@ -130,6 +133,7 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.SMTPSpoolDir, "smtp-spool-dir", env("KEYDESK_SMTP_SPOOL_DIR", ""), "folder for the temporary files of SMTP messages larger than 64 KiB while they are relayed (unlinked at once, so never visible); default: the system's temporary folder (KEYDESK_SMTP_SPOOL_DIR)")
 	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that signs audit checkpoints; keep it outside the database. Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
 	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve signs the audit head and re-verifies the chain (KEYDESK_AUDIT_EVERY)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("KEYDESK_METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this separate address (keep it private); empty = off (KEYDESK_METRICS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
 }
 
@@ -311,6 +315,8 @@ func flagValue(c *config, name, def string) string {
 		return c.HTTPS
 	case "http-redirect-addr":
 		return c.HTTPRedirect
+	case "metrics-addr":
+		return c.MetricsAddr
 	case "smtp-allow-insecure-auth":
 		return strconv.FormatBool(c.SMTPInsecure)
 	case "smtp-max-bytes":
@@ -425,9 +431,13 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	var metrics *web.Metrics
+	if cfg.MetricsAddr != "" {
+		metrics = web.NewMetrics(store)
+	}
 	srv, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
-		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, Metrics: metrics,
 	}, store)
 	if err != nil {
 		return err
@@ -442,6 +452,15 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 			return err // names the address
 		}
 		defer smtpSrv.Close()
+	}
+	var metricsSrv *http.Server
+	if metrics != nil {
+		if smtpSrv != nil {
+			registerSMTPMetrics(metrics.Registry, smtpSrv)
+		}
+		if metricsSrv, err = listenMetrics(cfg, metrics, log); err != nil {
+			return err
+		}
 	}
 	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
@@ -501,10 +520,44 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 	if redirect != nil {
 		httpErr = errors.Join(httpErr, redirect.Shutdown(sctx))
 	}
+	if metricsSrv != nil {
+		httpErr = errors.Join(httpErr, metricsSrv.Shutdown(sctx))
+	}
 	if err := <-smtpShut; err != nil {
 		httpErr = errors.Join(httpErr, fmt.Errorf("smtp shutdown: %w", err))
 	}
 	return errors.Join(runErr, httpErr)
+}
+
+// listenMetrics serves the Prometheus exposition on --metrics-addr, apart
+// from the public listener so it can stay on a private interface.
+func listenMetrics(cfg *config, m *web.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return hs, nil
+}
+
+// registerSMTPMetrics exposes the SMTP server's counters.
+func registerSMTPMetrics(reg *prometheus.Registry, s *kdsmtp.Server) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_sessions_total", Help: "SMTP sessions opened (STARTTLS starts a new one)."},
+			func() float64 { return float64(s.Stats().Sessions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_messages_relayed_total", Help: "SMTP messages handed to the relay."},
+			func() float64 { return float64(s.Stats().MessagesRelayed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_messages_refused_total", Help: "SMTP messages the relay refused or failed."},
+			func() float64 { return float64(s.Stats().MessagesRefused) }),
+	)
 }
 
 // serveHTTPS reads --https: auto serves HTTPS when a certificate is given.

@@ -132,6 +132,7 @@ func (s *Store) VerifyRequest(ctx context.Context, apiKey, secret, ip string, ch
 	ipK := limiterKey{kind: 'i', ip: ipb}
 	if !ValidAPIKeyFormat(apiKey) {
 		if wait := s.limiter.blocked(now, ipK); wait > 0 {
+			s.stats.throttledAPI.Add(1)
 			return KeyPrincipal{}, &ThrottledError{RetryAfter: wait}
 		}
 		s.limiter.fail(now, ipK, s.apiThrottle.PerIP)
@@ -140,6 +141,7 @@ func (s *Store) VerifyRequest(ctx context.Context, apiKey, secret, ip string, ch
 	kb := apiKeyBytes(apiKey)
 	pairK, keyK := limiterKey{kind: 'p', key: kb, ip: ipb}, limiterKey{kind: 'k', key: kb}
 	if wait := s.limiter.blocked(now, pairK, keyK, ipK); wait > 0 {
+		s.stats.throttledAPI.Add(1)
 		return KeyPrincipal{}, &ThrottledError{RetryAfter: wait}
 	}
 	p, err := s.Verify(ctx, apiKey, secret)

@@ -95,6 +95,14 @@ func target(typ string, id uint, name string) auditTarget {
 // the chain never forks: PostgreSQL takes a transaction-scoped advisory
 // lock, SQLite's immediate transaction already holds the write lock.
 func (s *Store) appendAudit(tx *gorm.DB, a Actor, action string, accountID uint, t auditTarget, details map[string]any) error {
+	start := time.Now()
+	err := s.appendAuditEntry(tx, a, action, accountID, t, details)
+	s.stats.auditAppends.Add(1)
+	s.stats.auditAppendNanos.Add(uint64(time.Since(start)))
+	return err
+}
+
+func (s *Store) appendAuditEntry(tx *gorm.DB, a Actor, action string, accountID uint, t auditTarget, details map[string]any) error {
 	if s.engine == Postgres {
 		if err := tx.Exec("SELECT pg_advisory_xact_lock(7311002)").Error; err != nil {
 			return fmt.Errorf("models: audit lock: %w", err)

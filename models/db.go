@@ -85,6 +85,7 @@ type Store struct {
 	// throttleSweep is when expired throttle counters were last deleted (Unix ns).
 	throttleSweep atomic.Int64
 	denials       *denialLog // denials.go
+	stats         storeStats // stats.go
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}

@@ -142,6 +142,7 @@ func (s *Store) reserve(ctx context.Context, rules []throttleRule) error {
 		return nil
 	})
 	if errors.Is(err, errThrottledRollback) {
+		s.stats.throttledLogin.Add(1)
 		return &ThrottledError{RetryAfter: max(wait, time.Second)}
 	}
 	if err == nil {

@@ -128,12 +128,21 @@ var ErrVerifyFailed = errors.New("invalid API key or secret key")
 // old secret, inactive key or account). The secret is compared as a
 // SHA-256 digest in constant time. Later callers (REST, SMTP) use only this.
 func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal, error) {
+	p, err := s.verify(ctx, apiKey, secret)
+	s.stats.verified(err)
+	return p, err
+}
+
+func (s *Store) verify(ctx context.Context, apiKey, secret string) (KeyPrincipal, error) {
 	if !ValidAPIKeyFormat(apiKey) || len(secret) != SecretLen {
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
 	now := s.now()
 	e, ok, epoch := s.cache.get(apiKey, now)
-	if !ok {
+	if ok {
+		s.stats.cacheHits.Add(1)
+	} else {
+		s.stats.cacheMisses.Add(1)
 		// The checksum rejects typos and foreign strings before any
 		// database lookup; a warm entry needs no such guard.
 		if !ValidSecretFormat(secret) {

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -105,6 +106,18 @@ type Server struct {
 
 	mu sync.Mutex
 	ln net.Listener
+
+	stats struct{ sessions, messagesRelayed, messagesRefused atomic.Uint64 }
+}
+
+// Stats counts since start: SMTP sessions opened (a STARTTLS upgrade
+// starts a new one), messages handed to the relay, and messages the relay
+// refused or failed.
+type Stats struct{ Sessions, MessagesRelayed, MessagesRefused uint64 }
+
+// Stats returns the counters for the metrics endpoint.
+func (s *Server) Stats() Stats {
+	return Stats{s.stats.sessions.Load(), s.stats.messagesRelayed.Load(), s.stats.messagesRefused.Load()}
 }
 
 // New builds a server; call Listen then Serve (or ListenAndServe).

@@ -43,6 +43,7 @@ func (b *backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	if h, _, err := net.SplitHostPort(ip); err == nil {
 		ip = h
 	}
+	b.s.stats.sessions.Add(1)
 	return &session{s: b.s, ip: ip}, nil
 }
 
@@ -192,6 +193,7 @@ func (s *session) Data(r io.Reader) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := s.s.relay.Relay(ctx, m); err != nil {
+		s.s.stats.messagesRefused.Add(1)
 		if se := relayReply(err); se != nil {
 			s.s.log.Warn("smtp relay refused a message", "api_key", s.p.APIKey, "code", se.Code, "reply", se.Message)
 			return se
@@ -199,6 +201,7 @@ func (s *session) Data(r io.Reader) error {
 		s.s.log.Error("smtp relay failed", "api_key", s.p.APIKey, "err", err)
 		return errRelay
 	}
+	s.s.stats.messagesRelayed.Add(1)
 	s.s.store.RecordUse(s.p, models.ChannelSMTP, s.ip, 1)
 	return nil
 }

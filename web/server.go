@@ -44,6 +44,9 @@ type Config struct {
 	// sink) as SMTP. Nil means no relay is configured.
 	Relay  models.Relay
 	Logger *slog.Logger
+	// Metrics, when set, observes every request (main serves it on its
+	// own listener); nil turns the middleware off.
+	Metrics *Metrics
 }
 
 // Server is the assembled application.
@@ -95,6 +98,9 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	// it; recovery next so a panic still gets headers and a logged 500;
 	// then headers, body limit, CSRF and the session.
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs()}))
+	if cfg.Metrics != nil {
+		e.Use(cfg.Metrics.observe) // outside the log: it sees the final status
+	}
 	e.Use(s.logRequests)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
