@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -25,18 +24,6 @@ type problem struct {
 // StatusClientClosedRequest is logged when the client disconnected
 // before its answer was ready.
 const StatusClientClosedRequest = 499
-
-// clientGone reports an error caused by the client disconnecting: the
-// request's context is canceled. The drivers do not all wrap
-// context.Canceled (SQLite says "interrupted"), so the context decides;
-// the error itself goes to the debug log.
-func (s *Server) clientGone(c echo.Context, err error) bool {
-	if !errors.Is(c.Request().Context().Err(), context.Canceled) {
-		return false
-	}
-	s.Log.Debug("client closed request", "request_id", requestID(c), "err", err)
-	return true
-}
 
 func classify(err error) problem {
 	var he *echo.HTTPError
@@ -100,12 +87,6 @@ func orDefault(s, d string) string {
 // layout for the console, Mailjet-shaped JSON under /v3/.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
-		return
-	}
-	if s.clientGone(c, err) {
-		// Nobody is left to answer: not a server error. 499 (nginx's
-		// "client closed request") goes to the access log at info.
-		c.Response().Status = StatusClientClosedRequest
 		return
 	}
 	p := classify(err)

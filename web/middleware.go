@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -43,9 +44,21 @@ func requestID(c echo.Context) string {
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		// The connection's own context: a handler may replace the
+		// request's, only the client's disconnect cancels this one.
+		conn := c.Request().Context()
 		err := next(c)
 		if err != nil {
-			c.Error(err)
+			if errors.Is(conn.Err(), context.Canceled) && !c.Response().Committed {
+				// Nobody is left to answer: not a server error. 499
+				// (nginx's "client closed request") is logged at info.
+				// The drivers do not all wrap context.Canceled (SQLite
+				// says "interrupted"), so the context decides.
+				s.Log.Debug("client closed request", "request_id", requestID(c), "err", err)
+				c.Response().Status = StatusClientClosedRequest
+			} else {
+				c.Error(err)
+			}
 		}
 		status := c.Response().Status
 		level := slog.LevelInfo
