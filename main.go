@@ -69,6 +69,7 @@ type config struct {
 	AuditKey     string
 	AuditEvery   time.Duration
 	MetricsAddr  string
+	AuditAnchor  string
 }
 
 func env(name, def string) string {
@@ -131,9 +132,10 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.SMTPMaxConns, "smtp-max-conns", envInt("KEYDESK_SMTP_MAX_CONNS", kdsmtp.DefaultMaxConns), "most SMTP connections open at once; one more is answered 421 and closed; -1 = no cap (KEYDESK_SMTP_MAX_CONNS)")
 	fs.IntVar(&c.SMTPMaxPerIP, "smtp-max-conns-per-ip", envInt("KEYDESK_SMTP_MAX_CONNS_PER_IP", kdsmtp.DefaultMaxConnsPerIP), "most SMTP connections open at once from one client address; one more is answered 421 and closed; -1 = no cap (KEYDESK_SMTP_MAX_CONNS_PER_IP)")
 	fs.StringVar(&c.SMTPSpoolDir, "smtp-spool-dir", env("KEYDESK_SMTP_SPOOL_DIR", ""), "folder for the temporary files of SMTP messages larger than 64 KiB while they are relayed (unlinked at once, so never visible); default: the system's temporary folder (KEYDESK_SMTP_SPOOL_DIR)")
-	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that signs audit checkpoints; keep it outside the database. Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
-	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve signs the audit head and re-verifies the chain (KEYDESK_AUDIT_EVERY)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("KEYDESK_METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this separate address (keep it private); empty = off (KEYDESK_METRICS_ADDR)")
+	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that links audit entries and signs their heads; keep it outside the database. After a rotation: NEWHEX,OLDHEX (older keys verify older entries). Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
+	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve re-verifies the audit log from the newest verified head (KEYDESK_AUDIT_EVERY)")
+	fs.StringVar(&c.AuditAnchor, "audit-anchor", env("KEYDESK_AUDIT_ANCHOR", ""), "append-only file that signed audit heads are written to, outside the database (KEYDESK_AUDIT_ANCHOR; default keydesk.audit-anchor beside the SQLite database, or in the working directory)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
 }
 
@@ -150,8 +152,12 @@ Commands:
                    the master api_key and secret_key (shown once)
   user create      --email E --role support|auditor --password-stdin
                    create a staff user; prints JSON
-  audit verify     walk the audit chain and its signed checkpoints; prints a
-                   JSON summary, exits 1 naming the first entry that fails
+  audit verify     [--full] [--anchor FILE] check the audit chain under the key,
+                   the signed heads in the database and the anchor; prints a
+                   JSON summary, exits 1 naming the first problem. Incremental
+                   from the newest signed head unless --full
+  audit rotate-key hand the audit chain over to a new key (a signed entry);
+                   with the key file, generates the new key and keeps the old
 
 Flags (each also read from the environment variable in brackets):
 `
@@ -178,8 +184,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if (cmd == "account" || cmd == "user") && len(rest) > 0 && rest[0] == "create" {
 			cmd, rest = cmd+" create", rest[1:]
 		}
-		if cmd == "audit" && len(rest) > 0 && rest[0] == "verify" {
-			cmd, rest = "audit verify", rest[1:]
+		if cmd == "audit" && len(rest) > 0 && (rest[0] == "verify" || rest[0] == "rotate-key") {
+			cmd, rest = "audit "+rest[0], rest[1:]
 		}
 	}
 	if group, ok := commandGroups[cmd]; ok {
@@ -203,6 +209,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdUserCreate(ctx, &cfg, rest, stdin, stdout, stderr)
 	case "audit verify":
 		err = cmdAuditVerify(ctx, &cfg, rest, stdout, stderr)
+	case "audit rotate-key":
+		err = cmdAuditRotateKey(ctx, &cfg, rest, stdout, stderr)
 	case "help":
 		top.Usage()
 		return 0
@@ -232,10 +240,11 @@ var commandGroups = map[string]string{"account": "create", "user": "create", "au
 
 // commandSummaries say what each command does, for its own --help.
 var commandSummaries = map[string]string{
-	"migrate":        "apply pending database migrations and exit; prints JSON",
-	"account create": "create an account, its owner and master key; prints JSON with the master api_key and secret_key (shown once)",
-	"user create":    "create a staff user (support or auditor); prints JSON",
-	"audit verify":   "walk the audit chain and its signed checkpoints; prints a JSON summary, exits 1 naming the first entry that fails",
+	"migrate":          "apply pending database migrations and exit; prints JSON",
+	"account create":   "create an account, its owner and master key; prints JSON with the master api_key and secret_key (shown once)",
+	"user create":      "create a staff user (support or auditor); prints JSON",
+	"audit verify":     "check the audit chain under the key, the signed heads and the anchor (incremental from the newest signed head unless --full); prints a JSON summary, exits 1 naming the first problem",
+	"audit rotate-key": "hand the audit chain over to a new key with a signed entry; with the key file, generates the new key and keeps the old ones",
 }
 
 // storeFlags are the global flags a command that opens the database uses;
@@ -335,6 +344,8 @@ func flagValue(c *config, name, def string) string {
 		return c.AuditKey
 	case "audit-every":
 		return c.AuditEvery.String()
+	case "audit-anchor":
+		return c.AuditAnchor
 	}
 	return def
 }
@@ -354,12 +365,13 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*models.Stor
 	if cfg.CacheKeys < 1 {
 		return nil, fmt.Errorf("--cache-keys must be at least 1")
 	}
-	auditKey, err := loadAuditKey(cfg, log)
+	auditKeys, err := loadAuditKey(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	store, err := models.Open(ctx, cfg.DB, models.Options{
-		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log, AuditKey: auditKey,
+		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log,
+		AuditKey: auditKeys[0], AuditOldKeys: auditKeys[1:], AuditAnchor: auditAnchor(cfg),
 		HashConcurrency: cfg.HashSlots, CacheEntries: cfg.CacheKeys,
 	})
 	if err != nil {
@@ -479,6 +491,19 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 			}
 		}
 	}
+	// Heads are signed at most a second after entries are appended, after
+	// the entries since the last head verify; the last one at shutdown.
+	// It stops after both listeners have drained (defers run last).
+	sealCtx, stopSeal := context.WithCancel(context.Background())
+	sealDone := make(chan struct{})
+	go func() {
+		defer close(sealDone)
+		store.RunAuditSealer(sealCtx, time.Second)
+	}()
+	defer func() {
+		stopSeal()
+		<-sealDone
+	}()
 	go auditJob(ctx, store, cfg.AuditEvery, log)
 	log.Info("keydesk listening", "url", scheme+"://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
@@ -735,11 +760,11 @@ func cmdMigrate(ctx context.Context, cfg *config, args []string, stdout, stderr 
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	auditKey, err := loadAuditKey(cfg, log)
+	auditKeys, err := loadAuditKey(cfg, log)
 	if err != nil {
 		return err
 	}
-	store, err := models.Open(ctx, cfg.DB, models.Options{Logger: log, AuditKey: auditKey})
+	store, err := models.Open(ctx, cfg.DB, models.Options{Logger: log, AuditKey: auditKeys[0], AuditOldKeys: auditKeys[1:], AuditAnchor: auditAnchor(cfg)})
 	if err != nil {
 		return err
 	}
@@ -794,7 +819,7 @@ func cmdAccountCreate(ctx context.Context, cfg *config, args []string, stdin io.
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer sealAndClose(ctx, store, stderr)
 	res, err := store.CreateAccount(ctx, models.SignUpInput{AccountName: name, Email: email, Password: pw, Plan: p}, models.SystemActor(), models.ActionAccountCreated)
 	if err != nil {
 		return err
@@ -832,7 +857,7 @@ func cmdUserCreate(ctx context.Context, cfg *config, args []string, stdin io.Rea
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer sealAndClose(ctx, store, stderr)
 	u, err := store.CreateStaffUser(ctx, email, pw, r, models.SystemActor())
 	if err != nil {
 		return err
@@ -851,8 +876,10 @@ func keyFile(cfg *config, name string) string {
 }
 
 // loadAuditKey parses KEYDESK_AUDIT_KEY or loads/creates keydesk.audit-key
-// (0600). The key signs checkpoints, so it must not live in the database.
-func loadAuditKey(cfg *config, log *slog.Logger) ([]byte, error) {
+// (0600): the current key first, then older ones (NEW,OLD after a
+// rotation). The key links entries and signs heads, so it must not live in
+// the database.
+func loadAuditKey(cfg *config, log *slog.Logger) ([][]byte, error) {
 	spec := strings.TrimSpace(cfg.AuditKey)
 	if spec == "" {
 		path := keyFile(cfg, "keydesk.audit-key")
@@ -869,16 +896,29 @@ func loadAuditKey(cfg *config, log *slog.Logger) ([]byte, error) {
 			if err := writeNew(path, spec+"\n"); err != nil {
 				return nil, fmt.Errorf("save audit key: %w", err)
 			}
-			log.Info("generated the audit checkpoint key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
+			log.Info("generated the audit key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
 		default:
 			return nil, fmt.Errorf("read audit key: %w", err)
 		}
 	}
-	k, err := hex.DecodeString(spec)
-	if err != nil || len(k) < 32 {
-		return nil, fmt.Errorf("audit key: must be at least 32 bytes, hex-encoded")
+	var keys [][]byte
+	for _, part := range strings.Split(spec, ",") {
+		k, err := hex.DecodeString(strings.TrimSpace(part))
+		if err != nil || len(k) < 32 {
+			return nil, fmt.Errorf("audit key: must be at least 32 bytes, hex-encoded (NEWHEX,OLDHEX after a rotation)")
+		}
+		keys = append(keys, k)
 	}
-	return k, nil
+	return keys, nil
+}
+
+// auditAnchor is the anchor file: KEYDESK_AUDIT_ANCHOR, else beside the
+// SQLite database or in the working directory.
+func auditAnchor(cfg *config) string {
+	if cfg.AuditAnchor != "" {
+		return cfg.AuditAnchor
+	}
+	return keyFile(cfg, "keydesk.audit-anchor")
 }
 
 // writeNew creates path with 0600 permissions; it never overwrites.
@@ -894,8 +934,9 @@ func writeNew(path, content string) error {
 	return f.Close()
 }
 
-// auditJob signs the audit head and re-verifies the whole chain at start
-// and then periodically; the audit page shows the latest result.
+// auditJob re-verifies the audit log periodically from the newest verified
+// head (incremental, one instance at a time); the audit page shows the
+// latest result. Signing heads is RunAuditSealer's job (every second).
 func auditJob(ctx context.Context, store *models.Store, every time.Duration, log *slog.Logger) {
 	if every <= 0 {
 		every = 5 * time.Minute
@@ -903,18 +944,14 @@ func auditJob(ctx context.Context, store *models.Store, every time.Duration, log
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if _, err := store.Checkpoint(ctx, "periodic"); err != nil && ctx.Err() == nil {
-			log.Error("audit checkpoint failed", "err", err)
-		}
-		r, err := store.VerifyAuditChain(ctx)
+		r, ran, err := store.CheckAudit(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Error("audit verification failed to run", "err", err)
-		case err == nil:
-			store.SetChainReport(r)
-			if !r.OK {
-				log.Error("AUDIT CHAIN DOES NOT VERIFY", "entry", r.BadEntry, "problem", r.Problem)
-			}
+		case err == nil && ran && !r.OK:
+			log.Error("AUDIT LOG DOES NOT VERIFY", "entry", r.BadEntry, "problem", r.Problem)
+		case err == nil && ran:
+			log.Debug("audit log verified", "from", r.From, "head", r.Head, "entries", r.Entries)
 		}
 		select {
 		case <-ctx.Done():
@@ -924,8 +961,23 @@ func auditJob(ctx context.Context, store *models.Store, every time.Duration, log
 	}
 }
 
+// sealAndClose signs the audit head after a CLI command that wrote entries
+// (verify first: a tampered log is reported, never signed), then closes.
+func sealAndClose(ctx context.Context, store *models.Store, stderr io.Writer) {
+	if _, err := store.SealAuditHead(ctx, "cli"); err != nil {
+		fmt.Fprintf(stderr, "keydesk: audit head not signed: %v\n", err)
+	}
+	store.Close()
+}
+
 func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
-	if err := subFlags("audit verify", cfg, args, stderr, nil); err != nil {
+	var full bool
+	var anchor string
+	err := subFlags("audit verify", cfg, args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&full, "full", false, "walk every entry from the first (default: from the newest signed head that still matches)")
+		fs.StringVar(&anchor, "anchor", "", "verify against this anchor (a copy kept elsewhere, or log lines of \"audit head signed\"); default: the configured anchor file")
+	})
+	if err != nil {
 		return err
 	}
 	store, err := openStore(ctx, cfg, newLogger(cfg, stderr))
@@ -933,11 +985,15 @@ func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, std
 		return err
 	}
 	defer store.Close()
-	r, err := store.VerifyAuditChain(ctx)
+	r, err := store.VerifyAudit(ctx, models.VerifyOptions{Full: full, Anchor: anchor})
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"ok": r.OK, "entries": r.Entries, "head": r.Head, "checkpoints": r.Checkpoints, "last_checkpoint": r.LastCheckpoint}
+	if anchor == "" {
+		_ = store.RecordVerification(ctx, r)
+	}
+	out := map[string]any{"ok": r.OK, "full": r.Full, "from": r.From, "entries": r.Entries, "head": r.Head, "checkpoints": r.Checkpoints,
+		"last_checkpoint": r.LastCheckpoint, "anchor_heads": r.AnchorHeads, "anchor_head": r.AnchorHead}
 	if !r.OK {
 		out["bad_entry"], out["problem"] = r.BadEntry, r.Problem
 	}
@@ -945,7 +1001,58 @@ func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, std
 		return err
 	}
 	if !r.OK {
-		return fmt.Errorf("audit chain does not verify: %s", r.Problem)
+		return fmt.Errorf("audit log does not verify: %s", r.Problem)
 	}
 	return nil
+}
+
+func cmdAuditRotateKey(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+	if err := subFlags("audit rotate-key", cfg, args, stderr, nil); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	chain, current, err := store.AuditChainKeyID(ctx)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	if chain == current {
+		// The chain already uses the first configured key: a new key is
+		// needed. Only the key file can be rewritten here.
+		store.Close()
+		if strings.TrimSpace(cfg.AuditKey) != "" {
+			return fmt.Errorf("the audit chain already continues under the first key of KEYDESK_AUDIT_KEY (%s): put a new key first (NEWHEX,OLDHEX), then run audit rotate-key again", current)
+		}
+		path := keyFile(cfg, "keydesk.audit-key")
+		old, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read audit key: %w", err)
+		}
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return err
+		}
+		tmp := path + ".new"
+		_ = os.Remove(tmp)
+		if err := writeNew(tmp, hex.EncodeToString(k)+","+strings.TrimSpace(string(old))+"\n"); err != nil {
+			return fmt.Errorf("save the new audit key: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("save the new audit key: %w", err)
+		}
+		log.Warn("generated a new audit key and put it first in the key file; the older keys stay to verify older entries. Restart every instance so they load it", "file", path)
+		if store, err = openStore(ctx, cfg, log); err != nil {
+			return err
+		}
+	}
+	defer store.Close()
+	from, to, entry, err := store.RotateAuditKey(ctx, models.SystemActor())
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]any{"from": from, "to": to, "entry": entry})
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,14 +24,16 @@ import (
 type auditStore interface {
 	AuditEntries(ctx context.Context, actor models.Actor, f models.AuditFilter, before, after *models.AuditCursor) (models.AuditPage, error)
 	AuditStatusFor(ctx context.Context, actor models.Actor) (models.AuditStatus, error)
-	LastChainReport() *models.ChainReport
-	ExportAudit(ctx context.Context, actor models.Actor, f models.AuditFilter, format string, begin func(*models.Checkpoint) error, emit func(models.AuditEntry) error) (*models.Checkpoint, error)
+	ChainStatus(ctx context.Context) (models.AuditChainStatus, error)
+	AuditHeadBySeq(ctx context.Context, seq uint64) (*models.AuditHead, error)
+	ExportAudit(ctx context.Context, actor models.Actor, f models.AuditFilter, format string, begin func(*models.AuditHead) error, emit func(models.AuditEntry) error) (*models.AuditHead, error)
 	MarkReviewed(ctx context.Context, actor models.Actor, through uint64, note string) (*models.AuditReview, error)
 	Now() time.Time
 }
 
 type auditHandlers struct {
 	store auditStore
+	log   *slog.Logger
 }
 
 // parseAuditFilter reads the filter from the query string: input parsing
@@ -158,9 +162,13 @@ func (h *auditHandlers) page(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	chain, err := h.store.ChainStatus(ctx)
+	if err != nil {
+		return err
+	}
 	q := filterQuery(values)
 	p := views.AuditPageProps{
-		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: h.store.LastChainReport(),
+		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: chain,
 		IsStaff: staff, CanReview: actor.Role == models.RoleOwner || actor.Role == models.RoleAuditor,
 		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(),
 	}
@@ -196,11 +204,21 @@ func optUint(p *uint) string {
 	return strconv.FormatUint(uint64(*p), 10)
 }
 
-// export streams the filtered log as CSV or JSON Lines with the signed
-// checkpoint of the head in a header and a trailer. POST: an export is
-// itself audited, and GET never changes state.
+// exportWriteWindow is how long one batch of an export may take to reach
+// the client: the server-wide write timeout is pushed back by this much
+// before each batch, so it never cuts a long export that is still moving.
+const exportWriteWindow = 60 * time.Second
+
+// export streams the filtered log as CSV or JSON Lines. The signed head
+// the export runs up to is in the X-Keydesk-Audit-Head response header and
+// at /audit/heads/SEQ; the CSV stays pure CSV (the row count comes as an
+// HTTP trailer once the last row is out), JSON Lines ends with a typed
+// head object. An export that cannot finish ends without either and the
+// connection is cut, so the client sees an incomplete download. POST: an
+// export is itself audited, and GET never changes state.
 func (h *auditHandlers) export(c echo.Context) error {
-	ctx, actor := c.Request().Context(), web.Actor(c)
+	req, actor := c.Request(), web.Actor(c)
+	ctx := req.Context()
 	format := c.QueryParam("format")
 	if format != "csv" && format != "jsonl" {
 		return echo.NewHTTPError(http.StatusBadRequest, "Choose an export format: csv or jsonl.")
@@ -210,20 +228,25 @@ func (h *auditHandlers) export(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, "The filter is not valid; correct it on the audit page first.")
 	}
 	res := c.Response()
+	rc := http.NewResponseController(res)
+	extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(exportWriteWindow)) }
+	extend()
 	w := bufio.NewWriterSize(res, 64<<10)
 	cw := csv.NewWriter(w)
 	enc := json.NewEncoder(w)
 	n := 0
-	begin := func(cp *models.Checkpoint) error {
-		h := res.Header()
+	begin := func(head *models.AuditHead) error {
+		hd := res.Header()
 		ext, ctype := "csv", "text/csv; charset=utf-8"
 		if format == "jsonl" {
 			ext, ctype = "jsonl", "application/x-ndjson"
 		}
-		h.Set(echo.HeaderContentType, ctype)
-		h.Set(echo.HeaderContentDisposition, `attachment; filename="keydesk-audit-`+strconv.FormatUint(cp.EntryID, 10)+`.`+ext+`"`)
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Keydesk-Checkpoint", checkpointHeader(cp))
+		hd.Set(echo.HeaderContentType, ctype)
+		hd.Set(echo.HeaderContentDisposition, `attachment; filename="keydesk-audit-`+strconv.FormatUint(head.Entry, 10)+`.`+ext+`"`)
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("X-Keydesk-Audit-Head", auditHeadHeader(head))
+		hd.Set("X-Keydesk-Audit-Head-URL", "/audit/heads/"+strconv.FormatUint(head.Seq, 10))
+		hd.Set("Trailer", "X-Keydesk-Export-Rows")
 		res.WriteHeader(http.StatusOK)
 		if format == "csv" {
 			return cw.Write(csvHeader)
@@ -241,34 +264,71 @@ func (h *auditHandlers) export(c echo.Context) error {
 			err = enc.Encode(exportEntry(e))
 		}
 		if err == nil && n%1000 == 0 {
+			extend()
 			cw.Flush()
 			if err = w.Flush(); err == nil {
-				_ = http.NewResponseController(res.Writer).Flush()
+				err = rc.Flush()
 			}
 		}
 		return err
 	}
-	cp, err := h.store.ExportAudit(ctx, actor, f, format, begin, emit)
-	if err != nil {
-		if res.Committed {
-			// Too late for an error page: the client sees a cut file without
-			// the checkpoint trailer, which marks it incomplete.
+	head, err := h.store.ExportAudit(ctx, actor, f, format, begin, emit)
+	if err == nil {
+		extend()
+		if format == "jsonl" {
+			err = enc.Encode(map[string]any{"type": "head", "seq": head.Seq, "entry": head.Entry, "link": head.Link, "hash": head.Hash,
+				"at": head.At.UTC().Format(time.RFC3339Nano), "kid": head.KeyID, "anchor": head.Anchor, "sig": head.Sig, "rows": n})
+		}
+		if cw.Flush(); err == nil {
+			err = cw.Error()
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err == nil {
+			res.Header().Set("X-Keydesk-Export-Rows", strconv.Itoa(n))
 			return nil
 		}
+	}
+	var tampered *models.AuditTamperError
+	switch {
+	case errors.As(err, &tampered) && !res.Committed:
+		return echo.NewHTTPError(http.StatusConflict, "The audit log does not verify ("+tampered.Report.Problem+"). "+
+			"A tampered log is never signed, so it cannot be exported; run keydesk audit verify.")
+	case !res.Committed:
 		return err
+	case ctx.Err() != nil:
+		// The client went away: nothing failed on our side.
+		h.log.Info("audit export stopped: the client went away", "status", 499, "rows", n, "format", format)
+		res.Status = 499
+		return nil
 	}
-	if format == "csv" {
-		_ = cw.Write([]string{"#checkpoint", strconv.FormatUint(cp.EntryID, 10), cp.HeadHash, cp.Signature, cp.CreatedAt.UTC().Format(time.RFC3339Nano)})
-		cw.Flush()
-	} else {
-		_ = enc.Encode(map[string]any{"checkpoint": map[string]any{"entry_id": cp.EntryID, "head_hash": cp.HeadHash, "signature": cp.Signature,
-			"created_at": cp.CreatedAt.UTC().Format(time.RFC3339Nano)}})
-	}
-	return w.Flush()
+	// Too late for an error page: cut the connection so the client sees an
+	// incomplete download, never a file that looks whole.
+	h.log.Warn("audit export cut short: no signed trailer sent", "rows", n, "format", format, "err", err)
+	panic(http.ErrAbortHandler)
 }
 
-func checkpointHeader(cp *models.Checkpoint) string {
-	return "entry=" + strconv.FormatUint(cp.EntryID, 10) + "; hash=" + cp.HeadHash + "; signature=" + cp.Signature
+// auditHeadHeader is the signed head as one header value.
+func auditHeadHeader(h *models.AuditHead) string {
+	return "seq=" + strconv.FormatUint(h.Seq, 10) + "; entry=" + strconv.FormatUint(h.Entry, 10) + "; link=" + h.Link + "; hash=" + h.Hash +
+		"; at=" + h.At.UTC().Format(time.RFC3339Nano) + "; kid=" + h.KeyID + "; anchor=" + h.Anchor + "; sig=" + h.Sig
+}
+
+// head serves one signed head as a small JSON file: the signature that
+// goes with an export.
+func (h *auditHandlers) head(c echo.Context) error {
+	seq, err := strconv.ParseUint(c.Param("seq"), 10, 63)
+	if err != nil || seq == 0 {
+		return echo.NewHTTPError(http.StatusNotFound)
+	}
+	head, err := h.store.AuditHeadBySeq(c.Request().Context(), seq)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="keydesk-audit-head-`+strconv.FormatUint(seq, 10)+`.json"`)
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, head)
 }
 
 type exportedEntry struct {

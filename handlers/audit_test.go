@@ -7,18 +7,20 @@ package handlers_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 
 	"keydesk/models"
 	"keydesk/models/testdb"
+	"keydesk/web"
 )
 
 var auditCtx = context.Background()
@@ -885,12 +888,12 @@ func TestAuditEscapesUserSuppliedText(t *testing.T) {
 // ---- Export ----
 
 type auditCheckpoint struct {
-	entry           uint64
-	hash, signature string
+	seq, entry            uint64
+	hash, link, signature string
 }
 
 // auditParseCSV checks the export response and splits the CSV into data
-// records and the checkpoint (header and trailer must agree).
+// records; the file is pure CSV, the signed head is in a header.
 func auditParseCSV(t *testing.T, r *resp) ([][]string, auditCheckpoint) {
 	t.Helper()
 	if r.status != http.StatusOK {
@@ -904,53 +907,60 @@ func auditParseCSV(t *testing.T, r *resp) ([][]string, auditCheckpoint) {
 		t.Fatalf("export Content-Disposition %q", cd)
 	}
 	rd := csv.NewReader(strings.NewReader(r.body))
-	rd.FieldsPerRecord = -1
-	recs, err := rd.ReadAll()
+	recs, err := rd.ReadAll() // every record has the header's field count
 	if err != nil {
-		t.Fatalf("export is not CSV: %v\n%s", err, r.body)
+		t.Fatalf("export is not pure CSV: %v\n%s", err, r.body)
 	}
 	header := []string{"id", "time_utc", "actor_type", "actor", "actor_role", "account_id", "action", "target_type", "target_id",
 		"target_name", "ip", "user_agent", "details", "prev_hash", "hash"}
 	if len(recs) < 2 || !slices.Equal(recs[0], header) {
 		t.Fatalf("export header row %v", recs[0])
 	}
-	last := recs[len(recs)-1]
-	if len(last) != 5 || last[0] != "#checkpoint" {
-		t.Fatalf("export does not end with a #checkpoint record: %v", last)
-	}
-	if last[1] != strconv.FormatUint(cp.entry, 10) || last[2] != cp.hash || last[3] != cp.signature {
-		t.Fatalf("trailer %v does not match the header checkpoint %+v", last, cp)
-	}
-	if _, err := time.Parse(time.RFC3339Nano, last[4]); err != nil {
-		t.Fatalf("trailer time %q: %v", last[4], err)
-	}
-	data := recs[1 : len(recs)-1]
+	data := recs[1:]
 	for _, rec := range data {
-		if len(rec) != len(header) {
-			t.Fatalf("record with %d fields: %v", len(rec), rec)
+		if strings.HasPrefix(rec[0], "#") {
+			t.Fatalf("a record that is not data: %v", rec)
 		}
+	}
+	if got := r.trailer.Get("X-Keydesk-Export-Rows"); got != strconv.Itoa(len(data)) {
+		t.Fatalf("trailer X-Keydesk-Export-Rows %q, the file has %d rows", got, len(data))
 	}
 	return data, cp
 }
 
-// auditCheckpointHeader reads X-Keydesk-Checkpoint and the other headers
+var auditHeadRE = regexp.MustCompile(`^seq=(\d+); entry=(\d+); link=([0-9a-f]{64}); hash=([0-9a-f]{64}); at=(\S+); kid=([0-9a-f]{16}); anchor=([0-9a-f]*); sig=([0-9a-f]{64})$`)
+
+// auditCheckpointHeader reads X-Keydesk-Audit-Head and the other headers
 // every export carries, and checks the signature with the test audit key.
 func auditCheckpointHeader(t *testing.T, r *resp) auditCheckpoint {
 	t.Helper()
 	if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 		t.Fatalf("export Cache-Control %q, want no-store", cc)
 	}
-	m := regexp.MustCompile(`^entry=(\d+); hash=([0-9a-f]{64}); signature=([0-9a-f]{64})$`).FindStringSubmatch(r.header.Get("X-Keydesk-Checkpoint"))
+	m := auditHeadRE.FindStringSubmatch(r.header.Get("X-Keydesk-Audit-Head"))
 	if m == nil {
-		t.Fatalf("X-Keydesk-Checkpoint %q", r.header.Get("X-Keydesk-Checkpoint"))
+		t.Fatalf("X-Keydesk-Audit-Head %q", r.header.Get("X-Keydesk-Audit-Head"))
 	}
-	id, _ := strconv.ParseUint(m[1], 10, 64)
-	mac := hmac.New(sha256.New, testdb.AuditKey)
-	mac.Write([]byte("keydesk-audit-checkpoint:" + m[1] + ":" + m[2]))
-	if hex.EncodeToString(mac.Sum(nil)) != m[3] {
-		t.Fatal("the checkpoint signature does not verify with the audit key")
+	seq, _ := strconv.ParseUint(m[1], 10, 64)
+	id, _ := strconv.ParseUint(m[2], 10, 64)
+	at, err := time.Parse(time.RFC3339Nano, m[5])
+	if err != nil {
+		t.Fatalf("head time %q", m[5])
 	}
-	return auditCheckpoint{entry: id, hash: m[2], signature: m[3]}
+	h := models.AuditHead{Seq: seq, Entry: id, Link: m[3], Hash: m[4], At: at, KeyID: m[6], Anchor: m[7], Sig: m[8]}
+	if !models.VerifyAuditHead(&h, testdb.AuditKey) {
+		t.Fatal("the head signature does not verify with the audit key")
+	}
+	if forged := h; true {
+		forged.Entry++
+		if models.VerifyAuditHead(&forged, testdb.AuditKey) {
+			t.Fatal("a head with another entry verifies")
+		}
+	}
+	if u := r.header.Get("X-Keydesk-Audit-Head-URL"); u != "/audit/heads/"+m[1] {
+		t.Fatalf("X-Keydesk-Audit-Head-URL %q", u)
+	}
+	return auditCheckpoint{seq: seq, entry: id, hash: m[4], link: m[3], signature: m[8]}
 }
 
 func auditCSVIDs(t *testing.T, recs [][]string) []uint64 {
@@ -994,14 +1004,14 @@ func TestAuditExportCSVMatchesThePageAndIsSigned(t *testing.T) {
 	if r := c.get("/audit/export?format=csv"); r.status != http.StatusMethodNotAllowed && r.status != http.StatusNotFound {
 		t.Fatalf("GET /audit/export: %d, want 405 or 404", r.status)
 	}
-	if r := c.post("/audit/export?format=csv", url.Values{}); r.status != http.StatusForbidden || strings.Contains(r.body, "#checkpoint") {
+	if r := c.post("/audit/export?format=csv", url.Values{}); r.status != http.StatusForbidden || strings.Contains(r.body, "hash") {
 		t.Fatalf("POST without CSRF token: %d", r.status)
 	}
 	if r := c.post("/audit/export?format=csv", url.Values{"_csrf": {"forged"}}); r.status != http.StatusForbidden {
 		t.Fatalf("POST with a wrong token: %d", r.status)
 	}
 	for _, q := range []string{"format=xml", "", "format=CSV", "format=csv&ip=nope"} {
-		if r := c.submit("/audit", "/audit/export?"+q, nil); r.status != http.StatusBadRequest || r.header.Get("X-Keydesk-Checkpoint") != "" {
+		if r := c.submit("/audit", "/audit/export?"+q, nil); r.status != http.StatusBadRequest || r.header.Get("X-Keydesk-Audit-Head") != "" {
 			t.Fatalf("export ?%s: status %d, want 400", q, r.status)
 		}
 	}
@@ -1141,18 +1151,31 @@ func TestAuditExportJSONLines(t *testing.T) {
 		t.Fatalf("JSONL ids %v, page %v", ids, pageIDs)
 	}
 	var trailer struct {
-		Checkpoint *struct {
-			EntryID   uint64 `json:"entry_id"`
-			HeadHash  string `json:"head_hash"`
-			Signature string `json:"signature"`
-			CreatedAt string `json:"created_at"`
-		} `json:"checkpoint"`
+		Type   string `json:"type"`
+		Seq    uint64 `json:"seq"`
+		Entry  uint64 `json:"entry"`
+		Link   string `json:"link"`
+		Hash   string `json:"hash"`
+		At     string `json:"at"`
+		KeyID  string `json:"kid"`
+		Anchor string `json:"anchor"`
+		Sig    string `json:"sig"`
+		Rows   int    `json:"rows"`
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &trailer); err != nil || trailer.Checkpoint == nil {
-		t.Fatalf("last line %q is not a checkpoint (%v)", lines[len(lines)-1], err)
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &trailer); err != nil || trailer.Type != "head" {
+		t.Fatalf("last line %q is not the typed head trailer (%v)", lines[len(lines)-1], err)
 	}
-	if tc := trailer.Checkpoint; tc.EntryID != cp.entry || tc.HeadHash != cp.hash || tc.Signature != cp.signature {
-		t.Fatalf("trailer %+v, header %+v", *tc, cp)
+	if trailer.Seq != cp.seq || trailer.Entry != cp.entry || trailer.Hash != cp.hash || trailer.Link != cp.link || trailer.Sig != cp.signature || trailer.Rows != len(ids) {
+		t.Fatalf("trailer %+v, header %+v, %d rows", trailer, cp, len(ids))
+	}
+	// The signature download is the same head.
+	sig := c.get("/audit/heads/" + strconv.FormatUint(cp.seq, 10))
+	var dl models.AuditHead
+	if sig.status != http.StatusOK || json.Unmarshal([]byte(sig.body), &dl) != nil || dl.Sig != cp.signature || !models.VerifyAuditHead(&dl, testdb.AuditKey) {
+		t.Fatalf("GET /audit/heads/%d: %d %s", cp.seq, sig.status, sig.body)
+	}
+	if r := c.get("/audit/heads/999999"); r.status != http.StatusNotFound {
+		t.Fatalf("an unknown head: %d", r.status)
 	}
 	if e := f.entry(cp.entry); e.Action != models.ActionAuditExported || !strings.Contains(e.Details, `"format":"jsonl"`) {
 		t.Fatalf("checkpoint entry %+v", e)
@@ -1174,6 +1197,92 @@ func TestAuditExportStreamsLargeResults(t *testing.T) {
 	want := f.expect(func(e models.AuditEntry) bool { return e.Action == models.ActionKeyRenamed })
 	if got := auditCSVIDs(t, recs); !slices.Equal(got, want) {
 		t.Fatalf("export of %d renames has %d rows", len(want), len(got))
+	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A server-wide write timeout far shorter than the export does not cut it:
+// the deadline moves with each batch (issue 13, item 4).
+func TestAuditExportOutlivesTheServerWriteTimeout(t *testing.T) {
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 2100, 100, "N")
+	tiny := httptest.NewUnstartedServer(f.web.Echo)
+	tiny.Config.WriteTimeout = time.Millisecond
+	tiny.Start()
+	t.Cleanup(tiny.Close)
+	for _, format := range []string{"csv", "jsonl"} {
+		tok := c.csrf("/audit")
+		req, _ := http.NewRequest(http.MethodPost, tiny.URL+"/audit/export?format="+format+"&action=key.renamed",
+			strings.NewReader(url.Values{"_csrf": {tok}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r := c.do(req)
+		want := f.expect(func(e models.AuditEntry) bool { return e.Action == models.ActionKeyRenamed })
+		if format == "csv" {
+			recs, _ := auditParseCSV(t, r)
+			if got := auditCSVIDs(t, recs); len(got) != len(want) {
+				t.Fatalf("csv export under a 1 ms write timeout: %d rows of %d", len(got), len(want))
+			}
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(r.body, "\n"), "\n")
+		if r.status != http.StatusOK || len(lines) != len(want)+1 || !strings.Contains(lines[len(lines)-1], `"type":"head"`) {
+			t.Fatalf("jsonl export under a 1 ms write timeout: status %d, %d lines for %d entries", r.status, len(lines), len(want))
+		}
+	}
+}
+
+// A client that goes away mid-export is not a server error.
+func TestAuditExportClientDisconnectIsNotAnError(t *testing.T) {
+	logs := &syncBuffer{}
+	f := &auditFixture{t: t, app: newApp(t, func(cfg *web.Config) { cfg.Logger = slog.New(slog.NewTextHandler(logs, nil)) })}
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 3000, 100, "N")
+	tok := c.csrf("/audit")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+"/audit/export?format=csv",
+		strings.NewReader(url.Values{"_csrf": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	if _, err := io.ReadFull(res.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the client goes away
+	res.Body.Close()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "path=/audit/export"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line for the export:\n%s", logs.String())
+		}
+	}
+	out := logs.String()
+	if strings.Contains(out, "level=ERROR") || strings.Contains(out, "status=500") {
+		t.Fatalf("a client disconnect was logged as an error:\n%s", out)
+	}
+	if !strings.Contains(out, "status=499") {
+		t.Fatalf("the disconnect is not logged as 499:\n%s", out)
 	}
 }
 
@@ -1307,56 +1416,73 @@ func TestAuditChainStatusOnThePage(t *testing.T) {
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
-	f.renames(f.actor("alice@example.com", "198.51.100.7"), 5, 1, "Name")
+	alice := f.actor("alice@example.com", "198.51.100.7")
+	f.renames(alice, 5, 1, "Name")
 	aud := f.staffClient(models.RoleAuditor, "aud@keydesk.example")
 
-	if got := c.get("/audit").text(`[data-testid="chain-status"]`); got != "Chain verification pending" {
+	page := c.get("/audit")
+	if got := page.text(`[data-testid="chain-status"]`); got != "Chain verification pending" {
 		t.Fatalf("before any verification: %q", got)
 	}
-	rep, err := f.store.VerifyAuditChain(auditCtx)
-	if err != nil || !rep.OK {
-		t.Fatalf("clean log: %+v %v", rep, err)
+	if got := auditSquash(page.text(`[data-testid="anchor-status"]`)); got != "No signed head yet." {
+		t.Fatalf("before any head: %q", got)
 	}
-	f.store.SetChainReport(rep)
+	head, err := f.store.SealAuditHead(auditCtx, "test")
+	if err != nil || head == nil {
+		t.Fatalf("seal: %+v %v", head, err)
+	}
+	rep, ran, err := f.store.CheckAudit(auditCtx)
+	if err != nil || !ran || !rep.OK {
+		t.Fatalf("clean log: %+v %v %v", rep, ran, err)
+	}
 	want := fmt.Sprintf("✓ Chain verified through entry #%d at %s", rep.Head, rep.VerifiedAt.UTC().Format("2006-01-02 15:04 UTC"))
 	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); got != want {
 		t.Fatalf("chain status %q, want %q", got, want)
 	}
-	if es := f.entries(); rep.Head != es[len(es)-1].ID {
-		t.Fatalf("verified head #%d, log head #%d", rep.Head, es[len(es)-1].ID)
+	wantAnchor := fmt.Sprintf("Newest signed head: entry #%d at %s (just now). The database holds nothing newer.", head.Entry, head.At.UTC().Format("2006-01-02 15:04 UTC"))
+	if got := auditSquash(aud.get("/audit").text(`[data-testid="anchor-status"]`)); got != wantAnchor {
+		t.Fatalf("anchor status %q, want %q", got, wantAnchor)
+	}
+	// Two entries later the panel says how far the database is ahead.
+	f.renames(alice, 2, 1, "Later")
+	wantAnchor = fmt.Sprintf("The database holds 2 entries after it (through #%d).", head.Entry+2)
+	if got := auditSquash(c.get("/audit").text(`[data-testid="anchor-status"]`)); !strings.HasSuffix(got, wantAnchor) {
+		t.Fatalf("anchor status %q, want it to end %q", got, wantAnchor)
 	}
 
-	// Someone with database rights edits entry #4.
+	// Someone with database rights edits the newest (unsigned) entry.
 	f.allowTampering()
-	if err := f.store.DB().Exec("UPDATE audit_entries SET ip = ? WHERE id = 4", "10.6.6.6").Error; err != nil {
+	if err := f.store.DB().Exec("UPDATE audit_entries SET ip = ? WHERE id = ?", "10.6.6.6", head.Entry+2).Error; err != nil {
 		t.Fatal(err)
 	}
-	rep, err = f.store.VerifyAuditChain(auditCtx)
-	if err != nil || rep.OK || rep.BadEntry != 4 {
+	rep, _, err = f.store.CheckAudit(auditCtx)
+	if err != nil || rep.OK || rep.BadEntry != head.Entry+2 {
 		t.Fatalf("tampered log: %+v %v", rep, err)
 	}
-	f.store.SetChainReport(rep)
+	bad := fmt.Sprintf("entry #%d was altered", head.Entry+2)
 	for who, cl := range map[string]*client{"owner": c, "auditor": aud} {
 		r := cl.get("/audit")
 		st := r.doc.Find(`[data-testid="chain-status"]`)
 		if role, _ := st.Attr("role"); role != "alert" {
 			t.Fatalf("%s: the broken chain is not an alert", who)
 		}
-		if got := auditSquash(st.Text()); !strings.HasPrefix(got, "The audit chain does not verify.") || !strings.Contains(got, "entry #4 was altered") {
+		if got := auditSquash(st.Text()); !strings.HasPrefix(got, "The audit chain does not verify.") || !strings.Contains(got, bad) {
 			t.Fatalf("%s: chain status %q", who, got)
 		}
 		if strings.Contains(r.body, "Chain verified") {
 			t.Fatalf("%s: the page still says verified", who)
 		}
 	}
-
-	// A deleted entry is named too.
-	if err := f.store.DB().Exec("DELETE FROM audit_entries WHERE id = 2").Error; err != nil {
-		t.Fatal(err)
+	// The head is not signed over it, and the page says so.
+	if _, err := f.store.SealAuditHead(auditCtx, "test"); !errors.Is(err, models.ErrAuditUnverified) {
+		t.Fatalf("sealing a tampered log: %v", err)
 	}
-	rep, _ = f.store.VerifyAuditChain(auditCtx)
-	f.store.SetChainReport(rep)
-	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); !strings.Contains(got, "entry #2 is missing") {
-		t.Fatalf("after deleting #2: %q", got)
+	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); !strings.Contains(got, bad) || !strings.HasSuffix(got, "No head is signed over it.") {
+		t.Fatalf("after a refused seal: %q", got)
+	}
+	var n int64
+	f.store.DB().Table("audit_checkpoints").Count(&n)
+	if n != 1 {
+		t.Fatalf("%d signed heads, want only the one before the tampering", n)
 	}
 }

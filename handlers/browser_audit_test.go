@@ -235,24 +235,24 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the download: %v", err)
 	}
-	rd := csv.NewReader(strings.NewReader(string(raw)))
-	rd.FieldsPerRecord = -1
+	rd := csv.NewReader(strings.NewReader(string(raw))) // pure CSV: every record has the header's fields
 	recs, err := rd.ReadAll()
-	if err != nil || len(recs) < 3 {
+	if err != nil || len(recs) < 2 {
 		t.Fatalf("the download is not the CSV export (%v): %q", err, raw)
 	}
-	if recs[0][0] != "id" || recs[len(recs)-1][0] != "#checkpoint" {
-		t.Fatalf("CSV header %v, last record %v", recs[0], recs[len(recs)-1])
+	if recs[0][0] != "id" {
+		t.Fatalf("CSV header %v", recs[0])
 	}
 	var got []uint64
-	for _, rec := range recs[1 : len(recs)-1] {
+	for _, rec := range recs[1:] {
 		got = append(got, auditUint(t, rec[0]))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("downloaded rows %v\nwant every filtered row %v", got, want)
 	}
-	if cpEntry := recs[len(recs)-1][1]; suggested != "keydesk-audit-"+cpEntry+".csv" {
-		t.Errorf("file name %q does not carry the checkpoint entry %s", suggested, cpEntry)
+	// The file is named after the signed head: the export's own entry.
+	if es := f.entries(); suggested != "keydesk-audit-"+strconv.FormatUint(es[len(es)-1].ID, 10)+".csv" || es[len(es)-1].Action != models.ActionAuditExported {
+		t.Errorf("file name %q does not carry the head entry #%d", suggested, es[len(es)-1].ID)
 	}
 	b.wantPath("/audit") // the page stays
 
@@ -266,13 +266,13 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 		const form = document.querySelector('[data-testid="export-csv"]').form;
 		const r = await fetch(form.action, {method: "POST", body: new FormData(form)});
 		return {Status: r.status, Type: r.headers.get("Content-Type"), Disposition: r.headers.get("Content-Disposition"),
-			Cache: r.headers.get("Cache-Control"), Header: r.headers.get("X-Keydesk-Checkpoint") || "", Body: await r.text()};
+			Cache: r.headers.get("Cache-Control"), Header: r.headers.get("X-Keydesk-Audit-Head") || "", Body: await r.text()};
 	})()`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("fetch the export: %v", err)
 	}
 	if res.Status != 200 || !strings.HasPrefix(res.Type, "text/csv") || !strings.HasPrefix(res.Disposition, "attachment") ||
-		!strings.Contains(res.Cache, "no-store") || !strings.HasPrefix(res.Header, "entry=") || !strings.Contains(res.Body, "\n#checkpoint,") {
+		!strings.Contains(res.Cache, "no-store") || !strings.HasPrefix(res.Header, "seq=") || strings.Contains(res.Body, "#checkpoint") {
 		t.Fatalf("export through fetch: %+v", res)
 	}
 

@@ -79,10 +79,11 @@ func (a *app) client() *client {
 }
 
 type resp struct {
-	status int
-	header http.Header
-	body   string
-	doc    *goquery.Document
+	status  int
+	header  http.Header
+	trailer http.Header // HTTP trailers, known once the body is read
+	body    string
+	doc     *goquery.Document
 }
 
 func (c *client) do(req *http.Request) *resp {
@@ -97,7 +98,7 @@ func (c *client) do(req *http.Request) *resp {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	doc, _ := goquery.NewDocumentFromReader(strings.NewReader(string(b)))
-	return &resp{status: res.StatusCode, header: res.Header, body: string(b), doc: doc}
+	return &resp{status: res.StatusCode, header: res.Header, trailer: res.Trailer, body: string(b), doc: doc}
 }
 
 func (c *client) get(path string) *resp {

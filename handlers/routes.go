@@ -20,7 +20,7 @@ func Register(s *web.Server) {
 	subaccounts := &subaccountHandlers{web: s, store: s.Store}
 	support := &supportHandlers{store: s.Store}
 	staff := s.RequireStaffRole
-	audit := &auditHandlers{store: s.Store}
+	audit := &auditHandlers{store: s.Store, log: s.Log}
 	anyRole := web.RequireRole(models.RoleOwner, models.RoleSupport, models.RoleAuditor)
 	rest := &restHandlers{store: s.Store}
 	send := &sendHandlers{store: s.Store, relay: s.Config.Relay, baseURL: s.Config.BaseURL}
@@ -73,6 +73,7 @@ func Register(s *web.Server) {
 	// Audit log: owners see their account tree, support and auditors all.
 	e.GET("/audit", audit.page, anyRole, cleanQuery).Name = "audit"
 	e.POST("/audit/export", audit.export, anyRole).Name = "audit.export"
+	e.GET("/audit/heads/:seq", audit.head, anyRole).Name = "audit.head"
 	e.POST("/audit/reviews", audit.review, web.RequireRole(models.RoleOwner, models.RoleAuditor)).Name = "audit.review"
 
 	// Mailjet-compatible REST API: HTTP Basic with API key and secret key;

@@ -58,6 +58,8 @@ type AuditEntry struct {
 	Details     string // small JSON object; never a secret or password
 	PrevHash    string
 	Hash        string
+	KeyID       string // the audit key Link is under ("" before the chain was keyed)
+	Link        string // HMAC-SHA256 chain under that key; see auditchain.go
 }
 
 func (AuditEntry) TableName() string { return "audit_entries" }
@@ -109,7 +111,7 @@ func (s *Store) appendAuditEntry(tx *gorm.DB, a Actor, action string, accountID 
 		}
 	}
 	var prev AuditEntry
-	err := tx.Select("id", "hash").Order("id DESC").Limit(1).Find(&prev).Error
+	err := tx.Select("id", "hash", "key_id", "link", "action", "details").Order("id DESC").Limit(1).Find(&prev).Error
 	if err != nil {
 		return fmt.Errorf("models: audit head: %w", err)
 	}
@@ -147,6 +149,11 @@ func (s *Store) appendAuditEntry(tx *gorm.DB, a Actor, action string, accountID 
 		}
 	}
 	e.Hash = e.computeHash()
+	if !s.benchUnkeyed.Load() {
+		if err := s.linkEntry(&e, &prev); err != nil {
+			return err
+		}
+	}
 	if err := tx.Create(&e).Error; err != nil {
 		return fmt.Errorf("models: audit append: %w", err)
 	}
@@ -171,6 +178,11 @@ func (e *AuditEntry) computeHash() string {
 	h.Write([]byte(e.PrevHash))
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// ComputeAuditHash is an entry's plain SHA-256 link, as anyone (an export's
+// reader, or an attacker rewriting the log) can compute it; the keyed Link
+// needs the audit key.
+func ComputeAuditHash(e *AuditEntry) string { return e.computeHash() }
 
 // truncate cuts s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {

@@ -102,7 +102,7 @@ func TestEveryOperationIsAudited(t *testing.T) {
 			return s.RecordAccessDenied(ctx, owner1, "/support")
 		}, []string{models.ActionAccessDenied}, "owner@acme.example", "route"},
 		{"audit export", func() error {
-			_, err := s.ExportAudit(ctx, auditor, models.AuditFilter{}, "csv", func(*models.Checkpoint) error { return nil }, func(models.AuditEntry) error { return nil })
+			_, err := s.ExportAudit(ctx, auditor, models.AuditFilter{}, "csv", func(*models.AuditHead) error { return nil }, func(models.AuditEntry) error { return nil })
 			return err
 		}, []string{models.ActionAuditExported}, auditor.Email, "audit"},
 		{"audit review", func() error {

@@ -2,16 +2,12 @@ package models
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // More audit actions (the audit trail's own).
@@ -189,191 +185,118 @@ func AuditActions() []string {
 		ActionPasswordChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
 		ActionSecretReset, ActionKeyRenamed, ActionKeyDeactivated, ActionKeyActivated, ActionSubaccountNew,
 		ActionLimitRequested, ActionLimitApproved, ActionLimitDenied, ActionLimitChanged, ActionAccessDenied,
-		ActionAuditExported, ActionAuditReviewed,
+		ActionAuditExported, ActionAuditReviewed, ActionAuditKeyRotated, ActionAuditChainKeyed,
 	}
 }
 
-// Checkpoint is a signed statement of the chain head at one moment.
-type Checkpoint struct {
-	ID        uint `gorm:"primaryKey"`
-	EntryID   uint64
-	HeadHash  string
-	Signature string
-	Reason    string
-	CreatedAt time.Time
+// RecordVerification stores the result of a verification where every
+// instance's audit page reads it.
+func (s *Store) RecordVerification(ctx context.Context, r ChainReport) error {
+	s.lastReport.Store(&r)
+	row := auditStatusRow{ID: 1, VerifiedAt: r.VerifiedAt.UTC(), OK: r.OK, FullWalk: r.Full, FromEntry: r.From, Head: r.Head,
+		Entries: r.Entries, BadEntry: r.BadEntry, Problem: r.Problem, AnchorHead: r.AnchorHead}
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, UpdateAll: true}).Create(&row).Error
+	return wrapOpNil("record audit verification", err)
 }
 
-func (Checkpoint) TableName() string { return "audit_checkpoints" }
-
-func (s *Store) sign(entryID uint64, hash string) string {
-	m := hmac.New(sha256.New, s.auditKey)
-	m.Write([]byte("keydesk-audit-checkpoint:" + strconv.FormatUint(entryID, 10) + ":" + hash))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// checkpoint signs the current head inside tx (no-op when already signed).
-func (s *Store) checkpoint(tx *gorm.DB, reason string) (*Checkpoint, error) {
-	if s.engine == Postgres {
-		if err := tx.Exec("SELECT pg_advisory_xact_lock(7311002)").Error; err != nil {
-			return nil, err
-		}
+// LastVerification is the newest recorded verification, or nil.
+func (s *Store) LastVerification(ctx context.Context) (*ChainReport, error) {
+	var row auditStatusRow
+	if err := s.db.WithContext(ctx).Where("id = 1").Limit(1).Find(&row).Error; err != nil {
+		return nil, wrapOp("audit verification status", err)
 	}
-	var head AuditEntry
-	if err := tx.Select("id", "hash").Order("id DESC").Limit(1).Find(&head).Error; err != nil {
-		return nil, err
-	}
-	if head.ID == 0 {
+	if row.ID == 0 {
 		return nil, nil
 	}
-	var last Checkpoint
-	if err := tx.Order("id DESC").Limit(1).Find(&last).Error; err != nil {
-		return nil, err
-	}
-	if last.ID != 0 && last.EntryID == head.ID {
-		return &last, nil
-	}
-	cp := Checkpoint{EntryID: head.ID, HeadHash: head.Hash, Signature: s.sign(head.ID, head.Hash), Reason: reason, CreatedAt: s.Now()}
-	if err := tx.Create(&cp).Error; err != nil {
-		return nil, err
-	}
-	return &cp, nil
+	return &ChainReport{OK: row.OK, Full: row.FullWalk, From: row.FromEntry, Head: row.Head, Entries: row.Entries, BadEntry: row.BadEntry,
+		Problem: row.Problem, AnchorHead: row.AnchorHead, VerifiedAt: row.VerifiedAt.UTC()}, nil
 }
 
-// Checkpoint signs the chain head with the audit key held outside the
-// database, so rewriting the chain or cutting its tail is detectable.
-func (s *Store) Checkpoint(ctx context.Context, reason string) (*Checkpoint, error) {
-	var cp *Checkpoint
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var err error
-		cp, err = s.checkpoint(tx, reason)
-		return err
-	})
-	if err != nil {
-		return nil, wrapOp("audit checkpoint", err)
-	}
-	return cp, nil
+type auditStatusRow struct {
+	ID         uint `gorm:"primaryKey;autoIncrement:false"`
+	VerifiedAt time.Time
+	OK         bool
+	FullWalk   bool
+	FromEntry  uint64
+	Head       uint64
+	Entries    int64
+	BadEntry   uint64
+	Problem    string
+	AnchorHead uint64
 }
 
-// ChainReport is the result of walking the audit chain.
-type ChainReport struct {
-	OK             bool
-	Entries        int64
-	Head           uint64
-	Checkpoints    int
-	LastCheckpoint uint64
-	BadEntry       uint64 // first entry that does not verify (0 when OK or not entry-specific)
-	Problem        string
-	VerifiedAt     time.Time
+func (auditStatusRow) TableName() string { return "audit_status" }
+
+// AuditChainStatus is the chain panel of the audit page.
+type AuditChainStatus struct {
+	Last       *ChainReport // newest verification (any instance), nil before the first
+	AnchorHead *AuditHead   // newest head in this instance's anchor, nil when none
+	DBHead     uint64       // newest entry in the database
+	Sealing    *ChainReport // set when this instance refused to sign: the log did not verify
 }
 
-// VerifyAuditChain walks every entry in order, recomputing each hash and
-// link, and checks every signed checkpoint against the chain: an edited
-// field, a deleted entry, a rewritten chain or a cut tail is reported with
-// the first entry concerned.
-func (s *Store) VerifyAuditChain(ctx context.Context) (ChainReport, error) {
-	r := ChainReport{VerifiedAt: s.Now()}
-	db := s.db.WithContext(ctx)
-	var cps []Checkpoint
-	if err := db.Order("id").Find(&cps).Error; err != nil {
-		return r, wrapOp("verify audit", err)
+// Behind is how many entries the database holds past the anchor's head.
+func (c AuditChainStatus) Behind() uint64 {
+	if c.AnchorHead == nil || c.DBHead < c.AnchorHead.Entry {
+		return c.DBHead
 	}
-	r.Checkpoints = len(cps)
-	signed := map[uint64]Checkpoint{}
-	for _, cp := range cps {
-		if !hmac.Equal([]byte(cp.Signature), []byte(s.sign(cp.EntryID, cp.HeadHash))) {
-			r.Problem = fmt.Sprintf("checkpoint %d (entry #%d) has an invalid signature: forged, or signed with another audit key", cp.ID, cp.EntryID)
-			r.BadEntry = cp.EntryID
-			return r, nil
-		}
-		signed[cp.EntryID] = cp
-		r.LastCheckpoint = max(r.LastCheckpoint, cp.EntryID)
+	return c.DBHead - c.AnchorHead.Entry
+}
+
+// ChainStatus gathers the chain panel: one row, one MAX, the anchor's tail.
+func (s *Store) ChainStatus(ctx context.Context) (AuditChainStatus, error) {
+	var st AuditChainStatus
+	var err error
+	if st.Last, err = s.LastVerification(ctx); err != nil {
+		return st, err
 	}
-	prevHash, next := "", uint64(1)
-	var batch []AuditEntry
-	for {
-		batch = batch[:0]
-		if err := db.Where("id >= ?", next).Order("id").Limit(2000).Find(&batch).Error; err != nil {
-			return r, wrapOp("verify audit", err)
+	if err := s.db.WithContext(ctx).Model(&AuditEntry{}).Select("COALESCE(MAX(id), 0)").Scan(&st.DBHead).Error; err != nil {
+		return st, wrapOp("audit chain status", err)
+	}
+	st.AnchorHead = s.anchor.newestHead()
+	if st.AnchorHead == nil {
+		// No anchor file: the newest head signed in the database.
+		var cp Checkpoint
+		if err := s.db.WithContext(ctx).Where("seq IS NOT NULL").Order("seq DESC").Limit(1).Find(&cp).Error; err != nil {
+			return st, wrapOp("audit chain status", err)
 		}
-		for i := range batch {
-			e := &batch[i]
-			switch {
-			case e.ID != next:
-				r.BadEntry, r.Problem = next, fmt.Sprintf("entry #%d is missing (the log jumps from #%d to #%d)", next, next-1, e.ID)
-			case e.PrevHash != prevHash:
-				r.BadEntry, r.Problem = e.ID, fmt.Sprintf("entry #%d does not link to entry #%d", e.ID, e.ID-1)
-			case e.computeHash() != e.Hash:
-				r.BadEntry, r.Problem = e.ID, fmt.Sprintf("entry #%d was altered: its content does not match its hash", e.ID)
-			}
-			if cp, ok := signed[e.ID]; ok && r.Problem == "" && cp.HeadHash != e.Hash {
-				r.BadEntry, r.Problem = e.ID, fmt.Sprintf("entry #%d does not match the signed checkpoint: the chain was rewritten", e.ID)
-			}
-			if r.Problem != "" {
-				return r, nil
-			}
-			prevHash, next = e.Hash, e.ID+1
-			r.Entries++
-			r.Head = e.ID
-		}
-		if len(batch) < 2000 {
-			break
+		if cp.Seq != nil {
+			h := cp.Head()
+			st.AnchorHead = &h
 		}
 	}
-	if r.LastCheckpoint > r.Head {
-		r.BadEntry = r.Head + 1
-		r.Problem = fmt.Sprintf("the log was truncated: a signed checkpoint covers entry #%d but the log ends at #%d", r.LastCheckpoint, r.Head)
-		return r, nil
+	s.seal.mu.Lock()
+	if s.seal.failed != nil {
+		r := *s.seal.failed
+		st.Sealing = &r
 	}
-	r.OK = true
-	return r, nil
+	s.seal.mu.Unlock()
+	return st, nil
 }
 
-// chainStatus keeps the latest background verification for the audit page.
-type chainStatus struct {
-	mu     sync.RWMutex
-	report *ChainReport
-}
-
-// SetChainReport records the latest verification (from the background job).
-func (s *Store) SetChainReport(r ChainReport) {
-	s.chain.mu.Lock()
-	s.chain.report = &r
-	s.chain.mu.Unlock()
-}
-
-// LastChainReport is the latest verification, or nil before the first one.
-func (s *Store) LastChainReport() *ChainReport {
-	s.chain.mu.RLock()
-	defer s.chain.mu.RUnlock()
-	return s.chain.report
-}
-
-// ExportAudit records the export and signs the head in one transaction,
-// then streams every matching entry up to that head, newest first, in
-// batches (constant memory). The checkpoint goes into the export so it can
-// be verified later.
-// begin runs once the checkpoint exists, before the first entry.
-func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, begin func(*Checkpoint) error, emit func(AuditEntry) error) (*Checkpoint, error) {
+// ExportAudit records the export, verifies and signs the head (a tampered
+// log is never signed: an *AuditTamperError comes back), then streams every
+// matching entry up to that head, newest first, in batches (constant
+// memory). begin runs once the head is signed, before the first entry.
+func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, begin func(*AuditHead) error, emit func(AuditEntry) error) (*AuditHead, error) {
 	if _, err := s.auditScope(s.db, actor, f); err != nil {
 		return nil, err
 	}
-	var cp *Checkpoint
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.appendAudit(tx, actor, ActionAuditExported, actor.AccountID, auditTarget{Type: "audit", Name: "export " + format},
-			map[string]any{"format": format, "filter": describeFilter(f)}); err != nil {
-			return err
-		}
-		var err error
-		cp, err = s.checkpoint(tx, "export")
-		return err
+		return s.appendAudit(tx, actor, ActionAuditExported, actor.AccountID, auditTarget{Type: "audit", Name: "export " + format},
+			map[string]any{"format": format, "filter": describeFilter(f)})
 	})
 	if err != nil {
 		return nil, wrapOp("audit export", err)
 	}
-	if err := begin(cp); err != nil {
-		return cp, err
+	h, err := s.SealAuditHead(ctx, "export")
+	if err != nil {
+		return nil, err
 	}
-	return cp, s.streamAudit(ctx, actor, f, cp.EntryID, emit)
+	if err := begin(h); err != nil {
+		return h, err
+	}
+	return h, s.streamAudit(ctx, actor, f, h.Entry, emit)
 }
 
 // streamAudit emits every entry matching f up to through, newest first,

@@ -120,9 +120,9 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		allowTampering(t, s)
-		s.DB().Exec("DELETE FROM audit_entries WHERE id > ?", cp.EntryID-2)
+		s.DB().Exec("DELETE FROM audit_entries WHERE id > ?", cp.Entry-2)
 		r, _ := s.VerifyAuditChain(ctx)
-		if r.OK || !strings.Contains(r.Problem, "truncated") || r.BadEntry != cp.EntryID-1 {
+		if r.OK || !strings.Contains(r.Problem, "truncated") || r.BadEntry != cp.Entry-1 {
 			t.Fatalf("truncation not caught: %+v", r)
 		}
 	})
@@ -151,8 +151,8 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 			}
 		}
 		r, _ := s.VerifyAuditChain(ctx)
-		if r.OK || !strings.Contains(r.Problem, "rewritten") {
-			t.Fatalf("rewritten chain not caught: %+v", r)
+		if r.OK || r.BadEntry != 2 || !strings.Contains(r.Problem, "#2") {
+			t.Fatalf("rewritten chain not caught at #2: %+v", r)
 		}
 	})
 	t.Run("forged checkpoint", func(t *testing.T) {
@@ -343,13 +343,13 @@ func TestAuditExportMatchesPageAndCarriesCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []uint64
-	var began *models.Checkpoint
-	cp, err := s.ExportAudit(ctx, actor, f, "csv", func(c *models.Checkpoint) error { began = c; return nil },
+	var began *models.AuditHead
+	cp, err := s.ExportAudit(ctx, actor, f, "csv", func(c *models.AuditHead) error { began = c; return nil },
 		func(e models.AuditEntry) error { got = append(got, e.ID); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if began == nil || cp.EntryID != began.EntryID {
+	if began == nil || cp.Entry != began.Entry {
 		t.Fatal("begin did not receive the checkpoint")
 	}
 	if len(got) != len(page.Entries) || len(got) != 4 {
@@ -363,10 +363,10 @@ func TestAuditExportMatchesPageAndCarriesCheckpoint(t *testing.T) {
 	// The export is audited, and the checkpoint covers that entry.
 	var last models.AuditEntry
 	s.DB().Order("id DESC").Take(&last)
-	if last.Action != models.ActionAuditExported || cp.EntryID != last.ID || cp.HeadHash != last.Hash {
+	if last.Action != models.ActionAuditExported || cp.Entry != last.ID || cp.Hash != last.Hash || cp.Link != last.Link {
 		t.Fatalf("export entry %+v, checkpoint %+v", last, cp)
 	}
-	if r, _ := s.VerifyAuditChain(ctx); !r.OK || r.Checkpoints != 1 || r.LastCheckpoint != cp.EntryID {
+	if r, _ := s.VerifyAuditChain(ctx); !r.OK || r.Checkpoints != 1 || r.LastCheckpoint != cp.Entry || r.AnchorHead != cp.Entry {
 		t.Fatalf("verify after export: %+v", r)
 	}
 }
@@ -393,7 +393,7 @@ func TestAuditReviews(t *testing.T) {
 	if st2.NewSinceReview != 0 {
 		t.Fatalf("%d new since my own review, want 0", st2.NewSinceReview)
 	}
-	if _, err := s.ExportAudit(ctx, actor, models.AuditFilter{}, "csv", func(*models.Checkpoint) error { return nil }, func(models.AuditEntry) error { return nil }); err != nil {
+	if _, err := s.ExportAudit(ctx, actor, models.AuditFilter{}, "csv", func(*models.AuditHead) error { return nil }, func(models.AuditEntry) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if st2, _ = s.AuditStatusFor(ctx, actor); st2.NewSinceReview != 0 {

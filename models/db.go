@@ -55,9 +55,16 @@ type Options struct {
 	CacheEntries int
 	// RotationDays is the secret rotation policy (90 by default).
 	RotationDays int
-	// AuditKey signs audit checkpoints; it must live outside the database.
-	AuditKey []byte
-	Logger   *slog.Logger
+	// AuditKey links new audit entries and signs heads; it must live
+	// outside the database. AuditOldKeys are earlier keys, kept to verify
+	// entries linked before a rotation (and to continue a chain that has
+	// not been handed over yet).
+	AuditKey     []byte
+	AuditOldKeys [][]byte
+	// AuditAnchor is the append-only file that signed heads are written
+	// to, outside the database ("" writes heads to the log line only).
+	AuditAnchor string
+	Logger      *slog.Logger
 }
 
 // Store is the handle every domain operation hangs from. No globals: main
@@ -77,11 +84,16 @@ type Store struct {
 	dummy       string // a password hash to burn time on unknown e-mails
 	cache       *keyCache
 	trees       *treeCache
-	auditKey    []byte
-	chain       chainStatus
-	usageBuf    *usageBuffer
-	limiter     *authLimiter
-	hashes      *hashSlots
+	keys        *auditKeys
+	anchor      *anchorFile
+	seal        sealState
+	// benchUnkeyed appends as before the chain was keyed (benchmarks only).
+	benchUnkeyed atomic.Bool
+	// lastReport is the newest verification seen here (metrics).
+	lastReport atomic.Pointer[ChainReport]
+	usageBuf   *usageBuffer
+	limiter    *authLimiter
+	hashes     *hashSlots
 	// throttleSweep is when expired throttle counters were last deleted (Unix ns).
 	throttleSweep atomic.Int64
 	denials       *denialLog // denials.go
@@ -184,11 +196,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	s := &Store{
 		db: db, engine: engine, now: opt.Now, argon: opt.Argon,
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle, apiThrottle: opt.APIThrottle, signup: opt.Signup,
-		rotation: opt.RotationDays, log: opt.Logger, auditKey: opt.AuditKey,
+		rotation: opt.RotationDays, log: opt.Logger, keys: newAuditKeys(opt.AuditKey, opt.AuditOldKeys), anchor: newAnchorFile(opt.AuditAnchor),
 		usageBuf: newUsageBuffer(), denials: newDenialLog(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries),
 		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait),
 	}
-	if len(s.auditKey) == 0 {
+	if len(opt.AuditKey) == 0 {
 		return nil, fmt.Errorf("models: an audit key is required to sign checkpoints")
 	}
 	s.dummy, err = hashPassword("keydesk-dummy-password-for-timing", s.argon)
@@ -266,6 +278,7 @@ func (s *Store) Close() error {
 		s.stopListen()
 		<-s.listenDone
 	}
+	_ = s.anchor.close()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -17,28 +17,40 @@ var (
 // MigrateTo applies the migrations up to version v only.
 func (s *Store) MigrateTo(ctx context.Context, v int) ([]int, error) { return s.migrateUpTo(ctx, v) }
 
-// ComputeAuditHash lets tests rebuild a chain as an attacker would.
-func ComputeAuditHash(e *AuditEntry) string { return e.computeHash() }
-
-// SeedAuditLog appends n chained entries spread over accounts, fast (bulk
-// inserts in one transaction), for benchmarks at a million entries.
+// SeedAuditLog appends n chained (keyed) entries spread over accounts,
+// fast (bulk inserts in one transaction), for benchmarks at a million
+// entries.
 func (s *Store) SeedAuditLog(n int, accounts []uint, start time.Time) error {
+	return s.seedAuditLog(n, accounts, start, true)
+}
+
+// SeedLegacyAuditLog appends n entries as keydesk wrote them before the
+// chain was keyed (plain SHA-256 links only), to test the migration.
+func (s *Store) SeedLegacyAuditLog(n int, accounts []uint, start time.Time) error {
+	return s.seedAuditLog(n, accounts, start, false)
+}
+
+func (s *Store) seedAuditLog(n int, accounts []uint, start time.Time, keyed bool) error {
 	return s.db.Transaction(func(tx *gorm.DB) error {
 		var head AuditEntry
-		if err := tx.Select("id", "hash").Order("id DESC").Limit(1).Find(&head).Error; err != nil {
+		if err := tx.Order("id DESC").Limit(1).Find(&head).Error; err != nil {
 			return err
 		}
-		prev, id := head.Hash, head.ID
+		prev := head
 		batch := make([]AuditEntry, 0, 500)
 		for i := 0; i < n; i++ {
-			id++
 			acc := accounts[i%len(accounts)]
 			uid := uint(1)
-			e := AuditEntry{ID: id, At: start.Add(time.Duration(i) * time.Second).UTC(), ActorType: "user", ActorUserID: &uid,
+			e := AuditEntry{ID: prev.ID + 1, At: start.Add(time.Duration(i) * time.Second).UTC(), ActorType: "user", ActorUserID: &uid,
 				ActorLabel: "owner@acme.example", ActorRole: "owner", AccountID: &acc, TreeID: &acc, Action: ActionKeyRenamed, TargetType: "apikey",
-				TargetID: "1", TargetName: "key", IP: "203.0.113.7", UserAgent: "bench", Details: `{"from":"a","to":"b"}`, PrevHash: prev}
+				TargetID: "1", TargetName: "key", IP: "203.0.113.7", UserAgent: "bench", Details: `{"from":"a","to":"b"}`, PrevHash: prev.Hash}
 			e.Hash = e.computeHash()
-			prev = e.Hash
+			if keyed {
+				if err := s.linkEntry(&e, &prev); err != nil {
+					return err
+				}
+			}
+			prev = e
 			batch = append(batch, e)
 			if len(batch) == cap(batch) || i == n-1 {
 				if err := tx.Create(&batch).Error; err != nil {
@@ -67,3 +79,13 @@ func (s *Store) HoldHashSlot() (release func()) {
 
 // VerifyCacheEntries is how many keys the verification cache holds.
 func (s *Store) VerifyCacheEntries() int { return s.cache.len() }
+
+// AuditAppendForBench appends one entry in its own transaction; unkeyed
+// writes it as keydesk did before the chain was keyed (for the ratio in
+// BENCHMARKS.md).
+func (s *Store) AuditAppendForBench(ctx context.Context, unkeyed bool) error {
+	s.benchUnkeyed.Store(unkeyed)
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		return s.appendAudit(tx, SystemActor(), ActionLimitChanged, 0, auditTarget{Type: "bench", ID: "1", Name: "bench"}, map[string]any{"n": 1})
+	})
+}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -216,6 +217,28 @@ ALTER TABLE api_keys DROP COLUMN prev_secret_last_used_at;
 	{9, "key_usage_daily.api_messages (Send API)", `
 ALTER TABLE key_usage_daily ADD COLUMN api_messages BIGINT NOT NULL DEFAULT 0;
 `, nil},
+	{10, "keyed audit chain, signed heads, verification status", `
+ALTER TABLE audit_entries ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_entries ADD COLUMN link TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_checkpoints ADD COLUMN seq BIGINT NULL;
+ALTER TABLE audit_checkpoints ADD COLUMN link TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_checkpoints ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_checkpoints ADD COLUMN anchor TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX idx_audit_checkpoints_seq ON audit_checkpoints(seq);
+CREATE INDEX idx_audit_checkpoints_anchor ON audit_checkpoints(anchor, seq);
+CREATE TABLE audit_status (
+	id INTEGER PRIMARY KEY,
+	verified_at {{ts}} NOT NULL,
+	ok BOOLEAN NOT NULL,
+	full_walk BOOLEAN NOT NULL,
+	from_entry BIGINT NOT NULL,
+	head BIGINT NOT NULL,
+	entries BIGINT NOT NULL,
+	bad_entry BIGINT NOT NULL,
+	problem TEXT NOT NULL,
+	anchor_head BIGINT NOT NULL
+);
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {
@@ -235,7 +258,15 @@ func SchemaVersion() int { return migrations[len(migrations)-1].Version }
 // once: PostgreSQL takes an advisory lock, SQLite's immediate transaction
 // holds the write lock.
 func (s *Store) Migrate(ctx context.Context) ([]int, error) {
-	return s.migrateUpTo(ctx, SchemaVersion())
+	applied, err := s.migrateUpTo(ctx, SchemaVersion())
+	if err != nil {
+		return applied, err
+	}
+	// A log written before entries were keyed is verified and covered once.
+	if err := s.keyLegacyAudit(ctx); err != nil && !errors.Is(err, ErrAuditUnverified) {
+		return applied, fmt.Errorf("models: key the audit log: %w", err)
+	}
+	return applied, nil
 }
 
 // migrateUpTo applies the pending migrations up to version through (tests

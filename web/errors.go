@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -87,6 +88,12 @@ func orDefault(s, d string) string {
 // layout for the console, Mailjet-shaped JSON under /v3/.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		// The client went away mid-request: not a server error. 499 (as
+		// nginx names it) goes to the access log at info; nothing is sent.
+		c.Response().Status = 499
 		return
 	}
 	p := classify(err)

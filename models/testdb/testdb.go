@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -113,9 +115,12 @@ func NewSchema() (string, func(), error) {
 	return u.String(), drop, nil
 }
 
-// Options are test defaults: the given clock, fast hashing.
+// QuietLogger drops log lines (every signed audit head is logged at info).
+var QuietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// Options are test defaults: the given clock, fast hashing, no log.
 func Options(clock *Clock) models.Options {
-	return models.Options{Now: clock.Now, Argon: FastArgon, AuditKey: AuditKey}
+	return models.Options{Now: clock.Now, Argon: FastArgon, AuditKey: AuditKey, Logger: QuietLogger}
 }
 
 // OpenDSN opens and migrates a store on dsn, closed when the test ends.
@@ -136,5 +141,8 @@ func OpenDSN(t testing.TB, dsn string, opt models.Options) *models.Store {
 func Open(t testing.TB) (*models.Store, *Clock) {
 	t.Helper()
 	clock := NewClock()
-	return OpenDSN(t, DSN(t), Options(clock)), clock
+	opt := Options(clock)
+	// Signed heads go to an anchor file outside the database, as in serve.
+	opt.AuditAnchor = filepath.Join(t.TempDir(), "keydesk.audit-anchor")
+	return OpenDSN(t, DSN(t), opt), clock
 }
