@@ -11,7 +11,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	netsmtp "net/smtp"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -817,3 +819,176 @@ func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
 		t.Fatal("serve logged a signed head")
 	}
 }
+
+// A clean log written at once by 20 goroutines through the console, REST,
+// SMTP and the CLI (its own process-like store beside serve) verifies, in
+// full and incrementally, against the anchor both wrote to.
+func TestAuditCleanLogFromEveryChannelVerifies(t *testing.T) {
+	dsn := testdb.DSN(t)
+	anchor := filepath.Join(t.TempDir(), "keydesk.audit-anchor")
+	common := []string{"--db", dsn, "--audit-key", cliAuditKey, "--audit-anchor", anchor}
+	cli := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append(append([]string{}, common...), args...), strings.NewReader(stdin), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	const password = "a long enough password"
+	code, out, stderr := cli(password+"\n", "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin")
+	if code != 0 {
+		t.Fatalf("account create: %s", stderr)
+	}
+	var acct struct {
+		APIKey    string `json:"api_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &acct); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append(append([]string{}, common...), "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--smtp-allow-insecure-auth",
+			"--session-keys", strings.Repeat("ab", 32)+":"+strings.Repeat("cd", 32)), strings.NewReader(""), io.Discard, logs)
+	}()
+	urlRE := regexp.MustCompile(`msg="keydesk listening" url=(http://127\.0\.0\.1:\d+)`)
+	smtpRE := regexp.MustCompile(`msg="smtp submission listening" .*addr=(127\.0\.0\.1:\d+)`)
+	var base, smtpAddr string
+	for deadline := time.Now().Add(20 * time.Second); (base == "" || smtpAddr == "") && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		}
+		if m := smtpRE.FindStringSubmatch(logs.String()); m != nil {
+			smtpAddr = m[1]
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("serve exited %d:\n%s", c, logs.String())
+		default:
+		}
+	}
+	if base == "" || smtpAddr == "" {
+		t.Fatalf("serve did not start:\n%s", logs.String())
+	}
+
+	csrfRE := regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+	console := func(i int) error {
+		for range 3 {
+			jar, _ := cookiejar.New(nil) // a new browser each time: signed out
+			hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			res, err := hc.Get(base + "/login")
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			m := csrfRE.FindSubmatch(b)
+			if m == nil {
+				return fmt.Errorf("console %d: no CSRF token on /login (%d): %.300s", i, res.StatusCode, b)
+			}
+			res, err = hc.PostForm(base+"/login", url.Values{"_csrf": {string(m[1])}, "email": {"ops@acme.example"}, "password": {password}})
+			if err != nil {
+				return err
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusSeeOther {
+				return fmt.Errorf("console %d: login answered %d", i, res.StatusCode)
+			}
+		}
+		return nil
+	}
+	rest := func(i int) error {
+		for j := range 3 {
+			req, _ := http.NewRequest(http.MethodPut, base+"/v3/REST/apikey/"+acct.APIKey, strings.NewReader(fmt.Sprintf(`{"Name":"rest %d-%d"}`, i, j)))
+			req.SetBasicAuth(acct.APIKey, acct.SecretKey)
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("rest %d: PUT answered %d", i, res.StatusCode)
+			}
+		}
+		return nil
+	}
+	smtp := func(i int) error {
+		c, err := netsmtp.Dial(smtpAddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if err := c.Auth(insecurePlainAuth{acct.APIKey, acct.SecretKey}); err != nil {
+			return fmt.Errorf("smtp %d: AUTH: %w", i, err)
+		}
+		if err := c.Mail("app@acme.example"); err != nil {
+			return err
+		}
+		if err := c.Rcpt("user@example.net"); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "Subject: %d\r\n\r\nhello\r\n", i)
+		if err := w.Close(); err != nil {
+			return err
+		}
+		return c.Quit()
+	}
+	cliCreate := func(i int) error {
+		code, _, stderr := cli(password+"\n", "account", "create", "--name", fmt.Sprintf("CLI %d", i), "--email", fmt.Sprintf("cli%d@acme.example", i), "--password-stdin")
+		if code != 0 {
+			return fmt.Errorf("cli %d: %s", i, stderr)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- []func(int) error{console, rest, smtp, cliCreate}[i%4](i)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	cancel()
+	if c := <-done; c != 0 {
+		t.Fatalf("serve exit %d:\n%s", c, logs.String())
+	}
+	if strings.Contains(logs.String(), "DOES NOT VERIFY") {
+		t.Fatalf("serve reported a clean log as tampered:\n%s", logs.String())
+	}
+	// account create 1+5 (3 entries each), 5×3 logins, 5×3 renames.
+	const want = 6*3 + 15 + 15
+	for _, mode := range [][]string{{"--full"}, nil} {
+		code, out, stderr := cli("", append([]string{"audit", "verify"}, mode...)...)
+		var got cliVerifyOutput
+		if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || !*got.OK {
+			t.Fatalf("verify %v of the clean log: exit %d, %s %s", mode, code, out, stderr)
+		}
+		if mode != nil && (got.Entries < want || got.AnchorHead != got.Head) {
+			t.Fatalf("full verify: %+v, want at least %d entries, all under the anchor's newest head", got, want)
+		}
+	}
+}
+
+// insecurePlainAuth is AUTH PLAIN without TLS (the test server allows it).
+type insecurePlainAuth struct{ user, pass string }
+
+func (a insecurePlainAuth) Start(*netsmtp.ServerInfo) (string, []byte, error) {
+	return "PLAIN", []byte("\x00" + a.user + "\x00" + a.pass), nil
+}
+
+func (a insecurePlainAuth) Next([]byte, bool) ([]byte, error) { return nil, nil }
