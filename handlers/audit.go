@@ -131,7 +131,7 @@ func filterQuery(v views.AuditFilterValues) url.Values {
 var auditNotices = map[string]string{"reviewed": "Review recorded."}
 
 func (h *auditHandlers) page(c echo.Context) error {
-	ctx, actor := c.Request().Context(), web.Actor(c)
+	actor := web.Actor(c)
 	staff := actor.Role.IsStaff()
 	f, values, errs := parseAuditFilter(c.QueryParams(), staff)
 	var before, after *models.AuditCursor
@@ -154,6 +154,16 @@ func (h *auditHandlers) page(c echo.Context) error {
 	if len(errs) > 0 {
 		status = http.StatusBadRequest
 	}
+	return h.render(c, status, f, values, errs, before, after, "")
+}
+
+// render shows the audit log page: the GET itself, and a refused review
+// (422), which comes back as the page with the note kept and its error in
+// place rather than as a bare error page.
+func (h *auditHandlers) render(c echo.Context, status int, f models.AuditFilter, values views.AuditFilterValues, errs map[string]string,
+	before, after *models.AuditCursor, note string) error {
+	ctx, actor := c.Request().Context(), web.Actor(c)
+	staff := actor.Role.IsStaff()
 	page, err := h.store.AuditEntries(ctx, actor, f, before, after)
 	if err != nil {
 		return err
@@ -170,7 +180,7 @@ func (h *auditHandlers) page(c echo.Context) error {
 	p := views.AuditPageProps{
 		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: chain,
 		IsStaff: staff, CanReview: actor.Role == models.RoleOwner || actor.Role == models.RoleAuditor,
-		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(),
+		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(), Note: note,
 	}
 	if page.Older != nil {
 		oq := filterQuery(values)
@@ -366,7 +376,8 @@ func (h *auditHandlers) review(c echo.Context) error {
 	}
 	_, err = h.store.MarkReviewed(c.Request().Context(), web.Actor(c), through, c.FormValue("note"))
 	if fe := models.FieldErrors(err); fe != nil {
-		return echo.NewHTTPError(http.StatusUnprocessableEntity, fe["note"])
+		f, values, _ := parseAuditFilter(url.Values{}, web.Actor(c).Role.IsStaff())
+		return h.render(c, http.StatusUnprocessableEntity, f, values, fe, nil, nil, c.FormValue("note"))
 	}
 	if err != nil {
 		return err

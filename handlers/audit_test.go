@@ -1334,6 +1334,25 @@ func TestAuditReviews(t *testing.T) {
 	}
 	if r := alice.submit("/audit", "/audit/reviews", url.Values{"through": {through}, "note": {strings.Repeat("n", 501)}}); r.status != http.StatusUnprocessableEntity {
 		t.Errorf("a 501-character note: status %d, want 422", r.status)
+	} else {
+		// The refused review comes back as the audit page with the form, the
+		// note kept, and the field marked invalid with its message (issue 11
+		// #6: errors in place, focus on the first invalid field).
+		note := r.doc.Find(`[data-testid="review-form"] input[name="note"]`)
+		if note.Length() != 1 {
+			t.Errorf("a 501-character note: the answer has no review form")
+		} else {
+			if v, _ := note.Attr("value"); v != strings.Repeat("n", 501) {
+				t.Errorf("a 501-character note: the note was not kept (value %q)", v)
+			}
+			if inv, _ := note.Attr("aria-invalid"); inv != "true" {
+				t.Errorf("a 501-character note: the field is not marked aria-invalid")
+			}
+			id, _ := note.Attr("aria-describedby")
+			if id == "" || strings.TrimSpace(r.doc.Find("#"+id).Text()) == "" {
+				t.Errorf("a 501-character note: no inline error message tied to the field")
+			}
+		}
 	}
 	if r := alice.post("/audit/reviews", url.Values{"through": {through}}); r.status != http.StatusForbidden {
 		t.Errorf("review without CSRF token: status %d, want 403", r.status)
