@@ -309,6 +309,10 @@ func TestResetOutsideSudoModeAsksForPassword(t *testing.T) {
 	if !form.has(`[data-testid="reset-dialog"] input[name="password"][type="password"]`) {
 		t.Fatal("outside sudo mode the reset dialog has no password field")
 	}
+	// The label says how long sudo mode lasts, from models.SudoWindow.
+	if got := form.text(`[data-testid="reset-dialog"] label[for="f-password"]`); !strings.Contains(got, "15 minutes") {
+		t.Fatalf("password label %q does not give the sudo window", got)
+	}
 
 	r := c.reset(id, url.Values{"grace": {"0"}})
 	if r.status != http.StatusUnprocessableEntity {

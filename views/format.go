@@ -145,3 +145,9 @@ func pageURL(path, search string, page int) string {
 	q.Set("page", strconv.Itoa(page))
 	return path + "?" + q.Encode()
 }
+
+// sudoPasswordLabel labels the password field of a sensitive action's
+// dialog; the minutes come from models.SudoWindow, never a literal.
+func sudoPasswordLabel() string {
+	return fmt.Sprintf("Password (you signed in more than %d minutes ago)", int(models.SudoWindow/time.Minute))
+}

@@ -1633,7 +1633,7 @@ func ResetDialog(p ResetProps) templ.Component {
 				}
 			}
 			if p.NeedPassword {
-				templ_7745c5c3_Err = Field("password", "Password (you signed in more than 15 minutes ago)", "password", "", p.Errors["password"], "current-password", templ.Attributes{"required": true, "autofocus": true}).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = Field("password", sudoPasswordLabel(), "password", "", p.Errors["password"], "current-password", templ.Attributes{"required": true, "autofocus": true}).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -1754,7 +1754,7 @@ func EndSecretDialog(p EndSecretProps) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if p.NeedPassword {
-				templ_7745c5c3_Err = Field("password", "Password (you signed in more than 15 minutes ago)", "password", "", p.Errors["password"], "current-password", templ.Attributes{"required": true, "autofocus": true}).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = Field("password", sudoPasswordLabel(), "password", "", p.Errors["password"], "current-password", templ.Attributes{"required": true, "autofocus": true}).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

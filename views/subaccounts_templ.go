@@ -763,7 +763,7 @@ func CreateSubaccountDialog(p CreateSubaccountProps) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if p.NeedPassword {
-				templ_7745c5c3_Err = Field("password", "Password (you signed in more than 15 minutes ago)", "password", "", p.Errors["password"], "current-password", templ.Attributes{"required": true}).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = Field("password", sudoPasswordLabel(), "password", "", p.Errors["password"], "current-password", templ.Attributes{"required": true}).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
