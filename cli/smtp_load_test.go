@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -27,7 +27,7 @@ import (
 // reads the server's peak RSS (VmHWM) from /proc while all 40 are
 // mid-DATA. Target: < 256 MB. Run it with
 //
-//	go test -run '^$' -bench '^BenchmarkSMTPMidDataRSS$' -benchtime 1x .
+//	go test -run '^$' -bench '^BenchmarkSMTPMidDataRSS$' -benchtime 1x ./cli/
 //
 // (.ci/bench smtp-memory). The per-address cap is raised through the
 // environment (KEYDESK_SMTP_MAX_CONNS_PER_IP=100) so every session comes
@@ -40,7 +40,9 @@ func BenchmarkSMTPMidDataRSS(b *testing.B) {
 	const sessions, size = 40, 9_900_000
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "keydesk")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = ".." // the module root: package main
+	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	db := filepath.Join(dir, "keydesk.db")

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"keydesk/models"
+)
+
+func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+	var full bool
+	var anchor string
+	err := subFlags("audit verify", cfg, args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&full, "full", false, "walk every entry from the first (default: from the newest signed head that still matches)")
+		fs.StringVar(&anchor, "anchor", "", "verify against this anchor (a copy kept elsewhere, or log lines of \"audit head signed\"); default: the configured anchor file")
+	})
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	r, err := store.VerifyAudit(ctx, models.VerifyOptions{Full: full, Anchor: anchor})
+	if err != nil {
+		return err
+	}
+	if anchor == "" {
+		_ = store.RecordVerification(ctx, r)
+	}
+	out := map[string]any{"ok": r.OK, "full": r.Full, "from": r.From, "entries": r.Entries, "head": r.Head, "checkpoints": r.Checkpoints,
+		"last_checkpoint": r.LastCheckpoint, "anchor_heads": r.AnchorHeads, "anchor_head": r.AnchorHead}
+	if !r.OK {
+		out["bad_entry"], out["problem"] = r.BadEntry, r.Problem
+	}
+	if err := json.NewEncoder(stdout).Encode(out); err != nil {
+		return err
+	}
+	if !r.OK {
+		return fmt.Errorf("audit log does not verify: %s", r.Problem)
+	}
+	return nil
+}
+
+func cmdAuditRotateKey(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+	if err := subFlags("audit rotate-key", cfg, args, stderr, nil); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	chain, current, err := store.AuditChainKeyID(ctx)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	if chain == current {
+		// The chain already uses the first configured key: a new key is
+		// needed. Only the key file can be rewritten here.
+		store.Close()
+		if strings.TrimSpace(cfg.AuditKey) != "" {
+			return fmt.Errorf("the audit chain already continues under the first key of KEYDESK_AUDIT_KEY (%s): put a new key first (NEWHEX,OLDHEX), then run audit rotate-key again", current)
+		}
+		path := keyFile(cfg, "keydesk.audit-key")
+		old, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read audit key: %w", err)
+		}
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return err
+		}
+		tmp := path + ".new"
+		_ = os.Remove(tmp)
+		if err := writeNew(tmp, hex.EncodeToString(k)+","+strings.TrimSpace(string(old))+"\n"); err != nil {
+			return fmt.Errorf("save the new audit key: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("save the new audit key: %w", err)
+		}
+		log.Warn("generated a new audit key and put it first in the key file; the older keys stay to verify older entries. Restart every instance so they load it", "file", path)
+		if store, err = openStore(ctx, cfg, log); err != nil {
+			return err
+		}
+	}
+	defer store.Close()
+	from, to, entry, err := store.RotateAuditKey(ctx, models.SystemActor())
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]any{"from": from, "to": to, "entry": entry})
+}

@@ -1,0 +1,247 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"keydesk/handlers"
+	"keydesk/models"
+	kdsmtp "keydesk/smtp"
+	"keydesk/web"
+)
+
+func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer) error {
+	if err := subFlags("serve", cfg, args, stderr, nil); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	// Usage (last use, per-day counters) is buffered in memory and flushed
+	// every 2 s; the final flush runs after both listeners have stopped and
+	// before the store closes (defers run last-in, first-out).
+	usageCtx, stopUsage := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	go func() {
+		defer close(usageDone)
+		store.RunUsageFlusher(usageCtx, 2*time.Second)
+	}()
+	defer func() {
+		stopUsage()
+		<-usageDone
+	}()
+	keys, err := sessionKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	useTLS, err := serveHTTPS(cfg)
+	if err != nil {
+		return err
+	}
+	// Listen first so the default base URL names the real port (":0").
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+	if cfg.BaseURL == "" {
+		host := cfg.Addr
+		if strings.HasSuffix(host, ":0") {
+			host = ln.Addr().String()
+		}
+		cfg.BaseURL = "http://" + host
+		if useTLS {
+			cfg.BaseURL = "https://" + host
+		}
+	}
+	// One relay (or sink) for every way a message comes in: SMTP and the
+	// Send API.
+	relay, err := kdsmtp.ParseRelay(cfg.SMTPRelay, log)
+	if err != nil {
+		return err
+	}
+	var metrics *web.Metrics
+	if cfg.MetricsAddr != "" {
+		metrics = web.NewMetrics(store)
+	}
+	srv, err := web.New(web.Config{
+		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, Metrics: metrics,
+	}, store)
+	if err != nil {
+		return err
+	}
+	handlers.Register(srv)
+	smtpSrv, err := newSMTPServer(cfg, store, relay, log)
+	if err != nil {
+		return err
+	}
+	if smtpSrv != nil {
+		if err := smtpSrv.Listen(); err != nil {
+			return err // names the address
+		}
+		defer smtpSrv.Close()
+	}
+	var metricsSrv *http.Server
+	if metrics != nil {
+		if smtpSrv != nil {
+			registerSMTPMetrics(metrics.Registry, smtpSrv)
+		}
+		if metricsSrv, err = listenMetrics(cfg, metrics, log); err != nil {
+			return err
+		}
+	}
+	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // TLS handshake noise from scanners
+	scheme := "http"
+	var redirect *http.Server
+	if useTLS {
+		tlsCfg, err := smtpTLS(cfg, log) // the same certificate as SMTP STARTTLS
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig, scheme = tlsCfg.Clone(), "https"
+		if cfg.HTTPRedirect != "" {
+			if redirect, err = listenRedirect(cfg, log); err != nil {
+				return err
+			}
+		}
+	}
+	// Heads are signed at most a second after entries are appended, after
+	// the entries since the last head verify; the last one at shutdown.
+	// It stops after both listeners have drained (defers run last).
+	sealCtx, stopSeal := context.WithCancel(context.Background())
+	sealDone := make(chan struct{})
+	go func() {
+		defer close(sealDone)
+		store.RunAuditSealer(sealCtx, time.Second)
+	}()
+	defer func() {
+		stopSeal()
+		<-sealDone
+	}()
+	go auditJob(ctx, store, cfg.AuditEvery, log)
+	log.Info("keydesk listening", "url", scheme+"://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	var smtpErrc chan error // nil (never ready) when SMTP is off
+	if smtpSrv != nil {
+		smtpErrc = make(chan error, 1)
+		go func() { smtpErrc <- smtpSrv.Serve() }()
+	}
+	var runErr error
+	select {
+	case runErr = <-errc:
+	case err := <-smtpErrc:
+		runErr = fmt.Errorf("smtp listener stopped: %w", err)
+		if err == nil {
+			runErr = errors.New("smtp listener stopped")
+		}
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// Both listeners drain at once, within the same deadline.
+	smtpShut := make(chan error, 1)
+	go func() {
+		if smtpSrv == nil {
+			smtpShut <- nil
+			return
+		}
+		smtpShut <- smtpSrv.Shutdown(sctx)
+	}()
+	httpErr := hs.Shutdown(sctx)
+	if redirect != nil {
+		httpErr = errors.Join(httpErr, redirect.Shutdown(sctx))
+	}
+	if metricsSrv != nil {
+		httpErr = errors.Join(httpErr, metricsSrv.Shutdown(sctx))
+	}
+	if err := <-smtpShut; err != nil {
+		httpErr = errors.Join(httpErr, fmt.Errorf("smtp shutdown: %w", err))
+	}
+	return errors.Join(runErr, httpErr)
+}
+
+// listenMetrics serves the Prometheus exposition on --metrics-addr, apart
+// from the public listener so it can stay on a private interface.
+func listenMetrics(cfg *config, m *web.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return hs, nil
+}
+
+// registerSMTPMetrics exposes the SMTP server's counters.
+func registerSMTPMetrics(reg *prometheus.Registry, s *kdsmtp.Server) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_sessions_total", Help: "SMTP sessions opened (STARTTLS starts a new one)."},
+			func() float64 { return float64(s.Stats().Sessions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_messages_relayed_total", Help: "SMTP messages handed to the relay."},
+			func() float64 { return float64(s.Stats().MessagesRelayed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_messages_refused_total", Help: "SMTP messages the relay refused or failed."},
+			func() float64 { return float64(s.Stats().MessagesRefused) }),
+	)
+}
+
+// auditJob re-verifies the audit log periodically from the newest verified
+// head (incremental, one instance at a time); the audit page shows the
+// latest result. Signing heads is RunAuditSealer's job (every second).
+func auditJob(ctx context.Context, store *models.Store, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r, ran, err := store.CheckAudit(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("audit verification failed to run", "err", err)
+		case err == nil && ran && !r.OK:
+			log.Error("AUDIT LOG DOES NOT VERIFY", "entry", r.BadEntry, "problem", r.Problem)
+		case err == nil && ran:
+			log.Debug("audit log verified", "from", r.From, "head", r.Head, "entries", r.Entries)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
