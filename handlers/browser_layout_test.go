@@ -178,6 +178,12 @@ const (
 	layoutOwner   = "owner@acme.example"
 	layoutSupport = "ana@support.example"
 	layoutAuditor = "audrey@audit.example"
+	// layoutAtLimit uses every sub-account its plan allows and has asked
+	// for nothing: /keys and /subaccounts offer "Request more", which opens
+	// the limit-request dialog.
+	layoutAtLimit = "full@globex.example"
+	// layoutPending is at its limit too, with a request waiting for support.
+	layoutPending = "waiting@initech.example"
 	// layoutLongName is as long as names get in practice (64 is the limit).
 	layoutLongName = "Transactional e-mail for the EU web shop (orders, invoices)"
 )
@@ -237,7 +243,34 @@ func newLayoutFixture(b *browserT) layoutFixture {
 			t.Fatal(err)
 		}
 	}
+	atLimitOwner(b, "Globex Mail", layoutAtLimit, "")
+	atLimitOwner(b, "Initech Mail", layoutPending, "two more EU clients next month")
 	return f
+}
+
+// atLimitOwner creates an owner on the free plan whose one sub-account is
+// in use and, when reason is set, who has asked support for more.
+func atLimitOwner(b *browserT, account, email, reason string) {
+	b.t.Helper()
+	t, s, ctx := b.t, b.app.store, context.Background()
+	res, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: account, Email: email, Password: testPassword, Plan: models.PlanFree}, models.Actor{}, models.ActionSignup)
+	if err != nil {
+		t.Fatalf("create %s: %v", email, err)
+	}
+	actor := models.Actor{UserID: res.User.ID, Email: email, Role: models.RoleOwner, AccountID: res.Account.ID, AuthAt: s.Now()}
+	if _, _, err := s.CreateSubaccount(ctx, actor, "newsletters", "Sending for newsletters"); err != nil {
+		t.Fatalf("%s: create a sub-account: %v", email, err)
+	}
+	st, err := s.SubaccountLimitStatus(ctx, actor)
+	if err != nil || st.State != models.LimitAt {
+		t.Fatalf("%s: limit state %v (%v), want at the limit", email, st.State, err)
+	}
+	if reason == "" {
+		return
+	}
+	if _, err := s.RequestMoreSubaccounts(ctx, actor, 2, reason); err != nil {
+		t.Fatalf("%s: request more: %v", email, err)
+	}
 }
 
 // layoutStep is one screen: a page, optionally with a dialog or a menu open.
@@ -280,6 +313,52 @@ func ownerSteps(f layoutFixture) []layoutStep {
 			b.visible(`[data-testid="logout"]`)
 		}},
 	}
+}
+
+// atLimitSteps are the screens of an owner at the limit with nothing asked:
+// the banner and "Request more" on both pages, and the request dialog (as
+// htmx opens it from each page, as a page of its own, and with the errors
+// of an empty form).
+var atLimitSteps = []layoutStep{
+	{name: "keys at the limit", path: "/keys", then: wantLimitState("limit-reached")},
+	{name: "sub-accounts at the limit", path: "/subaccounts", then: wantLimitState("limit-reached")},
+	{name: "keys, limit-request dialog", path: "/keys", then: openLimitDialog},
+	{name: "sub-accounts, limit-request dialog", path: "/subaccounts", then: openLimitDialog},
+	{name: "limit-request dialog as a page", path: "/subaccounts/new", then: func(b *browserT) {
+		b.visible(`[data-testid="limit-dialog"] [data-testid="send-request"]`)
+	}},
+	{name: "limit-request dialog with errors", path: "/subaccounts", then: func(b *browserT) {
+		openLimitDialog(b)
+		b.click(`[data-testid="send-request"]`)
+		b.visible(`#limit-dialog #e-reason`)
+	}},
+}
+
+// pendingSteps are the screens of an owner at the limit whose request for
+// more waits for support.
+var pendingSteps = []layoutStep{
+	{name: "keys, request pending", path: "/keys", then: wantLimitState("limit-pending")},
+	{name: "sub-accounts, request pending", path: "/subaccounts", then: wantLimitState("limit-pending")},
+	{name: "limit dialog with the pending request", path: "/subaccounts/new", then: func(b *browserT) {
+		b.visible(`[data-testid="limit-dialog"] [data-testid="pending-request"]`)
+	}},
+}
+
+// wantLimitState checks the page shows the limit banner with testid
+// banner, so the step checks the state it is named after.
+func wantLimitState(banner string) func(b *browserT) {
+	return func(b *browserT) {
+		b.t.Helper()
+		b.visible(`[data-testid="` + banner + `"]`)
+	}
+}
+
+// openLimitDialog opens the limit-request dialog with "Request more".
+func openLimitDialog(b *browserT) {
+	b.t.Helper()
+	wantLimitState("limit-reached")(b)
+	b.click(`[data-testid="request-more"]`)
+	b.visible(`[data-testid="limit-dialog"] [data-testid="send-request"]`)
 }
 
 func supportSteps(f layoutFixture) []layoutStep {
@@ -329,8 +408,9 @@ func (b *browserT) runLayoutSteps(role string, steps []layoutStep) {
 
 func TestBrowserLayoutEveryPageEveryWidth(t *testing.T) {
 	b := newBrowser(t)
-	// Three roles, three widths, some twenty screens: more than one flow.
-	ctx, cancel := context.WithTimeout(b.tab, 6*browserTimeout)
+	// Three roles (owners below, at and waiting past the limit), three
+	// widths, some thirty screens: more than one flow.
+	ctx, cancel := context.WithTimeout(b.tab, 9*browserTimeout)
 	t.Cleanup(cancel)
 	b.ctx = ctx
 	f := newLayoutFixture(b)
@@ -339,6 +419,14 @@ func TestBrowserLayoutEveryPageEveryWidth(t *testing.T) {
 
 	b.logInAs(layoutOwner, "/keys")
 	b.runLayoutSteps("owner", ownerSteps(f))
+	b.logOutViaMenu()
+
+	b.logInAs(layoutAtLimit, "/keys")
+	b.runLayoutSteps("owner at the limit", atLimitSteps)
+	b.logOutViaMenu()
+
+	b.logInAs(layoutPending, "/keys")
+	b.runLayoutSteps("owner with a request pending", pendingSteps)
 	b.logOutViaMenu()
 
 	b.logInAs(layoutSupport, "/support")
