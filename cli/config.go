@@ -2,16 +2,20 @@ package cli
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
 	"keydesk/models"
 	kdsmtp "keydesk/smtp"
 )
+
+// defaultSMTPAddr is where SMTP submission listens unless told otherwise.
+var defaultSMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(kdsmtp.DefaultPort))
 
 // config is every setting, read once from flags with environment fallbacks.
 type config struct {
@@ -87,13 +91,13 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.SessionKeys, "session-keys", env("KEYDESK_SESSION_KEYS", ""), "session cookie keys, newest first: HASHHEX:BLOCKHEX[,HASHHEX:BLOCKHEX…]; generated and saved beside the database when empty (KEYDESK_SESSION_KEYS)")
 	fs.StringVar(&c.BaseURL, "base-url", env("KEYDESK_BASE_URL", ""), "public URL; https:// turns on Secure cookies and HSTS (KEYDESK_BASE_URL; default http://ADDR)")
 	fs.BoolVar(&c.Signup, "signup", envBool("KEYDESK_SIGNUP", true), "allow open sign-up (KEYDESK_SIGNUP)")
-	fs.IntVar(&c.RotationDays, "rotation-days", envInt("KEYDESK_ROTATION_DAYS", 90), "flag secrets older than this many days (KEYDESK_ROTATION_DAYS)")
-	fs.DurationVar(&c.SessionIdle, "session-idle", envDuration("KEYDESK_SESSION_IDLE", 30*time.Minute), "sign out after this much inactivity (KEYDESK_SESSION_IDLE)")
-	fs.DurationVar(&c.SessionMax, "session-max", envDuration("KEYDESK_SESSION_MAX", 12*time.Hour), "absolute session lifetime (KEYDESK_SESSION_MAX)")
-	fs.IntVar(&c.HashSlots, "password-hashes", envInt("KEYDESK_PASSWORD_HASHES", runtime.NumCPU()), "password hashes (argon2id, 19 MiB each) run at once; more wait up to 2 s, then get 503 (KEYDESK_PASSWORD_HASHES)")
+	fs.IntVar(&c.RotationDays, "rotation-days", envInt("KEYDESK_ROTATION_DAYS", models.DefaultRotationDays), "flag secrets older than this many days (KEYDESK_ROTATION_DAYS)")
+	fs.DurationVar(&c.SessionIdle, "session-idle", envDuration("KEYDESK_SESSION_IDLE", models.DefaultSessionIdle), "sign out after this much inactivity (KEYDESK_SESSION_IDLE)")
+	fs.DurationVar(&c.SessionMax, "session-max", envDuration("KEYDESK_SESSION_MAX", models.DefaultSessionMax), "absolute session lifetime (KEYDESK_SESSION_MAX)")
+	fs.IntVar(&c.HashSlots, "password-hashes", envInt("KEYDESK_PASSWORD_HASHES", models.DefaultHashConcurrency()), fmt.Sprintf("password hashes (argon2id, 19 MiB each) run at once; more wait up to %v, then get 503 (KEYDESK_PASSWORD_HASHES)", models.DefaultHashWait))
 	fs.IntVar(&c.CacheKeys, "cache-keys", envInt("KEYDESK_CACHE_KEYS", models.DefaultCacheEntries), "most entries each in-memory cache holds (verified API keys; account trees); past it the least recently used are evicted (KEYDESK_CACHE_KEYS)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", envBool("KEYDESK_TRUST_PROXY", false), "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
-	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", "127.0.0.1:2525"), "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", env("KEYDESK_SMTP_ADDR", defaultSMTPAddr), "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", env("KEYDESK_SMTP_HOST", ""), "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("KEYDESK_TLS_CERT", ""), "PEM certificate (chain) for SMTP STARTTLS and HTTPS; with --tls-key. When both are empty a self-signed ECDSA certificate is generated once and saved beside the database (KEYDESK_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("KEYDESK_TLS_KEY", ""), "PEM private key for --tls-cert (KEYDESK_TLS_KEY)")
@@ -107,7 +111,7 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.SMTPSpoolDir, "smtp-spool-dir", env("KEYDESK_SMTP_SPOOL_DIR", ""), "folder for the temporary files of SMTP messages larger than 64 KiB while they are relayed (unlinked at once, so never visible); default: the system's temporary folder (KEYDESK_SMTP_SPOOL_DIR)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("KEYDESK_METRICS_ADDR", ""), "serve Prometheus metrics at /metrics on this separate address (keep it private); empty = off (KEYDESK_METRICS_ADDR)")
 	fs.StringVar(&c.AuditKey, "audit-key", env("KEYDESK_AUDIT_KEY", ""), "hex key (at least 32 bytes) that links audit entries and signs their heads; keep it outside the database. After a rotation: NEWHEX,OLDHEX (older keys verify older entries). Generated and saved beside the database when empty (KEYDESK_AUDIT_KEY)")
-	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", 5*time.Minute), "how often serve re-verifies the audit log from the newest verified head (KEYDESK_AUDIT_EVERY)")
+	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", models.DefaultAuditCheckEvery), "how often serve re-verifies the audit log from the newest verified head (KEYDESK_AUDIT_EVERY)")
 	fs.StringVar(&c.AuditAnchor, "audit-anchor", env("KEYDESK_AUDIT_ANCHOR", ""), "append-only file that signed audit heads are written to, outside the database (KEYDESK_AUDIT_ANCHOR; default keydesk.audit-anchor beside the SQLite database, or in the working directory)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
 }

@@ -224,7 +224,7 @@ func registerSMTPMetrics(reg *prometheus.Registry, s *kdsmtp.Server) {
 // latest result. Signing heads is RunAuditSealer's job (every second).
 func auditJob(ctx context.Context, store *models.Store, every time.Duration, log *slog.Logger) {
 	if every <= 0 {
-		every = 5 * time.Minute
+		every = models.DefaultAuditCheckEvery
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -92,7 +92,7 @@ func smtpInfo(cfg *config) views.SMTPInfo {
 	host, portStr, err := net.SplitHostPort(cfg.SMTPAddr)
 	port, _ := strconv.Atoi(portStr)
 	if err != nil || port == 0 {
-		port = 2525
+		port = kdsmtp.DefaultPort
 	}
 	if cfg.SMTPHost != "" {
 		host = cfg.SMTPHost

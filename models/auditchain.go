@@ -796,6 +796,10 @@ func (s *Store) RotateAuditKey(ctx context.Context, actor Actor) (from, to strin
 	return from, to, entry, nil
 }
 
+// DefaultAuditCheckEvery is how often serve re-verifies the audit log
+// (RunAuditChecker) unless told otherwise.
+const DefaultAuditCheckEvery = 5 * time.Minute
+
 // CheckAudit is the background check: an incremental verification against
 // the store's own anchor, run by one instance at a time (a PostgreSQL
 // advisory lock; ran is false when another instance holds it), recorded

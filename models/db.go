@@ -29,13 +29,26 @@ const (
 	Postgres Engine = "postgres"
 )
 
+// The production defaults of Options, also keydesk's flag defaults.
+const (
+	DefaultSessionIdle  = 30 * time.Minute // sign out after this much inactivity
+	DefaultSessionMax   = 12 * time.Hour   // absolute session lifetime
+	DefaultRotationDays = 90               // secrets older than this are flagged
+	DefaultHashWait     = 2 * time.Second  // wait for a free password-hashing slot
+)
+
+// DefaultHashConcurrency is how many password hashes run at once by
+// default: one per CPU.
+func DefaultHashConcurrency() int { return runtime.NumCPU() }
+
 // Options tune a Store. Zero values mean the production defaults.
 type Options struct {
 	// Now is the clock; tests inject one to move time.
 	Now func() time.Time
 	// Argon are the password hashing parameters (OWASP defaults when zero).
 	Argon ArgonParams
-	// SessionIdle and SessionMax bound a session (30 min and 12 h by default).
+	// SessionIdle and SessionMax bound a session (DefaultSessionIdle and
+	// DefaultSessionMax when zero).
 	SessionIdle time.Duration
 	SessionMax  time.Duration
 	// Throttle limits password failures (DefaultThrottle when zero),
@@ -46,14 +59,14 @@ type Options struct {
 	Signup      SignupPolicy
 	// HashConcurrency bounds the argon2id evaluations running at once (the
 	// number of CPUs by default); HashWait is how long a request waits for
-	// a free slot before it is answered 503 (2 s by default).
+	// a free slot before it is answered 503 (DefaultHashWait when zero).
 	HashConcurrency int
 	HashWait        time.Duration
 	// CacheEntries bounds each in-memory cache, verified keys and account
 	// trees (DefaultCacheEntries when zero); past it the least recently
 	// used entries are evicted.
 	CacheEntries int
-	// RotationDays is the secret rotation policy (90 by default).
+	// RotationDays is the secret rotation policy (DefaultRotationDays when zero).
 	RotationDays int
 	// AuditKey links new audit entries and signs heads; it must live
 	// outside the database. AuditOldKeys are earlier keys, kept to verify
@@ -118,10 +131,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		opt.Argon = DefaultArgon
 	}
 	if opt.SessionIdle == 0 {
-		opt.SessionIdle = 30 * time.Minute
+		opt.SessionIdle = DefaultSessionIdle
 	}
 	if opt.SessionMax == 0 {
-		opt.SessionMax = 12 * time.Hour
+		opt.SessionMax = DefaultSessionMax
 	}
 	if opt.Throttle == (ThrottlePolicy{}) {
 		opt.Throttle = DefaultThrottle
@@ -133,13 +146,13 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		opt.Signup = DefaultSignup
 	}
 	if opt.HashConcurrency <= 0 {
-		opt.HashConcurrency = runtime.NumCPU()
+		opt.HashConcurrency = DefaultHashConcurrency()
 	}
 	if opt.HashWait <= 0 {
-		opt.HashWait = 2 * time.Second
+		opt.HashWait = DefaultHashWait
 	}
 	if opt.RotationDays == 0 {
-		opt.RotationDays = 90
+		opt.RotationDays = DefaultRotationDays
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()

@@ -42,6 +42,10 @@ import (
 	"keydesk/models"
 )
 
+// DefaultPort is the SMTP submission port keydesk listens on, and shows to
+// users, by default.
+const DefaultPort = 2525
+
 // DefaultMaxMessageBytes is the message size limit when Config leaves it 0.
 const DefaultMaxMessageBytes = 10 << 20
 

@@ -68,7 +68,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.SessionMax == 0 {
-		cfg.SessionMax = 12 * time.Hour
+		cfg.SessionMax = models.DefaultSessionMax
 	}
 	secure := false
 	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Scheme == "https" {
