@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"keydesk/handlers"
-	"keydesk/models"
 	kdsmtp "keydesk/smtp"
 	"keydesk/web"
 )
@@ -138,7 +137,18 @@ func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer)
 		stopSeal()
 		<-sealDone
 	}()
-	go auditJob(ctx, store, cfg.AuditEvery, log)
+	// The periodic re-verification (from the newest verified head) stops
+	// before the store closes.
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	checkDone := make(chan struct{})
+	go func() {
+		defer close(checkDone)
+		store.RunAuditChecker(checkCtx, cfg.AuditEvery)
+	}()
+	defer func() {
+		stopCheck()
+		<-checkDone
+	}()
 	log.Info("keydesk listening", "url", scheme+"://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
 	go func() {
@@ -217,31 +227,4 @@ func registerSMTPMetrics(reg *prometheus.Registry, s *kdsmtp.Server) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_messages_refused_total", Help: "SMTP messages the relay refused or failed."},
 			func() float64 { return float64(s.Stats().MessagesRefused) }),
 	)
-}
-
-// auditJob re-verifies the audit log periodically from the newest verified
-// head (incremental, one instance at a time); the audit page shows the
-// latest result. Signing heads is RunAuditSealer's job (every second).
-func auditJob(ctx context.Context, store *models.Store, every time.Duration, log *slog.Logger) {
-	if every <= 0 {
-		every = models.DefaultAuditCheckEvery
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		r, ran, err := store.CheckAudit(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Error("audit verification failed to run", "err", err)
-		case err == nil && ran && !r.OK:
-			log.Error("AUDIT LOG DOES NOT VERIFY", "entry", r.BadEntry, "problem", r.Problem)
-		case err == nil && ran:
-			log.Debug("audit log verified", "from", r.From, "head", r.Head, "entries", r.Entries)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -834,6 +834,35 @@ func (s *Store) CheckAudit(ctx context.Context) (r ChainReport, ran bool, err er
 	return r, true, nil
 }
 
+// RunAuditChecker runs CheckAudit at once and then every interval
+// (DefaultAuditCheckEvery when not positive) until ctx ends: serve's
+// periodic re-verification from the newest verified head, one instance at a
+// time; the audit page shows the latest result. A log that does not verify
+// is reported at ERROR each time. Signing heads is RunAuditSealer's job.
+func (s *Store) RunAuditChecker(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = DefaultAuditCheckEvery
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r, ran, err := s.CheckAudit(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("audit verification failed to run", "err", err)
+		case err == nil && ran && !r.OK:
+			s.log.Error("AUDIT LOG DOES NOT VERIFY", "entry", r.BadEntry, "problem", r.Problem)
+		case err == nil && ran:
+			s.log.Debug("audit log verified", "from", r.From, "head", r.Head, "entries", r.Entries)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // AuditHeadBySeq is one signed head (the signature that goes with an
 // export); ErrNotFound when there is none.
 func (s *Store) AuditHeadBySeq(ctx context.Context, seq uint64) (*AuditHead, error) {

@@ -379,6 +379,39 @@ func TestAuditCheckIsIncrementalAndExclusive(t *testing.T) {
 	}
 }
 
+// RunAuditChecker (serve's periodic check) verifies at once, records the
+// result for the audit page, and returns when its context ends.
+func TestRunAuditCheckerChecksAtOnceAndStops(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
+	seedLog(t, s)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.RunAuditChecker(runCtx, time.Hour) // the first check is not on the ticker
+	}()
+	var last *models.ChainReport
+	for deadline := time.Now().Add(20 * time.Second); last == nil; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if last, err = s.LastVerification(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if last == nil && time.Now().After(deadline) {
+			t.Fatal("RunAuditChecker recorded no verification")
+		}
+	}
+	if !last.OK || last.Head == 0 {
+		t.Fatalf("recorded verification of a clean log: %+v", last)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunAuditChecker did not return after its context ended")
+	}
+}
+
 // --anchor accepts the log lines of "audit head signed" as a copy.
 func TestAuditVerifiesAgainstLogLines(t *testing.T) {
 	var logs bytes.Buffer
