@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"keydesk/models"
@@ -71,22 +68,9 @@ func cmdAuditRotateKey(ctx context.Context, cfg *config, args []string, stdout, 
 		if strings.TrimSpace(cfg.AuditKey) != "" {
 			return fmt.Errorf("the audit chain already continues under the first key of KEYDESK_AUDIT_KEY (%s): put a new key first (NEWHEX,OLDHEX), then run audit rotate-key again", current)
 		}
-		path := keyFile(cfg, "keydesk.audit-key")
-		old, err := os.ReadFile(path)
+		path, err := prependAuditKey(cfg)
 		if err != nil {
-			return fmt.Errorf("read audit key: %w", err)
-		}
-		k := make([]byte, 32)
-		if _, err := rand.Read(k); err != nil {
 			return err
-		}
-		tmp := path + ".new"
-		_ = os.Remove(tmp)
-		if err := writeNew(tmp, hex.EncodeToString(k)+","+strings.TrimSpace(string(old))+"\n"); err != nil {
-			return fmt.Errorf("save the new audit key: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("save the new audit key: %w", err)
 		}
 		log.Warn("generated a new audit key and put it first in the key file; the older keys stay to verify older entries. Restart every instance so they load it", "file", path)
 		if store, err = openStore(ctx, cfg, log); err != nil {

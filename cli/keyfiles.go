@@ -13,9 +13,26 @@ import (
 	"keydesk/models"
 )
 
-// keyFile is where a generated key is kept: beside the SQLite file, or in
-// the working directory for PostgreSQL.
-func keyFile(cfg *config, name string) string {
+// The files keydesk generates on first start (each 0600 unless said
+// otherwise) and keeps beside the database.
+const (
+	sessionKeysFile = "keydesk.session-keys"
+	auditKeyFile    = "keydesk.audit-key"
+	auditAnchorFile = "keydesk.audit-anchor"  // appended to, never generated
+	certFile        = "keydesk.smtp-cert.pem" // 0644: clients may need to trust it
+	certKeyFile     = "keydesk.smtp-key.pem"
+)
+
+// Sizes of the generated keys, in bytes.
+const (
+	sessionHashKeyBytes  = 64 // HMAC-SHA256 of the cookie (at least 32)
+	sessionBlockKeyBytes = 32 // AES-256 of the cookie
+	auditKeyBytes        = 32 // HMAC-SHA256 of the audit chain (at least 32)
+)
+
+// besideDB is where a generated file is kept: beside the SQLite file, or
+// in the working directory for PostgreSQL.
+func besideDB(cfg *config, name string) string {
 	dir := "."
 	if !models.IsPostgresDSN(cfg.DB) {
 		dir = filepath.Dir(cfg.DB)
@@ -23,32 +40,78 @@ func keyFile(cfg *config, name string) string {
 	return filepath.Join(dir, name)
 }
 
+// loadOrGenerate returns the contents of the files at paths or, when none
+// of them exists, generates their contents (one per path), saves each with
+// 0600 permissions (never overwriting) and says so at INFO with msg and
+// args. Some of several files missing is an error: a pair is never half
+// regenerated.
+func loadOrGenerate(log *slog.Logger, what string, paths []string, generate func() ([]string, error), msg string, args ...any) ([]string, error) {
+	contents := make([]string, len(paths))
+	var present []string
+	var missing error // the first file that is not there
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
+		switch {
+		case err == nil:
+			contents[i] = string(b)
+			present = append(present, p)
+		case errors.Is(err, os.ErrNotExist):
+			if missing == nil {
+				missing = err
+			}
+		default:
+			return nil, fmt.Errorf("read %s: %w", what, err)
+		}
+	}
+	switch {
+	case missing == nil:
+		return contents, nil
+	case len(present) > 0:
+		return nil, fmt.Errorf("read %s: %w (remove %s to generate new ones)", what, missing, strings.Join(present, " and "))
+	}
+	contents, err := generate()
+	if err != nil {
+		return nil, fmt.Errorf("generate %s: %w", what, err)
+	}
+	for i, p := range paths {
+		if err := writeNew(p, contents[i]); err != nil {
+			return nil, fmt.Errorf("save %s: %w", what, err)
+		}
+	}
+	log.Info(msg, args...)
+	return contents, nil
+}
+
+// randomHex is n random bytes, hex-encoded.
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
 // sessionKeys parses KEYDESK_SESSION_KEYS or, when unset, loads or creates a
 // key file (0600) beside the SQLite database.
 func sessionKeys(cfg *config, log *slog.Logger) ([][]byte, error) {
 	spec := cfg.SessionKeys
 	if spec == "" {
-		path := keyFile(cfg, "keydesk.session-keys")
-		b, err := os.ReadFile(path)
-		switch {
-		case err == nil:
-			spec = strings.TrimSpace(string(b))
-		case errors.Is(err, os.ErrNotExist):
-			hash, block := make([]byte, 64), make([]byte, 32)
-			if _, err := rand.Read(hash); err != nil {
+		path := besideDB(cfg, sessionKeysFile)
+		got, err := loadOrGenerate(log, "session keys", []string{path}, func() ([]string, error) {
+			hash, err := randomHex(sessionHashKeyBytes)
+			if err != nil {
 				return nil, err
 			}
-			if _, err := rand.Read(block); err != nil {
+			block, err := randomHex(sessionBlockKeyBytes)
+			if err != nil {
 				return nil, err
 			}
-			spec = hex.EncodeToString(hash) + ":" + hex.EncodeToString(block)
-			if err := writeNew(path, spec+"\n"); err != nil {
-				return nil, fmt.Errorf("save session keys: %w", err)
-			}
-			log.Info("generated session keys and saved them with 0600 permissions; set KEYDESK_SESSION_KEYS to share them between instances", "file", path)
-		default:
-			return nil, fmt.Errorf("read session keys: %w", err)
+			return []string{hash + ":" + block + "\n"}, nil
+		}, "generated session keys and saved them with 0600 permissions; set KEYDESK_SESSION_KEYS to share them between instances", "file", path)
+		if err != nil {
+			return nil, err
 		}
+		spec = strings.TrimSpace(got[0])
 	}
 	var keys [][]byte
 	for _, pair := range strings.Split(spec, ",") {
@@ -70,34 +133,49 @@ func sessionKeys(cfg *config, log *slog.Logger) ([][]byte, error) {
 func loadAuditKey(cfg *config, log *slog.Logger) ([][]byte, error) {
 	spec := strings.TrimSpace(cfg.AuditKey)
 	if spec == "" {
-		path := keyFile(cfg, "keydesk.audit-key")
-		b, err := os.ReadFile(path)
-		switch {
-		case err == nil:
-			spec = strings.TrimSpace(string(b))
-		case errors.Is(err, os.ErrNotExist):
-			k := make([]byte, 32)
-			if _, err := rand.Read(k); err != nil {
-				return nil, err
-			}
-			spec = hex.EncodeToString(k)
-			if err := writeNew(path, spec+"\n"); err != nil {
-				return nil, fmt.Errorf("save audit key: %w", err)
-			}
-			log.Info("generated the audit key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
-		default:
-			return nil, fmt.Errorf("read audit key: %w", err)
+		path := besideDB(cfg, auditKeyFile)
+		got, err := loadOrGenerate(log, "audit key", []string{path}, func() ([]string, error) {
+			k, err := randomHex(auditKeyBytes)
+			return []string{k + "\n"}, err
+		}, "generated the audit key and saved it with 0600 permissions; back it up apart from the database, and set KEYDESK_AUDIT_KEY on every instance", "file", path)
+		if err != nil {
+			return nil, err
 		}
+		spec = strings.TrimSpace(got[0])
 	}
 	var keys [][]byte
 	for _, part := range strings.Split(spec, ",") {
 		k, err := hex.DecodeString(strings.TrimSpace(part))
-		if err != nil || len(k) < 32 {
+		if err != nil || len(k) < auditKeyBytes {
 			return nil, fmt.Errorf("audit key: must be at least 32 bytes, hex-encoded (NEWHEX,OLDHEX after a rotation)")
 		}
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// prependAuditKey generates a new audit key and puts it first in the key
+// file, keeping the older ones after it (NEW,OLD…) to verify older entries.
+// The file is replaced whole (a new 0600 file renamed over it).
+func prependAuditKey(cfg *config) (string, error) {
+	path := besideDB(cfg, auditKeyFile)
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read audit key: %w", err)
+	}
+	k, err := randomHex(auditKeyBytes)
+	if err != nil {
+		return "", err
+	}
+	tmp := path + ".new"
+	_ = os.Remove(tmp)
+	if err := writeNew(tmp, k+","+strings.TrimSpace(string(old))+"\n"); err != nil {
+		return "", fmt.Errorf("save the new audit key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("save the new audit key: %w", err)
+	}
+	return path, nil
 }
 
 // auditAnchor is the anchor file: KEYDESK_AUDIT_ANCHOR, else beside the
@@ -106,7 +184,7 @@ func auditAnchor(cfg *config) string {
 	if cfg.AuditAnchor != "" {
 		return cfg.AuditAnchor
 	}
-	return keyFile(cfg, "keydesk.audit-anchor")
+	return besideDB(cfg, auditAnchorFile)
 }
 
 // writeNew creates path with 0600 permissions; it never overwrites.

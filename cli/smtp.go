@@ -48,36 +48,23 @@ func smtpTLS(cfg *config, log *slog.Logger) (*tls.Config, error) {
 	case cfg.TLSCert != "" || cfg.TLSKey != "":
 		return nil, errors.New("set both --tls-cert and --tls-key (KEYDESK_TLS_CERT, KEYDESK_TLS_KEY), or neither for a self-signed certificate")
 	}
-	certPath, keyPath := keyFile(cfg, "keydesk.smtp-cert.pem"), keyFile(cfg, "keydesk.smtp-key.pem")
-	certPEM, certErr := os.ReadFile(certPath)
-	keyPEM, keyErr := os.ReadFile(keyPath)
-	switch {
-	case errors.Is(certErr, os.ErrNotExist) && errors.Is(keyErr, os.ErrNotExist):
-		hosts := []string{smtpInfo(cfg).Host}
-		for _, addr := range []string{cfg.SMTPAddr, cfg.Addr} { // the HTTPS listener uses it too
-			if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && !slices.Contains(hosts, h) {
-				hosts = append(hosts, h)
-			}
+	certPath, keyPath := besideDB(cfg, certFile), besideDB(cfg, certKeyFile)
+	hosts := []string{smtpInfo(cfg).Host}
+	for _, addr := range []string{cfg.SMTPAddr, cfg.Addr} { // the HTTPS listener uses it too
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
 		}
-		var err error
-		certPEM, keyPEM, err = kdsmtp.SelfSignedCertificate(hosts...)
-		if err != nil {
-			return nil, fmt.Errorf("generate the SMTP certificate: %w", err)
-		}
-		if err := writeNew(keyPath, string(keyPEM)); err != nil {
-			return nil, fmt.Errorf("save the SMTP TLS key: %w", err)
-		}
-		if err := writeNew(certPath, string(certPEM)); err != nil {
-			return nil, fmt.Errorf("save the SMTP TLS certificate: %w", err)
-		}
-		_ = os.Chmod(certPath, 0o644) // public: clients may need to trust it
-		log.Info("generated a self-signed certificate for SMTP STARTTLS and saved it (key with 0600 permissions); clients must trust it explicitly. Set KEYDESK_TLS_CERT and KEYDESK_TLS_KEY to use a real one",
-			"cert", certPath, "key", keyPath, "hosts", hosts)
-	case certErr != nil:
-		return nil, fmt.Errorf("read the SMTP certificate: %w (remove %s to generate a new pair)", certErr, keyPath)
-	case keyErr != nil:
-		return nil, fmt.Errorf("read the SMTP TLS key: %w (remove %s to generate a new pair)", keyErr, certPath)
 	}
+	pems, err := loadOrGenerate(log, "the SMTP certificate and key", []string{certPath, keyPath}, func() ([]string, error) {
+		certPEM, keyPEM, err := kdsmtp.SelfSignedCertificate(hosts...)
+		return []string{string(certPEM), string(keyPEM)}, err
+	}, "generated a self-signed certificate for SMTP STARTTLS and saved it (key with 0600 permissions); clients must trust it explicitly. Set KEYDESK_TLS_CERT and KEYDESK_TLS_KEY to use a real one",
+		"cert", certPath, "key", keyPath, "hosts", hosts)
+	if err != nil {
+		return nil, err
+	}
+	_ = os.Chmod(certPath, 0o644) // public: clients may need to trust it
+	certPEM, keyPEM := []byte(pems[0]), []byte(pems[1])
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("SMTP certificate %s and key %s: %w", certPath, keyPath, err)
