@@ -114,7 +114,14 @@ func addGlobalFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.AuditEvery, "audit-every", envDuration("KEYDESK_AUDIT_EVERY", models.DefaultAuditCheckEvery), "how often serve re-verifies the audit log from the newest verified head (KEYDESK_AUDIT_EVERY)")
 	fs.StringVar(&c.AuditAnchor, "audit-anchor", env("KEYDESK_AUDIT_ANCHOR", ""), "append-only file that signed audit heads are written to, outside the database (KEYDESK_AUDIT_ANCHOR; default keydesk.audit-anchor beside the SQLite database, or in the working directory)")
 	fs.StringVar(&c.LogLevel, "log-level", env("KEYDESK_LOG_LEVEL", "info"), "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
+	// Their defaults may come from the environment: keys, never printed.
+	for _, name := range secretFlags {
+		fs.Lookup(name).DefValue = ""
+	}
 }
+
+// secretFlags carry keys: --help never shows their value as a default.
+var secretFlags = []string{"session-keys", "audit-key"}
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
