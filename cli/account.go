@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 
 	"keydesk/models"
 )
 
-func cmdAccountCreate(ctx context.Context, cfg *config, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdAccountCreate(ctx context.Context, in *invocation) error {
+	cfg, stdin, stdout, stderr := in.cfg, in.stdin, in.stdout, in.stderr
 	var name, email, plan string
 	var pwStdin bool
-	err := subFlags("account create", cfg, args, stderr, func(fs *flag.FlagSet) {
+	err := in.parse(func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "account name (required)")
 		fs.StringVar(&email, "email", "", "owner's e-mail (required)")
 		fs.StringVar(&plan, "plan", "free", "free, essential or premium")

@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 
 	"keydesk/models"
 )
 
-func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+func cmdAuditVerify(ctx context.Context, in *invocation) error {
+	cfg, stdout, stderr := in.cfg, in.stdout, in.stderr
 	var full bool
 	var anchor string
-	err := subFlags("audit verify", cfg, args, stderr, func(fs *flag.FlagSet) {
+	err := in.parse(func(fs *flag.FlagSet) {
 		fs.BoolVar(&full, "full", false, "walk every entry from the first (default: from the newest signed head that still matches)")
 		fs.StringVar(&anchor, "anchor", "", "verify against this anchor (a copy kept elsewhere, or log lines of \"audit head signed\"); default: the configured anchor file")
 	})
@@ -47,8 +47,9 @@ func cmdAuditVerify(ctx context.Context, cfg *config, args []string, stdout, std
 	return nil
 }
 
-func cmdAuditRotateKey(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
-	if err := subFlags("audit rotate-key", cfg, args, stderr, nil); err != nil {
+func cmdAuditRotateKey(ctx context.Context, in *invocation) error {
+	cfg, stdout, stderr := in.cfg, in.stdout, in.stderr
+	if err := in.parse(nil); err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)

@@ -23,87 +23,106 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return run(ctx, args, stdin, stdout, stderr)
 }
 
-const usage = `keydesk — API key management console
+// command is one thing keydesk does: one or two words, and a function in
+// its own file.
+type command struct {
+	name     string // "serve", "account create"
+	synopsis string // its flags, for keydesk --help
+	summary  string // what it does, for keydesk --help and its own --help
+	run      func(ctx context.Context, in *invocation) error
+}
 
-Usage:
-  keydesk [flags] [command]
+// commands in the order keydesk --help lists them. The first two-word
+// command of a group ("account") is what the group alone shows help for.
+var commands = []*command{
+	{"serve", "", "run the console (the default)", cmdServe},
+	{"migrate", "", "apply pending database migrations and exit; prints JSON", cmdMigrate},
+	{"account create", "--name N --email E --password-stdin [--plan free|essential|premium]",
+		"create an account, its owner and master key; prints JSON with the master api_key and secret_key (shown once)", cmdAccountCreate},
+	{"user create", "--email E --role support|auditor --password-stdin", "create a staff user (support or auditor); prints JSON", cmdUserCreate},
+	{"audit verify", "[--full] [--anchor FILE]",
+		"check the audit chain under the key, the signed heads in the database and the anchor (incremental from the newest signed head unless --full); prints a JSON summary, exits 1 naming the first problem", cmdAuditVerify},
+	{"audit rotate-key", "", "hand the audit chain over to a new key with a signed entry; with the key file, generates the new key and keeps the old ones", cmdAuditRotateKey},
+}
 
-Commands:
-  serve            run the console (the default)
-  migrate          apply pending database migrations and exit
-  account create   --name N --email E --password-stdin [--plan free|essential|premium]
-                   create an account, its owner and master key; prints JSON with
-                   the master api_key and secret_key (shown once)
-  user create      --email E --role support|auditor --password-stdin
-                   create a staff user; prints JSON
-  audit verify     [--full] [--anchor FILE] check the audit chain under the key,
-                   the signed heads in the database and the anchor; prints a
-                   JSON summary, exits 1 naming the first problem. Incremental
-                   from the newest signed head unless --full
-  audit rotate-key hand the audit chain over to a new key (a signed entry);
-                   with the key file, generates the new key and keeps the old
+// findCommand splits args into a command and its arguments: the first word,
+// or the first two when they name a command ("account create"). Nothing is
+// serve.
+func findCommand(args []string) (name string, rest []string, cmd *command) {
+	if len(args) == 0 {
+		return "serve", nil, commands[0]
+	}
+	name, rest = args[0], args[1:]
+	if len(rest) > 0 {
+		for _, c := range commands {
+			if c.name == name+" "+rest[0] {
+				return c.name, rest[1:], c
+			}
+		}
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return name, rest, c
+		}
+	}
+	return name, rest, nil
+}
 
-Flags (each also read from the environment variable in brackets):
-`
+// groupCommand is the first command of a group of two-word commands.
+func groupCommand(word string) *command {
+	for _, c := range commands {
+		if first, _, ok := strings.Cut(c.name, " "); ok && first == word {
+			return c
+		}
+	}
+	return nil
+}
+
+// topUsage is keydesk --help: the commands, then every global flag.
+func topUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, "keydesk — API key management console\n\nUsage:\n  keydesk [flags] [command]\n\nCommands:\n")
+	for _, c := range commands {
+		summary := strings.TrimSpace(wrap(c.summary, 19, 80))
+		if c.synopsis != "" {
+			fmt.Fprintf(w, "  %-16s %s\n", c.name, c.synopsis)
+			fmt.Fprintf(w, "  %-16s %s\n", "", summary)
+			continue
+		}
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, summary)
+	}
+	fmt.Fprint(w, "\nFlags (each also read from the environment variable in brackets):\n")
+	fs.PrintDefaults()
+}
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var cfg config
-	top := flag.NewFlagSet("keydesk", flag.ContinueOnError)
-	top.SetOutput(stderr)
-	addGlobalFlags(top, &cfg)
-	top.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		top.PrintDefaults()
-	}
-	if err := top.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	cfg, top, err := parseSettings(args, stderr)
+	if err != nil {
+		if isHelp(err) {
 			return 0
 		}
 		return 2
 	}
-	rest := top.Args()
-	cmd := "serve"
-	if len(rest) > 0 {
-		cmd, rest = rest[0], rest[1:]
-		if (cmd == "account" || cmd == "user") && len(rest) > 0 && rest[0] == "create" {
-			cmd, rest = cmd+" create", rest[1:]
-		}
-		if cmd == "audit" && len(rest) > 0 && (rest[0] == "verify" || rest[0] == "rotate-key") {
-			cmd, rest = "audit "+rest[0], rest[1:]
-		}
-	}
-	if group, ok := commandGroups[cmd]; ok {
+	name, rest, cmd := findCommand(top.Args())
+	if group := groupCommand(name); cmd == nil && group != nil {
 		// "keydesk account" alone, or with --help: the help of what the
 		// group holds.
-		run(ctx, []string{cmd, group, "--help"}, stdin, stdout, stderr)
+		run(ctx, append(strings.Fields(group.name), "--help"), stdin, stdout, stderr)
 		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help" || rest[0] == "help") {
 			return 0
 		}
 		return 2
 	}
-	var err error
-	switch cmd {
-	case "serve":
-		err = cmdServe(ctx, &cfg, rest, stderr)
-	case "migrate":
-		err = cmdMigrate(ctx, &cfg, rest, stdout, stderr)
-	case "account create":
-		err = cmdAccountCreate(ctx, &cfg, rest, stdin, stdout, stderr)
-	case "user create":
-		err = cmdUserCreate(ctx, &cfg, rest, stdin, stdout, stderr)
-	case "audit verify":
-		err = cmdAuditVerify(ctx, &cfg, rest, stdout, stderr)
-	case "audit rotate-key":
-		err = cmdAuditRotateKey(ctx, &cfg, rest, stdout, stderr)
-	case "help":
+	if name == "help" {
 		top.Usage()
 		return 0
-	default:
-		fmt.Fprintf(stderr, "keydesk: unknown command %q (see keydesk --help)\n", strings.Join(append([]string{cmd}, rest...), " "))
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "keydesk: unknown command %q (see keydesk --help)\n", strings.Join(append([]string{name}, rest...), " "))
 		return 2
 	}
+	err = cmd.run(ctx, &invocation{cmd: cmd, cfg: cfg, globals: top, args: rest, stdin: stdin, stdout: stdout, stderr: stderr})
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if isHelp(err) {
 			return 0
 		}
 		var ve *models.ValidationError
@@ -117,18 +136,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
-}
-
-// commandGroups are the commands of two words, by their first word.
-var commandGroups = map[string]string{"account": "create", "user": "create", "audit": "verify"}
-
-// commandSummaries say what each command does, for its own --help.
-var commandSummaries = map[string]string{
-	"migrate":          "apply pending database migrations and exit; prints JSON",
-	"account create":   "create an account, its owner and master key; prints JSON with the master api_key and secret_key (shown once)",
-	"user create":      "create a staff user (support or auditor); prints JSON",
-	"audit verify":     "check the audit chain under the key, the signed heads and the anchor (incremental from the newest signed head unless --full); prints a JSON summary, exits 1 naming the first problem",
-	"audit rotate-key": "hand the audit chain over to a new key with a signed entry; with the key file, generates the new key and keeps the old ones",
 }
 
 // readPassword reads one line from stdin (for --password-stdin).

@@ -748,6 +748,8 @@ func TestCLICommandHelp(t *testing.T) {
 		{[]string{"user", "create", "-help"}, []string{"keydesk user create", "-email", "-role", "-password-stdin", "-db"}, []string{"-smtp-max-conns", "-session-idle", "-tls-cert", "-name"}, 0},
 		{[]string{"audit", "verify", "-help"}, []string{"keydesk audit verify", "-db"}, []string{"-smtp-max-conns"}, 0},
 		{[]string{"migrate", "-help"}, []string{"keydesk migrate", "-db"}, []string{"-smtp-max-conns"}, 0},
+		{[]string{"audit", "rotate-key", "-help"}, []string{"keydesk audit rotate-key", "-db"}, []string{"-smtp-max-conns", "-full"}, 0},
+		{[]string{"serve", "-help"}, []string{"keydesk serve", "-db", "-smtp-max-conns", "KEYDESK_SMTP_MAX_CONNS", "-session-idle"}, []string{"-password-stdin", "-full"}, 0},
 	} {
 		code, out, stderr := runCLI(t, "", tc.args...)
 		help := out + stderr

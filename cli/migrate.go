@@ -3,13 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"io"
 
 	"keydesk/models"
 )
 
-func cmdMigrate(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
-	if err := subFlags("migrate", cfg, args, stderr, nil); err != nil {
+func cmdMigrate(ctx context.Context, in *invocation) error {
+	cfg, stdout, stderr := in.cfg, in.stdout, in.stderr
+	if err := in.parse(nil); err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,8 +20,9 @@ import (
 	"keydesk/web"
 )
 
-func cmdServe(ctx context.Context, cfg *config, args []string, stderr io.Writer) error {
-	if err := subFlags("serve", cfg, args, stderr, nil); err != nil {
+func cmdServe(ctx context.Context, in *invocation) error {
+	cfg, stderr := in.cfg, in.stderr
+	if err := in.parse(nil); err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)

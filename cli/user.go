@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 
 	"keydesk/models"
 )
 
-func cmdUserCreate(ctx context.Context, cfg *config, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func cmdUserCreate(ctx context.Context, in *invocation) error {
+	cfg, stdin, stdout, stderr := in.cfg, in.stdin, in.stdout, in.stderr
 	var email, role string
 	var pwStdin bool
-	err := subFlags("user create", cfg, args, stderr, func(fs *flag.FlagSet) {
+	err := in.parse(func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "e-mail (required)")
 		fs.StringVar(&role, "role", "", "support or auditor (required)")
 		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from stdin (required)")
