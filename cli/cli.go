@@ -19,8 +19,22 @@ import (
 
 // Main runs the keydesk command line with args (without the program name)
 // and returns the process exit status.
-func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return run(ctx, args, stdin, stdout, stderr)
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) int {
+	return run(ctx, args, stdin, stdout, stderr, opts...)
+}
+
+// Option changes how Main runs (tests and embedders use them).
+type Option func(*options)
+
+type options struct {
+	onListening func(Listening)
+}
+
+// OnListening makes serve call f once, when every listener is bound and
+// serving, with their addresses: a caller that started serve on port 0
+// learns its ports without reading the log.
+func OnListening(f func(Listening)) Option {
+	return func(o *options) { o.onListening = f }
 }
 
 // command is one thing keydesk does: one or two words, and a function in
@@ -94,7 +108,11 @@ func topUsage(w io.Writer, fs *flag.FlagSet) {
 	fs.PrintDefaults()
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) int {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg, top, err := parseSettings(args, stderr)
 	if err != nil {
 		if isHelp(err) {
@@ -106,7 +124,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if group := groupCommand(name); cmd == nil && group != nil {
 		// "keydesk account" alone, or with --help: the help of what the
 		// group holds.
-		run(ctx, append(strings.Fields(group.name), "--help"), stdin, stdout, stderr)
+		run(ctx, append(strings.Fields(group.name), "--help"), stdin, stdout, stderr, opts...)
 		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help" || rest[0] == "help") {
 			return 0
 		}
@@ -120,7 +138,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "keydesk: unknown command %q (see keydesk --help)\n", strings.Join(append([]string{name}, rest...), " "))
 		return 2
 	}
-	err = cmd.run(ctx, &invocation{cmd: cmd, cfg: cfg, globals: top, args: rest, stdin: stdin, stdout: stdout, stderr: stderr})
+	err = cmd.run(ctx, &invocation{cmd: cmd, cfg: cfg, globals: top, args: rest, stdin: stdin, stdout: stdout, stderr: stderr, opts: o})
 	if err != nil {
 		if isHelp(err) {
 			return 0

@@ -465,6 +465,50 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// served is a running serve: where it listens, its log, and how to stop it.
+type served struct {
+	Listening
+	logs *lockedBuffer
+	done chan int
+	stop func() int // cancels (as SIGTERM would) and returns the exit status
+}
+
+// startServe runs serve with args until the test ends (or stop); it returns
+// once every listener is bound, as OnListening reports: no log scraping.
+func startServe(t *testing.T, args ...string) *served {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &served{logs: &lockedBuffer{}, done: make(chan int, 1)}
+	ready := make(chan Listening, 1)
+	go func() {
+		s.done <- run(ctx, args, strings.NewReader(""), io.Discard, s.logs, OnListening(func(l Listening) { ready <- l }))
+	}()
+	var once sync.Once
+	code := -1
+	s.stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-s.done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("serve did not shut down:\n%s", s.logs.String())
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { s.stop() })
+	select {
+	case s.Listening = <-ready:
+		return s
+	case c := <-s.done:
+		once.Do(func() { code = c })
+		t.Fatalf("serve exited %d:\n%s", c, s.logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve did not start:\n%s", s.logs.String())
+	}
+	return nil
+}
+
 func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "keydesk.db") // SQLite: the certificate goes beside it
@@ -479,162 +523,122 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &acct); err != nil {
 		t.Fatal(err)
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--smtp-max-conns-per-ip", "3"}, strings.NewReader(""), io.Discard, logs)
-	}()
-	addrRE := regexp.MustCompile(`msg="smtp submission listening" .*addr=(127\.0\.0\.1:\d+)`)
-	var addr string
-	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := addrRE.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case c := <-done:
-			t.Fatalf("serve exited %d:\n%s", c, logs.String())
-		default:
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no SMTP listener:\n%s", logs.String())
-	}
+	srv := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--smtp-max-conns-per-ip", "3")
 	certPath, keyPath := filepath.Join(dir, "keydesk.smtp-cert.pem"), filepath.Join(dir, "keydesk.smtp-key.pem")
-	if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("SMTP TLS key file: %v %v", st, err)
-	}
-	certPEM, err := os.ReadFile(certPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(logs.String(), "max_conns=200 max_conns_per_ip=3") {
-		t.Error("the connection caps (--smtp-max-conns-per-ip 3, default total) are not in the listening log line")
-	}
-	if !strings.Contains(logs.String(), "generated a self-signed certificate for SMTP STARTTLS") {
-		t.Error("no log line for the generated certificate")
-	}
-	// A clean first start is not a warning: what it generated is said at
-	// INFO (the README explains each line).
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "generated") && !strings.Contains(line, "level=INFO") {
-			t.Errorf("first-start generation logged above INFO: %s", line)
+	var certPEM []byte
+
+	if !t.Run("first start generates the certificate and says so at INFO", func(t *testing.T) {
+		if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("SMTP TLS key file: %v %v", st, err)
 		}
+		var err error
+		if certPEM, err = os.ReadFile(certPath); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(srv.logs.String(), "generated a self-signed certificate for SMTP STARTTLS") {
+			t.Error("no log line for the generated certificate")
+		}
+		// A clean first start is not a warning: what it generated is said
+		// at INFO (the README explains each line).
+		for _, line := range strings.Split(srv.logs.String(), "\n") {
+			if strings.Contains(line, "generated") && !strings.Contains(line, "level=INFO") {
+				t.Errorf("first-start generation logged above INFO: %s", line)
+			}
+		}
+	}) {
+		t.FailNow()
 	}
 
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	c, err := netsmtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.StartTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
-		t.Fatalf("STARTTLS with the generated certificate: %v", err)
-	}
-	if err := c.Auth(netsmtp.PlainAuth("", acct.APIKey, acct.SecretKey, "127.0.0.1")); err != nil {
-		t.Fatalf("AUTH: %v", err)
-	}
-	if err := c.Mail("app@acme.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("a@example.com"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, "Subject: hi\r\nMessage-ID: <serve@acme.example>\r\n\r\nhello\r\n")
-	if err := w.Close(); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-	c.Quit()
-
-	cancel() // as SIGTERM would
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exited %d:\n%s", code, logs.String())
+	if !t.Run("SMTP with STARTTLS and AUTH sends a message", func(t *testing.T) {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(certPEM)
+		c, err := netsmtp.Dial(srv.SMTP)
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not shut down")
+		if err := c.StartTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
+			t.Fatalf("STARTTLS with the generated certificate: %v", err)
+		}
+		if err := c.Auth(netsmtp.PlainAuth("", acct.APIKey, acct.SecretKey, "127.0.0.1")); err != nil {
+			t.Fatalf("AUTH: %v", err)
+		}
+		if err := c.Mail("app@acme.example"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("a@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, "Subject: hi\r\nMessage-ID: <serve@acme.example>\r\n\r\nhello\r\n")
+		if err := w.Close(); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		c.Quit()
+		// The listener is serving, so its start line is written.
+		if !strings.Contains(srv.logs.String(), "max_conns=200 max_conns_per_ip=3") {
+			t.Error("the connection caps (--smtp-max-conns-per-ip 3, default total) are not in the listening log line")
+		}
+	}) {
+		t.FailNow()
 	}
-	if strings.Contains(logs.String(), acct.SecretKey) {
-		t.Fatal("the secret key reached the log")
-	}
-	// The final usage flush ran before the store closed.
-	s := testdb.OpenDSN(t, db, models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey})
-	var row struct {
-		LastUsedAt *time.Time
-		Messages   int64
-	}
-	if err := s.DB().Raw(`SELECT k.last_used_at, (SELECT COALESCE(SUM(smtp_messages), 0) FROM key_usage_daily d WHERE d.key_id = k.id) AS messages
+
+	t.Run("shutdown flushes usage before the store closes", func(t *testing.T) {
+		if code := srv.stop(); code != 0 {
+			t.Fatalf("serve exited %d:\n%s", code, srv.logs.String())
+		}
+		if strings.Contains(srv.logs.String(), acct.SecretKey) {
+			t.Fatal("the secret key reached the log")
+		}
+		s := testdb.OpenDSN(t, db, models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey})
+		var row struct {
+			LastUsedAt *time.Time
+			Messages   int64
+		}
+		if err := s.DB().Raw(`SELECT k.last_used_at, (SELECT COALESCE(SUM(smtp_messages), 0) FROM key_usage_daily d WHERE d.key_id = k.id) AS messages
 		FROM api_keys k WHERE k.api_key = ?`, acct.APIKey).Scan(&row).Error; err != nil {
-		t.Fatal(err)
-	}
-	if row.LastUsedAt == nil || row.Messages != 1 {
-		t.Fatalf("usage after shutdown: last used %v, %d SMTP messages (want set, 1)", row.LastUsedAt, row.Messages)
-	}
-	_ = s.Close()
-
-	// A taken SMTP port fails the start, naming the address; the saved
-	// certificate is reused, not regenerated.
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	code, _, stderr = runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", busy.Addr().String())
-	if code == 0 || !strings.Contains(stderr, "smtp: listen on "+busy.Addr().String()) {
-		t.Fatalf("busy SMTP port: exit %d, stderr %s", code, stderr)
-	}
-	if again, _ := os.ReadFile(certPath); !bytes.Equal(again, certPEM) {
-		t.Error("the SMTP certificate was regenerated")
-	}
-	// Half a certificate setting is refused; "off" disables the listener.
-	code, _, stderr = runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--tls-cert", certPath)
-	if code == 0 || !strings.Contains(stderr, "--tls-key") {
-		t.Fatalf("--tls-cert alone: exit %d, %s", code, stderr)
-	}
-	code, _, stderr = runCLI(t, "", "--help")
-	for _, want := range []string{"KEYDESK_SMTP_ADDR", "KEYDESK_TLS_CERT", "KEYDESK_TLS_KEY", "KEYDESK_SMTP_ALLOW_INSECURE_AUTH", "KEYDESK_SMTP_MAX_BYTES", "KEYDESK_SMTP_RELAY", "KEYDESK_SMTP_MAX_CONNS", "KEYDESK_SMTP_MAX_CONNS_PER_IP", "KEYDESK_SMTP_SPOOL_DIR"} {
-		if code != 0 || !strings.Contains(stderr, want) {
-			t.Errorf("--help does not mention %s", want)
+			t.Fatal(err)
 		}
-	}
-}
-
-// startServe runs serve with args until the test ends and returns the URL
-// of its "keydesk listening" log line and the logs.
-func startServe(t *testing.T, args ...string) (string, *lockedBuffer) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, strings.NewReader(""), io.Discard, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not shut down")
+		if row.LastUsedAt == nil || row.Messages != 1 {
+			t.Fatalf("usage after shutdown: last used %v, %d SMTP messages (want set, 1)", row.LastUsedAt, row.Messages)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
 	})
-	urlRE := regexp.MustCompile(`msg="keydesk listening" url=(\S+)`)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
-			return m[1], logs
+
+	t.Run("a taken SMTP port fails the start, naming it; the certificate is reused", func(t *testing.T) {
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-		select {
-		case c := <-done:
-			t.Fatalf("serve exited %d:\n%s", c, logs.String())
-		default:
+		defer busy.Close()
+		code, _, stderr := runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", busy.Addr().String())
+		if code == 0 || !strings.Contains(stderr, "smtp: listen on "+busy.Addr().String()) {
+			t.Fatalf("busy SMTP port: exit %d, stderr %s", code, stderr)
 		}
-	}
-	t.Fatalf("serve did not start:\n%s", logs.String())
-	return "", nil
+		if again, _ := os.ReadFile(certPath); !bytes.Equal(again, certPEM) {
+			t.Error("the SMTP certificate was regenerated")
+		}
+	})
+
+	t.Run("half a certificate setting is refused", func(t *testing.T) {
+		code, _, stderr := runCLI(t, "", "--db", db, "--addr", "127.0.0.1:0", "--tls-cert", certPath)
+		if code == 0 || !strings.Contains(stderr, "--tls-key") {
+			t.Fatalf("--tls-cert alone: exit %d, %s", code, stderr)
+		}
+	})
+
+	t.Run("help names the SMTP settings' variables", func(t *testing.T) {
+		code, _, stderr := runCLI(t, "", "--help")
+		for _, want := range []string{"KEYDESK_SMTP_ADDR", "KEYDESK_TLS_CERT", "KEYDESK_TLS_KEY", "KEYDESK_SMTP_ALLOW_INSECURE_AUTH", "KEYDESK_SMTP_MAX_BYTES", "KEYDESK_SMTP_RELAY", "KEYDESK_SMTP_MAX_CONNS", "KEYDESK_SMTP_MAX_CONNS_PER_IP", "KEYDESK_SMTP_SPOOL_DIR"} {
+			if code != 0 || !strings.Contains(stderr, want) {
+				t.Errorf("--help does not mention %s", want)
+			}
+		}
+	})
 }
 
 // issue 16 #6: keydesk serves HTTPS itself (node-mailjet hard-codes
@@ -680,7 +684,8 @@ func TestServeHTTPS(t *testing.T) {
 
 	// --https on, no certificate: the generated self-signed one, trusted
 	// explicitly by the client; a redirect listener for plain HTTP.
-	base, logs := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off", "--https", "on", "--http-redirect-addr", "127.0.0.1:0")
+	srv := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off", "--https", "on", "--http-redirect-addr", "127.0.0.1:0")
+	base := srv.URL
 	if !strings.HasPrefix(base, "https://127.0.0.1:") {
 		t.Fatalf("listening on %s", base)
 	}
@@ -704,11 +709,10 @@ func TestServeHTTPS(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("an untrusted self-signed certificate was accepted")
 	}
-	m := regexp.MustCompile(`msg="http redirect listening" addr=(\S+)`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no redirect listener:\n%s", logs.String())
+	if srv.Redirect == "" || !strings.Contains(srv.logs.String(), `msg="http redirect listening" addr=`+srv.Redirect) {
+		t.Fatalf("no redirect listener (%q):\n%s", srv.Redirect, srv.logs.String())
 	}
-	req, _ := http.NewRequest("POST", "http://"+m[1]+"/v3.1/send?x=1", strings.NewReader("{}"))
+	req, _ := http.NewRequest("POST", "http://"+srv.Redirect+"/v3.1/send?x=1", strings.NewReader("{}"))
 	req.Host = "evil.example"
 	res, err = hc.Do(req)
 	if err != nil {
@@ -720,8 +724,8 @@ func TestServeHTTPS(t *testing.T) {
 	}
 
 	// auto (the default) with --tls-cert/--tls-key given serves HTTPS.
-	base2, _ := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off",
-		"--tls-cert", certFile, "--tls-key", filepath.Join(dir, "keydesk.smtp-key.pem"))
+	base2 := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off",
+		"--tls-cert", certFile, "--tls-key", filepath.Join(dir, "keydesk.smtp-key.pem")).URL
 	if res := listKeys(hc, base2); !strings.HasPrefix(base2, "https://") || res.StatusCode != 200 {
 		t.Fatalf("auto HTTPS with a given certificate: %s %d", base2, res.StatusCode)
 	}
@@ -784,20 +788,11 @@ func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
 	}
 	anchorBefore, _ := os.ReadFile(f.anchor)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--db", f.dsn, "--audit-key", cliAuditKey, "--audit-anchor", f.anchor, "--addr", "127.0.0.1:0", "--smtp-addr", "off",
-			"--session-keys", strings.Repeat("ab", 32) + ":" + strings.Repeat("cd", 32)}, strings.NewReader(""), io.Discard, logs)
-	}()
+	srv := startServe(t, "--db", f.dsn, "--audit-key", cliAuditKey, "--audit-anchor", f.anchor, "--addr", "127.0.0.1:0", "--smtp-addr", "off",
+		"--session-keys", strings.Repeat("ab", 32)+":"+strings.Repeat("cd", 32))
+	logs := srv.logs
+	// The first check runs as serve starts; its report is a log line.
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "AUDIT LOG DOES NOT VERIFY"); time.Sleep(20 * time.Millisecond) {
-		select {
-		case c := <-done:
-			t.Fatalf("serve exited %d:\n%s", c, logs.String())
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("serve did not report the tampered log:\n%s", logs.String())
 		}
@@ -805,8 +800,7 @@ func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
 	if !strings.Contains(logs.String(), "entry #9") {
 		t.Fatalf("the report does not name entry #9:\n%s", logs.String())
 	}
-	cancel()
-	if c := <-done; c != 0 {
+	if c := srv.stop(); c != 0 {
 		t.Fatalf("serve exit %d:\n%s", c, logs.String())
 	}
 	if after, _ := os.ReadFile(f.anchor); !bytes.Equal(after, anchorBefore) {
@@ -855,33 +849,9 @@ func TestAuditCleanLogFromEveryChannelVerifies(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, append(append([]string{}, common...), "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--smtp-allow-insecure-auth",
-			"--session-keys", strings.Repeat("ab", 32)+":"+strings.Repeat("cd", 32)), strings.NewReader(""), io.Discard, logs)
-	}()
-	urlRE := regexp.MustCompile(`msg="keydesk listening" url=(http://127\.0\.0\.1:\d+)`)
-	smtpRE := regexp.MustCompile(`msg="smtp submission listening" .*addr=(127\.0\.0\.1:\d+)`)
-	var base, smtpAddr string
-	for deadline := time.Now().Add(20 * time.Second); (base == "" || smtpAddr == "") && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
-			base = m[1]
-		}
-		if m := smtpRE.FindStringSubmatch(logs.String()); m != nil {
-			smtpAddr = m[1]
-		}
-		select {
-		case c := <-done:
-			t.Fatalf("serve exited %d:\n%s", c, logs.String())
-		default:
-		}
-	}
-	if base == "" || smtpAddr == "" {
-		t.Fatalf("serve did not start:\n%s", logs.String())
-	}
+	srv := startServe(t, append(append([]string{}, common...), "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--smtp-allow-insecure-auth",
+		"--session-keys", strings.Repeat("ab", 32)+":"+strings.Repeat("cd", 32))...)
+	base, smtpAddr, logs := srv.URL, srv.SMTP, srv.logs
 
 	csrfRE := regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
 	console := func(i int) error {
@@ -984,8 +954,7 @@ func TestAuditCleanLogFromEveryChannelVerifies(t *testing.T) {
 	if t.Failed() {
 		t.Fatalf("serve's log:\n%s", logs.String())
 	}
-	cancel()
-	if c := <-done; c != 0 {
+	if c := srv.stop(); c != 0 {
 		t.Fatalf("serve exit %d:\n%s", c, logs.String())
 	}
 	if strings.Contains(logs.String(), "DOES NOT VERIFY") {

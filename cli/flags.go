@@ -33,6 +33,7 @@ type invocation struct {
 	args           []string
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	opts           options
 }
 
 // parseSettings reads the global flags in args (up to the command name) and

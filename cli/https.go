@@ -31,16 +31,16 @@ func serveHTTPS(cfg *config) (bool, error) {
 // request to the same path on the HTTPS base URL (308 keeps the method
 // and body, so an API client's POST is repeated over HTTPS; the target
 // host is the base URL's, never the request's Host header).
-func listenRedirect(cfg *config, log *slog.Logger) (*http.Server, error) {
+func listenRedirect(cfg *config, log *slog.Logger) (*http.Server, string, error) {
 	base, err := url.Parse(cfg.BaseURL)
 	if err != nil || base.Scheme != "https" || base.Host == "" {
-		return nil, fmt.Errorf("--http-redirect-addr needs an https:// base URL, got %q", cfg.BaseURL)
+		return nil, "", fmt.Errorf("--http-redirect-addr needs an https:// base URL, got %q", cfg.BaseURL)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPRedirect)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPRedirect, err)
+		return nil, "", fmt.Errorf("listen on %s: %w", cfg.HTTPRedirect, err)
 	}
-	rs := &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+	rs := &http.Server{ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://"+base.Host+r.URL.RequestURI(), http.StatusPermanentRedirect)
 		})}
@@ -50,5 +50,5 @@ func listenRedirect(cfg *config, log *slog.Logger) (*http.Server, error) {
 			log.Error("http redirect listener stopped", "err", err)
 		}
 	}()
-	return rs, nil
+	return rs, ln.Addr().String(), nil
 }

@@ -26,7 +26,8 @@ func TestServeMetricsListener(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &acct); err != nil {
 		t.Fatal(err)
 	}
-	base, logs := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	srv := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	base := srv.URL
 	get := func(url string, auth bool) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", url, nil)
@@ -53,11 +54,10 @@ func TestServeMetricsListener(t *testing.T) {
 	if st, _ := get(base+"/metrics", false); st != 404 {
 		t.Errorf("the public listener serves /metrics: %d", st)
 	}
-	m := regexp.MustCompile(`msg="metrics listening" url=(\S+)`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no metrics listener:\n%s", logs.String())
+	if srv.Metrics == "" || !strings.Contains(srv.logs.String(), `msg="metrics listening" url=`+srv.Metrics) {
+		t.Fatalf("no metrics listener (%q):\n%s", srv.Metrics, srv.logs.String())
 	}
-	st, body := get(m[1], false)
+	st, body := get(srv.Metrics, false)
 	if st != 200 {
 		t.Fatalf("metrics: %d", st)
 	}
@@ -106,11 +106,11 @@ func TestServeMetricsOffByDefault(t *testing.T) {
 	}
 	db := filepath.Join(t.TempDir(), "keydesk.db")
 	t.Setenv("KEYDESK_METRICS_ADDR", "")
-	base, logs := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off")
-	if strings.Contains(logs.String(), "metrics listening") {
-		t.Errorf("a metrics listener started by default:\n%s", logs.String())
+	srv := startServe(t, "--db", db, "--addr", "127.0.0.1:0", "--smtp-addr", "off")
+	if srv.Metrics != "" || strings.Contains(srv.logs.String(), "metrics listening") {
+		t.Errorf("a metrics listener started by default (%q):\n%s", srv.Metrics, srv.logs.String())
 	}
-	res, err := http.Get(base + "/metrics")
+	res, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

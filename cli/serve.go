@@ -20,6 +20,22 @@ import (
 	"keydesk/web"
 )
 
+// Listening says where serve listens, once every listener is bound.
+type Listening struct {
+	URL      string // the console and the APIs: http://host:port or https://host:port
+	SMTP     string // SMTP submission, host:port; "" when --smtp-addr is off
+	Metrics  string // the Prometheus endpoint, http://host:port/metrics; "" when off
+	Redirect string // the plain-HTTP redirect listener, host:port; "" when off
+}
+
+// Timings of serve.
+const (
+	usageFlushEvery   = 2 * time.Second  // buffered last use and day counters reach the database
+	auditSealEvery    = time.Second      // the newest audit head is signed at most this long after an append
+	shutdownGrace     = 15 * time.Second // the listeners drain within this at shutdown
+	readHeaderTimeout = 10 * time.Second // every listener: a client has this long to send its headers
+)
+
 func cmdServe(ctx context.Context, in *invocation) error {
 	cfg, stderr := in.cfg, in.stderr
 	if err := in.parse(nil); err != nil {
@@ -34,13 +50,13 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	}
 	defer store.Close()
 	// Usage (last use, per-day counters) is buffered in memory and flushed
-	// every 2 s; the final flush runs after both listeners have stopped and
+	// every usageFlushEvery; the final flush runs after both listeners have stopped and
 	// before the store closes (defers run last-in, first-out).
 	usageCtx, stopUsage := context.WithCancel(context.Background())
 	usageDone := make(chan struct{})
 	go func() {
 		defer close(usageDone)
-		store.RunUsageFlusher(usageCtx, 2*time.Second)
+		store.RunUsageFlusher(usageCtx, usageFlushEvery)
 	}()
 	defer func() {
 		stopUsage()
@@ -98,16 +114,20 @@ func cmdServe(ctx context.Context, in *invocation) error {
 		}
 		defer smtpSrv.Close()
 	}
+	var listening Listening
+	if smtpSrv != nil {
+		listening.SMTP = smtpSrv.Addr().String()
+	}
 	var metricsSrv *http.Server
 	if metrics != nil {
 		if smtpSrv != nil {
 			registerSMTPMetrics(metrics.Registry, smtpSrv)
 		}
-		if metricsSrv, err = listenMetrics(cfg, metrics, log); err != nil {
+		if metricsSrv, listening.Metrics, err = listenMetrics(cfg, metrics, log); err != nil {
 			return err
 		}
 	}
-	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // TLS handshake noise from scanners
 	scheme := "http"
@@ -119,7 +139,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 		}
 		hs.TLSConfig, scheme = tlsCfg.Clone(), "https"
 		if cfg.HTTPRedirect != "" {
-			if redirect, err = listenRedirect(cfg, log); err != nil {
+			if redirect, listening.Redirect, err = listenRedirect(cfg, log); err != nil {
 				return err
 			}
 		}
@@ -131,7 +151,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	sealDone := make(chan struct{})
 	go func() {
 		defer close(sealDone)
-		store.RunAuditSealer(sealCtx, time.Second)
+		store.RunAuditSealer(sealCtx, auditSealEvery)
 	}()
 	defer func() {
 		stopSeal()
@@ -149,7 +169,8 @@ func cmdServe(ctx context.Context, in *invocation) error {
 		stopCheck()
 		<-checkDone
 	}()
-	log.Info("keydesk listening", "url", scheme+"://"+ln.Addr().String(), "db_engine", store.Engine(), "signup", cfg.Signup)
+	listening.URL = scheme + "://" + ln.Addr().String()
+	log.Info("keydesk listening", "url", listening.URL, "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
 	go func() {
 		if useTLS {
@@ -163,6 +184,9 @@ func cmdServe(ctx context.Context, in *invocation) error {
 		smtpErrc = make(chan error, 1)
 		go func() { smtpErrc <- smtpSrv.Serve() }()
 	}
+	if in.opts.onListening != nil {
+		in.opts.onListening(listening)
+	}
 	var runErr error
 	select {
 	case runErr = <-errc:
@@ -174,7 +198,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	// Both listeners drain at once, within the same deadline.
 	smtpShut := make(chan error, 1)
@@ -200,21 +224,22 @@ func cmdServe(ctx context.Context, in *invocation) error {
 
 // listenMetrics serves the Prometheus exposition on --metrics-addr, apart
 // from the public listener so it can stay on a private interface.
-func listenMetrics(cfg *config, m *web.Metrics, log *slog.Logger) (*http.Server, error) {
+func listenMetrics(cfg *config, m *web.Metrics, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", cfg.MetricsAddr, err)
+		return nil, "", fmt.Errorf("metrics: listen on %s: %w", cfg.MetricsAddr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, WriteTimeout: 30 * time.Second}
+	url := "http://" + ln.Addr().String() + "/metrics"
+	log.Info("metrics listening", "url", url)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics listener stopped", "err", err)
 		}
 	}()
-	return hs, nil
+	return hs, url, nil
 }
 
 // registerSMTPMetrics exposes the SMTP server's counters.
