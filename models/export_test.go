@@ -12,6 +12,8 @@ var (
 	NewSecret    = newSecret
 	NewAPIKey    = newAPIKey
 	DigestSecret = digestSecret
+	// LockAuditCheck is the advisory lock the periodic audit check tries.
+	LockAuditCheck = lockAuditCheck
 )
 
 // MigrateTo applies the migrations up to version v only.
