@@ -320,7 +320,9 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 		{"delete every checkpoint and rewrite the chain with the unkeyed formula", func(t *testing.T, f *cliAudit) {
 			mustExec(t, f.s, "DELETE FROM audit_checkpoints")
 			var es []models.AuditEntry
-			f.s.DB().Order("id").Find(&es)
+			if err := f.s.DB().Order("id").Find(&es).Error; err != nil {
+				t.Fatal(err)
+			}
 			prev := ""
 			for _, e := range es {
 				if e.ID == 4 {
@@ -337,7 +339,9 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 		{"rewrite from entry 6 and delete the later checkpoints", func(t *testing.T, f *cliAudit) {
 			mustExec(t, f.s, "DELETE FROM audit_checkpoints WHERE entry_id >= 6")
 			var es []models.AuditEntry
-			f.s.DB().Where("id >= 5").Order("id").Find(&es)
+			if err := f.s.DB().Where("id >= 5").Order("id").Find(&es).Error; err != nil || len(es) < 2 {
+				t.Fatalf("entries from #5: %d, %v", len(es), err)
+			}
 			prev := es[0].Hash
 			for _, e := range es[1:] {
 				e.TargetName = "Innocent"
@@ -351,7 +355,9 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 		}, 0, "missing from the database|rewritten|#8 was altered", true},
 		{"insert a forged entry at the head, triggers in place", func(t *testing.T, f *cliAudit) {
 			var head models.AuditEntry
-			f.s.DB().Order("id DESC").Take(&head)
+			if err := f.s.DB().Order("id DESC").Take(&head).Error; err != nil {
+				t.Fatal(err)
+			}
 			e := head
 			e.ID, e.PrevHash, e.Action, e.TargetName = head.ID+1, head.Hash, models.ActionKeyActivated, "forged"
 			e.Hash = models.ComputeAuditHash(&e)
@@ -377,7 +383,10 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 			if _, err := f.s.SealAuditHead(context.Background(), "test"); err != nil {
 				t.Fatal(err)
 			}
-			b, _ := os.ReadFile(f.anchor)
+			b, err := os.ReadFile(f.anchor)
+			if err != nil {
+				t.Fatal(err)
+			}
 			first, _, _ := strings.Cut(string(b), "\n")
 			if err := os.WriteFile(f.anchor, []byte(first+"\n"), 0o600); err != nil {
 				t.Fatal(err)
@@ -386,7 +395,7 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 		{"swap in an anchor signed by another key", func(t *testing.T, f *cliAudit) {
 			// A store under another key writes its own anchor for a copy
 			// of this log; it then replaces the real anchor.
-			key, _ := hex.DecodeString(otherKey)
+			key := mustHex(t, otherKey)
 			other := filepath.Join(t.TempDir(), "other.anchor")
 			s2 := testdb.OpenDSN(t, f.dsn, models.Options{AuditKey: key, AuditOldKeys: [][]byte{mustHex(t, cliAuditKey)}, Argon: testdb.FastArgon, AuditAnchor: other, Logger: testdb.QuietLogger})
 			if err := s2.RecordAccessDenied(context.Background(), models.SystemActor(), "/x"); err != nil {
@@ -572,11 +581,15 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(w, "Subject: hi\r\nMessage-ID: <serve@acme.example>\r\n\r\nhello\r\n")
+		if _, err := io.WriteString(w, "Subject: hi\r\nMessage-ID: <serve@acme.example>\r\n\r\nhello\r\n"); err != nil {
+			t.Fatal(err)
+		}
 		if err := w.Close(); err != nil {
 			t.Fatalf("send: %v", err)
 		}
-		c.Quit()
+		if err := c.Quit(); err != nil {
+			t.Fatal(err)
+		}
 		// The listener is serving, so its start line is written.
 		if !strings.Contains(srv.logs.String(), "max_conns=200 max_conns_per_ip=3") {
 			t.Error("the connection caps (--smtp-max-conns-per-ip 3, default total) are not in the listening log line")
@@ -779,14 +792,19 @@ func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
 	f := cliAuditLog(t, true)
 	// A forged entry at the head, written with the triggers in place.
 	var head models.AuditEntry
-	f.s.DB().Order("id DESC").Take(&head)
+	if err := f.s.DB().Order("id DESC").Take(&head).Error; err != nil {
+		t.Fatal(err)
+	}
 	e := head
 	e.ID, e.PrevHash, e.TargetName = head.ID+1, head.Hash, "forged"
 	e.Hash = models.ComputeAuditHash(&e)
 	if err := f.s.DB().Create(&e).Error; err != nil {
 		t.Fatal(err)
 	}
-	anchorBefore, _ := os.ReadFile(f.anchor)
+	anchorBefore, err := os.ReadFile(f.anchor)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	srv := startServe(t, "--db", f.dsn, "--audit-key", cliAuditKey, "--audit-anchor", f.anchor, "--addr", "127.0.0.1:0", "--smtp-addr", "off",
 		"--session-keys", strings.Repeat("ab", 32)+":"+strings.Repeat("cd", 32))
@@ -803,11 +821,13 @@ func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
 	if c := srv.stop(); c != 0 {
 		t.Fatalf("serve exit %d:\n%s", c, logs.String())
 	}
-	if after, _ := os.ReadFile(f.anchor); !bytes.Equal(after, anchorBefore) {
+	if after, err := os.ReadFile(f.anchor); err != nil || !bytes.Equal(after, anchorBefore) {
 		t.Fatalf("serve wrote to the anchor over a tampered log:\n%s", after)
 	}
 	var n int64
-	f.s.DB().Table("audit_checkpoints").Count(&n)
+	if err := f.s.DB().Table("audit_checkpoints").Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
 	if n != 1 {
 		t.Fatalf("%d checkpoints: serve signed over a tampered log", n)
 	}
