@@ -13,6 +13,7 @@ import (
 
 type accountStore interface {
 	ChangePassword(ctx context.Context, p *models.Principal, current, next string, meta models.RequestMeta) error
+	SetLanguage(ctx context.Context, p *models.Principal, lang string, meta models.RequestMeta) error
 }
 
 type accountHandlers struct {
@@ -34,4 +35,21 @@ func (h *accountHandlers) changePassword(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/account/password?done=1")
+}
+
+// setLanguage saves the console language chosen in the account menu ("" is
+// the browser's) and goes back to the page it was chosen on.
+func (h *accountHandlers) setLanguage(c echo.Context) error {
+	lang := c.FormValue("language")
+	if lang != "" && !views.Messages().Has(lang) {
+		return &models.ValidationError{Fields: map[string]string{"language": "Choose a language from the list."}}
+	}
+	if err := h.store.SetLanguage(c.Request().Context(), web.Principal(c), lang, web.Meta(c)); err != nil {
+		return err
+	}
+	next, ok := web.SafeReturnPath(c.FormValue("next"))
+	if !ok {
+		next = "/"
+	}
+	return web.Redirect(c, next)
 }

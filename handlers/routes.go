@@ -43,6 +43,7 @@ func Register(s *web.Server) {
 	// The signed-in user's own account.
 	e.GET("/account/password", account.passwordForm, signedIn).Name = "password"
 	e.POST("/account/password", account.changePassword, signedIn).Name = "password.submit"
+	e.POST("/account/language", account.setLanguage, signedIn).Name = "language.submit"
 
 	// API Key Management (account owners).
 	e.GET("/keys", keys.list, owner, cleanQuery).Name = "keys"

@@ -21,6 +21,7 @@ const (
 	ActionLoginFailed     = "login.failed"
 	ActionLogout          = "logout"
 	ActionPasswordChanged = "password.changed"
+	ActionLanguageChanged = "user.language_changed"
 	ActionSessionRevoked  = "session.revoked"
 	ActionReauthenticated = "session.reauthenticated"
 	ActionKeyCreated      = "key.created"

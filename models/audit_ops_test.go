@@ -120,6 +120,13 @@ func TestEveryOperationIsAudited(t *testing.T) {
 			}
 			return s.ChangePassword(ctx, p, pw, "another long passphrase", meta)
 		}, []string{models.ActionLoginSucceeded, models.ActionPasswordChanged, models.ActionSessionRevoked}, "owner@acme.example", "user"},
+		{"language changed", func() error {
+			p, err := s.ResolveSession(ctx, sessionTok)
+			if err != nil {
+				return err
+			}
+			return s.SetLanguage(ctx, p, "fr", meta)
+		}, []string{models.ActionLanguageChanged}, "owner@acme.example", "user"},
 		{"logout", func() error {
 			p, err := s.ResolveSession(ctx, sessionTok)
 			if err != nil {

@@ -182,7 +182,7 @@ func (s *Store) AuditEntryByID(ctx context.Context, actor Actor, id uint64) (*Au
 func AuditActions() []string {
 	return []string{
 		ActionSignup, ActionAccountCreated, ActionUserCreated, ActionLoginSucceeded, ActionLoginFailed, ActionLogout,
-		ActionPasswordChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
+		ActionPasswordChanged, ActionLanguageChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
 		ActionSecretReset, ActionKeyRenamed, ActionKeyDeactivated, ActionKeyActivated, ActionSubaccountNew,
 		ActionLimitRequested, ActionLimitApproved, ActionLimitDenied, ActionLimitChanged, ActionAccessDenied,
 		ActionAuditExported, ActionAuditReviewed, ActionAuditKeyRotated, ActionAuditChainKeyed,

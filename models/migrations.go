@@ -239,6 +239,9 @@ CREATE TABLE audit_status (
 	anchor_head BIGINT NOT NULL
 );
 `, nil},
+	{14, "users.language (the console's language, chosen in the account menu)", `
+ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {

@@ -59,12 +59,15 @@ type Account struct {
 
 // User is a person who signs in: an account owner or a staff member.
 type User struct {
-	ID                uint `gorm:"primaryKey"`
-	AccountID         *uint
-	Email             string
-	PasswordHash      string `json:"-"`
-	Role              Role
-	IsActive          bool
+	ID           uint `gorm:"primaryKey"`
+	AccountID    *uint
+	Email        string
+	PasswordHash string `json:"-"`
+	Role         Role
+	IsActive     bool
+	// Language is the console language the person chose ("en", "fr"), or
+	// "" to follow the browser's Accept-Language.
+	Language          string
 	PasswordChangedAt time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
@@ -255,4 +258,32 @@ func (s *Store) AccountByID(ctx context.Context, actor Actor, id uint) (*Account
 		return nil, notFound(err)
 	}
 	return &a, nil
+}
+
+// SetLanguage saves the console language a person chose: a lower-case
+// language tag of two or three letters ("fr"), or "" to follow the
+// browser. Which languages exist is the catalog's business (views); the
+// handler checks that first. The change is audited like other settings.
+func (s *Store) SetLanguage(ctx context.Context, p *Principal, lang string, meta RequestMeta) error {
+	if lang != "" {
+		if n := len(lang); n < 2 || n > 3 || strings.Trim(lang, "abcdefghijklmnopqrstuvwxyz") != "" {
+			return &ValidationError{Fields: map[string]string{"language": "Choose a language from the list."}}
+		}
+	}
+	if lang == p.User.Language {
+		return nil
+	}
+	a := p.Actor(meta)
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{"language": lang, "updated_at": s.Now()}).Error; err != nil {
+			return err
+		}
+		return s.appendAudit(tx, a, ActionLanguageChanged, a.AccountID, target("user", p.User.ID, p.User.Email),
+			map[string]any{"from": p.User.Language, "to": lang})
+	})
+	if err != nil {
+		return fmt.Errorf("models: set language: %w", err)
+	}
+	p.User.Language = lang
+	return nil
 }

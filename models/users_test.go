@@ -151,3 +151,46 @@ func TestMaskEmail(t *testing.T) {
 		}
 	}
 }
+
+// The language a person chooses is saved on their user (a session sees it
+// at once), checked for shape, and an unchanged choice writes nothing.
+func TestSetLanguage(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Acme", "owner@acme.example")
+	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.ResolveSession(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.User.Language != "" {
+		t.Fatalf("new user's language %q, want \"\" (the browser's)", p.User.Language)
+	}
+	for _, bad := range []string{"f", "french", "FR", "fr-FR", "../x"} {
+		if fe := models.FieldErrors(s.SetLanguage(ctx, p, bad, meta)); fe["language"] == "" {
+			t.Errorf("SetLanguage(%q) accepted", bad)
+		}
+	}
+	if err := s.SetLanguage(ctx, p, "fr", meta); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ResolveSession(ctx, tok)
+	if err != nil || again.User.Language != "fr" {
+		t.Fatalf("after SetLanguage(fr): %q %v", again.User.Language, err)
+	}
+	var n int64
+	s.DB().Model(&models.AuditEntry{}).Where("action = ?", models.ActionLanguageChanged).Count(&n)
+	if err := s.SetLanguage(ctx, again, "fr", meta); err != nil {
+		t.Fatal(err)
+	}
+	var m int64
+	s.DB().Model(&models.AuditEntry{}).Where("action = ?", models.ActionLanguageChanged).Count(&m)
+	if n != 1 || m != 1 {
+		t.Fatalf("language.changed entries: %d then %d, want 1 and 1", n, m)
+	}
+	if err := s.SetLanguage(ctx, again, "", meta); err != nil || again.User.Language != "" {
+		t.Fatalf("back to the browser's language: %q %v", again.User.Language, err)
+	}
+}

@@ -17,7 +17,21 @@ const (
 	principalKey
 	assetKey
 	nowKey
+	returnKey
 )
+
+// WithReturnPath stores the page's own path (GET pages only, without the
+// query: a page never echoes it outside its own forms), so a form in the
+// layout can come back to it.
+func WithReturnPath(ctx context.Context, path string) context.Context {
+	return context.WithValue(ctx, returnKey, path)
+}
+
+// ReturnPath is the page's own path, or "" when it has none (a POST's answer).
+func ReturnPath(ctx context.Context) string {
+	s, _ := ctx.Value(returnKey).(string)
+	return s
+}
 
 // WithCSRF stores the CSRF token forms must carry.
 func WithCSRF(ctx context.Context, token string) context.Context {

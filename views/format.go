@@ -1,6 +1,7 @@
 package views
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -9,57 +10,55 @@ import (
 	"keydesk/models"
 )
 
-// Ago renders a past time relative to now: "just now", "4 minutes ago",
-// "12 days ago".
-func Ago(t, now time.Time) string {
+// Ago renders a past time relative to now in the reader's language:
+// "just now", "4 minutes ago", "il y a 12 jours".
+func Ago(ctx context.Context, t, now time.Time) string {
+	l := Loc(ctx)
 	d := now.Sub(t)
 	switch {
 	case d < time.Minute:
-		return "just now"
+		return l.T("time.just_now")
 	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute") + " ago"
+		return l.TN("time.minutes_ago", int(d/time.Minute))
 	case d < 24*time.Hour:
-		return plural(int(d/time.Hour), "hour") + " ago"
+		return l.TN("time.hours_ago", int(d/time.Hour))
 	default:
-		return plural(int(d/(24*time.Hour)), "day") + " ago"
+		return l.TN("time.days_ago", int(d/(24*time.Hour)))
 	}
 }
 
 // Until renders a future time relative to now: "in 59 minutes".
-func Until(t, now time.Time) string {
+func Until(ctx context.Context, t, now time.Time) string {
+	l := Loc(ctx)
 	d := t.Sub(now)
 	switch {
 	case d < time.Minute:
-		return "in less than a minute"
+		return l.T("time.less_than_minute")
 	case d < time.Hour:
-		return "in " + plural(int(d/time.Minute), "minute")
+		return l.TN("time.in_minutes", int(d/time.Minute))
 	case d < 48*time.Hour:
-		return "in " + plural(int(d/time.Hour), "hour")
+		return l.TN("time.in_hours", int(d/time.Hour))
 	default:
-		return "in " + plural(int(d/(24*time.Hour)), "day")
+		return l.TN("time.in_days", int(d/(24*time.Hour)))
 	}
 }
 
-// Plural is "1 sub-account", "3 sub-accounts".
-func Plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
+// UTC formats a time for tables: "2026-11-26 14:03 UTC",
+// "26 nov. 2026 à 14:03 UTC".
+func UTC(ctx context.Context, t time.Time) string {
+	l := Loc(ctx)
+	t = t.UTC()
+	return l.T("date.utc", Args{"Date": l.Date(t), "ISO": t.Format("2006-01-02"), "Time": t.Format("15:04")})
 }
 
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
+// Date formats a day: "26 Nov 2026", "26 nov. 2026".
+func Date(ctx context.Context, t time.Time) string { return Loc(ctx).Date(t.UTC()) }
+
+// DayMonth is a day of the current period: "26 Nov", "26 nov.".
+func DayMonth(ctx context.Context, t time.Time) string {
+	l := Loc(ctx)
+	return l.T("date.day_month", Args{"Day": t.Day(), "Month": l.month(t.Month())})
 }
-
-// UTC formats a time for tables: "2026-11-26 14:03 UTC".
-func UTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
-
-// Date formats a day: "26 Nov 2026".
-func Date(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
 
 // KeyRow is one key as the keys page shows it.
 type KeyRow struct {
@@ -71,32 +70,68 @@ type KeyRow struct {
 	IsActive    bool
 	CreatedAt   time.Time
 	SecretSetAt time.Time
-	SecretAge   string // "set 12 days ago"
+	SecretDays  int // whole days the current secret has existed
 	RotationDue bool
 	GraceUntil  *time.Time // the latest deadline of an old secret, if any
 	// OldSecrets are the replaced secrets that still work, latest deadline first.
 	OldSecrets []OldSecretRow
-	LastUsed   string // "4 minutes ago from 203.0.113.7" or "never"
+	LastUsedAt *time.Time
+	LastUsedIP string
+	Now        time.Time
+}
+
+// SecretAge is "set today", "set 12 days ago" in the reader's language.
+func (k KeyRow) SecretAge(ctx context.Context) string {
+	if k.SecretDays == 0 {
+		return T(ctx, "keys.set_today")
+	}
+	return TN(ctx, "keys.set_days_ago", k.SecretDays)
+}
+
+// LastUsed is "4 minutes ago from 203.0.113.7" or "never".
+func (k KeyRow) LastUsed(ctx context.Context) string {
+	if k.LastUsedAt == nil {
+		return T(ctx, "common.never")
+	}
+	ago := Ago(ctx, *k.LastUsedAt, k.Now)
+	if k.LastUsedIP == "" {
+		return ago
+	}
+	return T(ctx, "keys.used_from", Args{"Ago": ago, "IP": k.LastUsedIP})
 }
 
 // OldSecretRow is a replaced secret inside its grace period.
 type OldSecretRow struct {
 	ID    uint
-	Hint  string    // "kd_live_…Ab3k", or "earlier secret" when unknown
+	Hint  string    // "kd_live_…Ab3k", or "" when unknown
 	Until time.Time // when it stops working
-	// Use says whether clients still use it: "last used 2 minutes ago" or
-	// "not used since the reset".
-	Use string
+	// LastUsedAt is when clients last used it since the reset, if they did.
+	LastUsedAt *time.Time
+	Now        time.Time
+}
+
+// Label is the secret's hint, or "earlier secret" when unknown.
+func (o OldSecretRow) Label(ctx context.Context) string {
+	if o.Hint == "" {
+		return T(ctx, "keys.earlier_secret")
+	}
+	return o.Hint
+}
+
+// Use says whether clients still use it: "last used 2 minutes ago" or
+// "not used since the reset".
+func (o OldSecretRow) Use(ctx context.Context) string {
+	if o.LastUsedAt == nil {
+		return T(ctx, "keys.not_used_since_reset")
+	}
+	return T(ctx, "keys.last_used_ago", Args{"Ago": Ago(ctx, *o.LastUsedAt, o.Now)})
 }
 
 // NewOldSecretRow prepares an old secret for display.
 func NewOldSecretRow(o models.OldSecret, now time.Time) OldSecretRow {
-	r := OldSecretRow{ID: o.ID, Hint: o.Hint, Until: o.ExpiresAt, Use: "not used since the reset"}
-	if r.Hint == "" {
-		r.Hint = "earlier secret"
-	}
+	r := OldSecretRow{ID: o.ID, Hint: o.Hint, Until: o.ExpiresAt, Now: now}
 	if o.UsedSinceRetired() {
-		r.Use = "last used " + Ago(*o.LastUsedAt, now)
+		r.LastUsedAt = o.LastUsedAt
 	}
 	return r
 }
@@ -106,23 +141,11 @@ func NewKeyRow(k models.APIKey, now time.Time, policyDays int) KeyRow {
 	r := KeyRow{
 		ID: k.ID, Name: k.Name, APIKey: k.APIKey, SecretHint: k.SecretHint, IsMaster: k.IsMaster, IsActive: k.IsActive,
 		CreatedAt: k.CreatedAt, SecretSetAt: k.SecretSetAt, RotationDue: k.RotationDue(now, policyDays),
-		GraceUntil: k.GraceUntil(now), LastUsed: "never",
-	}
-	switch days := k.SecretAgeDays(now); days {
-	case 0:
-		r.SecretAge = "set today"
-	default:
-		r.SecretAge = "set " + plural(days, "day") + " ago"
+		GraceUntil: k.GraceUntil(now), SecretDays: k.SecretAgeDays(now), LastUsedAt: k.LastUsedAt, LastUsedIP: k.LastUsedIP, Now: now,
 	}
 	for _, o := range k.OldSecrets {
 		if o.Live(now) {
 			r.OldSecrets = append(r.OldSecrets, NewOldSecretRow(o, now))
-		}
-	}
-	if k.LastUsedAt != nil {
-		r.LastUsed = Ago(*k.LastUsedAt, now)
-		if k.LastUsedIP != "" {
-			r.LastUsed += " from " + k.LastUsedIP
 		}
 	}
 	return r
@@ -146,8 +169,17 @@ func pageURL(path, search string, page int) string {
 	return path + "?" + q.Encode()
 }
 
+// Plural is "1 sub-account", "3 sub-accounts" (English only: being
+// replaced by catalog messages with plural forms).
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
 // sudoPasswordLabel labels the password field of a sensitive action's
 // dialog; the minutes come from models.SudoWindow, never a literal.
-func sudoPasswordLabel() string {
-	return fmt.Sprintf("Password (you signed in more than %d minutes ago)", int(models.SudoWindow/time.Minute))
+func sudoPasswordLabel(ctx context.Context) string {
+	return T(ctx, "common.password_sudo", Args{"Minutes": int(models.SudoWindow / time.Minute)})
 }

@@ -149,6 +149,43 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// chooseLanguage picks the console's language: the signed-in person's
+// saved choice, else the browser's Accept-Language, else English. The
+// views find it in the request context. The Mailjet API (JSON for
+// programs) always answers in English and is skipped.
+func (s *Server) chooseLanguage(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if skipCSRF(c) {
+			return next(c)
+		}
+		SetLanguage(c, LanguageOf(c))
+		return next(c)
+	}
+}
+
+// LanguageOf is the language a request's pages are written in.
+func LanguageOf(c echo.Context) string {
+	cat := views.Messages()
+	if p := Principal(c); p != nil && cat.Has(p.User.Language) {
+		return p.User.Language
+	}
+	return cat.Match(c.Request().Header.Get("Accept-Language"))
+}
+
+// SetLanguage puts lang in the request context for the views (and says it
+// in Content-Language). Pages differ by Accept-Language, so caches must
+// key on it too.
+func SetLanguage(c echo.Context, lang string) {
+	loc := views.Messages().Locale(lang)
+	h := c.Response().Header()
+	h.Set("Content-Language", loc.Lang)
+	if !strings.Contains(h.Get("Vary"), "Accept-Language") {
+		h.Add("Vary", "Accept-Language")
+	}
+	req := c.Request()
+	c.SetRequest(req.WithContext(views.WithLocale(req.Context(), loc)))
+}
+
 // SessionToken is the opaque session ID from the cookie, or "".
 func (s *Server) SessionToken(c echo.Context) string {
 	sess, err := s.cookies.Get(c.Request(), cookieName)

@@ -114,6 +114,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: isSendAPI}))
 	e.Use(s.fetchMetadata)
 	e.Use(s.loadSession)
+	e.Use(s.chooseLanguage)
 	e.Use(s.csrfToken)
 
 	e.GET("/static/:version/*", s.serveStatic).Name = "static"
@@ -236,6 +237,9 @@ func Render(c echo.Context, status int, comp templ.Component) error {
 		ctx = views.WithCSRF(ctx, tok)
 	}
 	ctx = views.WithPrincipal(ctx, Principal(c))
+	if r := c.Request(); r.Method == http.MethodGet {
+		ctx = views.WithReturnPath(ctx, r.URL.Path)
+	}
 	if f, ok := c.Get("assets").(views.AssetFunc); ok {
 		ctx = views.WithAssets(ctx, f)
 	}
