@@ -405,3 +405,7 @@ func Msg(ctx context.Context, english string) string { return Loc(ctx).Msg(engli
 
 // Num is an integer formatted for the request's language.
 func Num(ctx context.Context, n int) string { return Loc(ctx).Number(n) }
+
+func pluralConfig(id string, n int) *i18n.LocalizeConfig {
+	return &i18n.LocalizeConfig{MessageID: id, PluralCount: n, TemplateData: Args{"Count": n}}
+}

@@ -1,0 +1,177 @@
+package views
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Every language has every message of en.toml, and nothing en.toml lacks.
+func TestCatalogIsComplete(t *testing.T) {
+	cat := Messages()
+	if len(cat.Languages) < 2 || cat.Languages[0].Tag != "en" || !cat.Has("fr") {
+		t.Fatalf("languages %v, want English first and French", cat.Languages)
+	}
+	en, err := cat.IDs("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range cat.Languages[1:] {
+		ids, err := cat.IDs(l.Tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range en {
+			if !slices.Contains(ids, id) {
+				t.Errorf("%s.toml lacks %s", l.Tag, id)
+			}
+		}
+		for _, id := range ids {
+			if !slices.Contains(en, id) {
+				t.Errorf("%s.toml has %s, which en.toml does not", l.Tag, id)
+			}
+		}
+	}
+}
+
+// Every message renders in every language without falling back to its
+// ID, and plural messages have every CLDR form their language uses (French
+// "many" included: 1 000 000 is "1 000 000 sous-comptes").
+func TestEveryMessageRendersInEveryLanguage(t *testing.T) {
+	cat := Messages()
+	en, err := cat.IDs("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := localeFiles.ReadFile("locales/en.toml")
+	all, _ := flatten(raw)
+	for _, l := range cat.Languages {
+		loc := cat.Locale(l.Tag)
+		for _, id := range en {
+			if _, plural := all[id].(map[string]any); plural {
+				for _, n := range []int{0, 1, 2, 5, 21, 1000000} {
+					if _, _, err := loc.loc.LocalizeWithTag(pluralConfig(id, n)); err != nil {
+						t.Errorf("%s: %s with %d: %v", l.Tag, id, n, err)
+					}
+				}
+				continue
+			}
+			if got := loc.T(id, Args{}); got == id || got == "" {
+				t.Errorf("%s: %s renders as %q", l.Tag, id, got)
+			}
+		}
+	}
+}
+
+// French typography: typographic apostrophes, a no-break space before
+// « : » and a narrow one before ; ? !, no-break spaces inside « ».
+func TestFrenchTypography(t *testing.T) {
+	raw, _ := localeFiles.ReadFile("locales/fr.toml")
+	all, err := flatten(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		re   *regexp.Regexp
+		what string
+	}{
+		{regexp.MustCompile(`'`), "a straight apostrophe (use ’)"},
+		{regexp.MustCompile(`[^\x{00A0}\x{202F}}]:(\s|$)`), "a colon without a no-break space before it"},
+		{regexp.MustCompile(`[^\x{202F}\x{00A0}][;?!]`), "; ? or ! without a narrow no-break space before it"},
+		{regexp.MustCompile(`«[^\x{00A0}\x{202F}]|[^\x{00A0}\x{202F}]»`), "« » without no-break spaces inside"},
+		{regexp.MustCompile(`"`), "straight quotes (use « »)"},
+	}
+	for id, v := range all {
+		var texts []string
+		switch v := v.(type) {
+		case string:
+			texts = []string{v}
+		case map[string]any:
+			for _, f := range v {
+				if s, ok := f.(string); ok {
+					texts = append(texts, s)
+				}
+			}
+		}
+		for _, s := range texts {
+			s = regexp.MustCompile(`\{\{[^}]*\}\}`).ReplaceAllString(s, "X")
+			for _, b := range bad {
+				if b.re.MatchString(s) {
+					t.Errorf("fr %s: %s: %q", id, b.what, s)
+				}
+			}
+		}
+	}
+}
+
+// Sentences written in English below the views come out in French, with
+// their numbers formatted the French way; unknown ones are left alone.
+func TestMsgTranslatesEnglishSentences(t *testing.T) {
+	fr := Messages().Locale("fr")
+	for in, want := range map[string]string{
+		"Enter your password to confirm.": "Saisissez votre mot de passe pour confirmer.",
+		"Use at least 12 characters.":     "12 caractères au moins.",
+		"Sub-account \"news\" created":    "Sous-compte «\u00a0news\u00a0» créé",
+		"The account already uses 1234 sub-accounts; the limit cannot be lower than that.": "Le compte utilise déjà 1\u202f234 sous-comptes\u202f; la limite ne peut pas être inférieure.",
+		"something the catalog does not know":                                              "something the catalog does not know",
+	} {
+		if got := fr.Msg(in); got != want {
+			t.Errorf("Msg(%q) = %q, want %q", in, got, want)
+		}
+		if got := Messages().Locale("en").Msg(in); got != in {
+			t.Errorf("English Msg(%q) = %q", in, got)
+		}
+	}
+}
+
+func TestNumbersDatesAndPlurals(t *testing.T) {
+	ctxFR := WithLocale(context.Background(), Messages().Locale("fr"))
+	ctxEN := context.Background()
+	day := time.Date(2026, 11, 27, 14, 3, 0, 0, time.UTC)
+	for _, c := range []struct{ got, want string }{
+		{Num(ctxFR, 48211), "48\u202f211"},
+		{Num(ctxEN, 48211), "48,211"},
+		{Num(ctxFR, -1234567), "-1\u202f234\u202f567"},
+		{Num(ctxFR, 999), "999"},
+		{Date(ctxFR, day), "27 nov. 2026"},
+		{Date(ctxEN, day), "27 Nov 2026"},
+		{UTC(ctxEN, day), "2026-11-27 14:03 UTC"},
+		{UTC(ctxFR, day), "27 nov. 2026 à 14:03 UTC"},
+		{TN(ctxFR, "common.subaccounts", 0), "0 sous-compte"},
+		{TN(ctxFR, "common.subaccounts", 1), "1 sous-compte"},
+		{TN(ctxFR, "common.subaccounts", 2), "2 sous-comptes"},
+		{TN(ctxFR, "common.subaccounts", 1000000), "1\u202f000\u202f000 sous-comptes"},
+		{TN(ctxEN, "common.subaccounts", 1), "1 sub-account"},
+		{TN(ctxEN, "common.subaccounts", 0), "0 sub-accounts"},
+		{Ago(ctxFR, day.Add(-3*24*time.Hour), day), "il y a 3 jours"},
+		{Ago(ctxEN, day.Add(-time.Minute), day), "1 minute ago"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestAcceptLanguage(t *testing.T) {
+	cat := Messages()
+	for h, want := range map[string]string{
+		"":                        "en",
+		"fr-FR,fr;q=0.9,en;q=0.8": "fr",
+		"fr-CA":                   "fr",
+		"de-DE,de;q=0.9":          "en",
+		"de-DE,fr;q=0.5":          "fr",
+		"en-GB,en;q=0.9,fr;q=0.8": "en",
+		"*":                       "en",
+		"garbage;;;q=x":           "en",
+	} {
+		if got := cat.Match(h); got != want {
+			t.Errorf("Accept-Language %q: %q, want %q", h, got, want)
+		}
+	}
+	if strings.Join([]string{cat.Languages[0].Name, cat.Languages[1].Name}, ",") != "English,Français" {
+		t.Errorf("language names %v", cat.Languages)
+	}
+}
