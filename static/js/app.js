@@ -91,18 +91,20 @@
     if (!src) return;
     var text = src.textContent.trim();
     var label = btn.querySelector("[data-copy-label]") || btn;
+    // The texts come from the page (the catalog, in the reader's language).
+    function says(name, d) { return label.getAttribute("data-text-" + name) || d; }
     function done(msg, state) {
       label.textContent = msg;
       btn.setAttribute("data-copied", state);
-      setTimeout(function () { label.textContent = "Copy"; }, 2500);
+      setTimeout(function () { label.textContent = says("copy", "Copy"); }, 2500);
     }
     // Always select, so Ctrl+C works where the clipboard API is refused.
     selectText(src);
     if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(function () { done("Copied", "clipboard"); },
-        function () { done("Selected: press Ctrl+C", "selected"); });
+      navigator.clipboard.writeText(text).then(function () { done(says("copied", "Copied"), "clipboard"); },
+        function () { done(says("selected", "Selected: press Ctrl+C"), "selected"); });
     } else {
-      done("Selected: press Ctrl+C", "selected");
+      done(says("selected", "Selected: press Ctrl+C"), "selected");
     }
   });
 
@@ -220,6 +222,9 @@
       status === 404 ? "That item no longer exists. Reload the page." :
       status === 403 ? "That action was refused. Reload the page and try again." :
       "Something went wrong. Reload the page and try again.";
+    // The page carries these texts in the reader's language (the catalog).
+    var known = { 401: 1, 429: 1, 404: 1, 403: 1 };
+    msg = document.body.getAttribute("data-text-error-" + (known[status] ? status : "other")) || msg;
     var box = document.createElement("div");
     box.setAttribute("role", "alert");
     box.className = "alert-error fixed bottom-4 left-1/2 z-50 -translate-x-1/2 shadow-lg";
