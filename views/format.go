@@ -169,15 +169,6 @@ func pageURL(path, search string, page int) string {
 	return path + "?" + q.Encode()
 }
 
-// Plural is "1 sub-account", "3 sub-accounts" (English only: being
-// replaced by catalog messages with plural forms).
-func Plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
-
 // sudoPasswordLabel labels the password field of a sensitive action's
 // dialog; the minutes come from models.SudoWindow, never a literal.
 func sudoPasswordLabel(ctx context.Context) string {
