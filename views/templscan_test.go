@@ -14,11 +14,11 @@ import (
 var templAllowed = regexp.MustCompile(`\b(keydesk|SMTP|STARTTLS|REST|API|JSONL|JSON|CSV|IP|UTC|Ctrl)\b`)
 
 var (
-	templExpr      = regexp.MustCompile(`\{\{.*?\}\}|\{[^{}]*(\{[^{}]*\}[^{}]*)*\}`)
-	templTag       = regexp.MustCompile(`<[^<>]*>`)
-	templAttr      = regexp.MustCompile(`\b(placeholder|title|aria-label|alt|data-label|label|value)="([^"]*)"`)
-	templCall      = regexp.MustCompile(`@(Field|stat|dialogShell|copyButton|Notice|Page|Bare)\((.*)\)`)
-	templGoString  = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
+	templExpr     = regexp.MustCompile(`\{\{.*?\}\}|\{[^{}]*(\{[^{}]*\}[^{}]*)*\}`)
+	templTag      = regexp.MustCompile(`<[^<>]*>`)
+	templAttr     = regexp.MustCompile(`\b(placeholder|title|aria-label|alt|data-label|label|value)="([^"]*)"`)
+	templCall     = regexp.MustCompile(`@(Field|stat|dialogShell|copyButton|Notice|Page|Bare)\((.*)\)`)
+	templGoString = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 	// Catalog look-ups and their values are not literals.
 	templCatalogCall = regexp.MustCompile(`\b(T|TN|Msg)\(ctx, "[^"]*"|Args\{[^}]*\}`)
 	// An attribute line of a tag written over several lines.
