@@ -409,3 +409,30 @@ func Num(ctx context.Context, n int) string { return Loc(ctx).Number(n) }
 func pluralConfig(id string, n int) *i18n.LocalizeConfig {
 	return &i18n.LocalizeConfig{MessageID: id, PluralCount: n, TemplateData: Args{"Count": n}}
 }
+
+// Texts are the raw texts of one language's messages, by ID (a plural
+// message gives each of its forms, under "id.form"), for the tests.
+func (c *Catalog) Texts(lang string) (map[string]string, error) {
+	raw, err := fs.ReadFile(localeFiles, "locales/"+lang+".toml")
+	if err != nil {
+		return nil, err
+	}
+	all, err := flatten(raw)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for id, v := range all {
+		switch v := v.(type) {
+		case string:
+			out[id] = v
+		case map[string]any:
+			for form, s := range v {
+				if s, ok := s.(string); ok && form != "description" {
+					out[id+"."+form] = s
+				}
+			}
+		}
+	}
+	return out, nil
+}
