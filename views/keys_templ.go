@@ -233,9 +233,9 @@ func KeysPage(p KeysPageProps) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var10 string
-			templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(T(ctx, "keys.usage", Args{"Used": Num(ctx, p.Usage.Used), "Limit": Num(ctx, p.Usage.Limit)}))
+			templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(TN(ctx, "keys.usage", p.Usage.Used, Args{"Limit": Num(ctx, p.Usage.Limit)}))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/keys.templ`, Line: 76, Col: 148}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/keys.templ`, Line: 76, Col: 131}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 			if templ_7745c5c3_Err != nil {

@@ -60,9 +60,9 @@ func usageLine(u models.Usage) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var2 string
-		templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(T(ctx, "subaccounts.usage", Args{"Used": Num(ctx, u.Used), "Limit": Num(ctx, u.Limit)}))
+		templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(TN(ctx, "subaccounts.usage", u.Used, Args{"Limit": Num(ctx, u.Limit)}))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/subaccounts.templ`, Line: 33, Col: 116}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/subaccounts.templ`, Line: 33, Col: 99}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var2))
 		if templ_7745c5c3_Err != nil {
@@ -1190,9 +1190,9 @@ func LimitRequestDialog(p LimitRequestProps) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var62 string
-				templ_7745c5c3_Var62, templ_7745c5c3_Err = templ.JoinStringErrs(T(ctx, "subaccounts.limit_pending", Args{"Extra": Num(ctx, p.Pending.Extra), "Date": Date(ctx, p.Pending.CreatedAt)}))
+				templ_7745c5c3_Var62, templ_7745c5c3_Err = templ.JoinStringErrs(T(ctx, "subaccounts.limit_pending", Args{"Extra": TN(ctx, "limit.more_subaccounts", p.Pending.Extra), "Date": Date(ctx, p.Pending.CreatedAt)}))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/subaccounts.templ`, Line: 227, Col: 124}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/subaccounts.templ`, Line: 227, Col: 149}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var62))
 				if templ_7745c5c3_Err != nil {
