@@ -83,6 +83,7 @@ func TestFrenchTypography(t *testing.T) {
 		{regexp.MustCompile(`[^\x{202F}\x{00A0}][;?!]`), "; ? or ! without a narrow no-break space before it"},
 		{regexp.MustCompile(`«[^\x{00A0}\x{202F}]|[^\x{00A0}\x{202F}]»`), "« » without no-break spaces inside"},
 		{regexp.MustCompile(`"`), "straight quotes (use « »)"},
+		{regexp.MustCompile(`n° `), "n° without a no-break space after it"},
 	}
 	for id, v := range all {
 		var texts []string
