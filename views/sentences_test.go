@@ -21,6 +21,11 @@ var apiOnly = map[string]bool{
 	"../web/metrics.go": true, // Prometheus help texts, for operators
 }
 
+// untranslatedGo lists Go files whose console sentences are not in the
+// catalog yet (new code landed before its texts were): open items of issue
+// 14, to convert and take off the list. Keep it empty.
+var untranslatedGo = map[string]bool{}
+
 var sqlText = regexp.MustCompile(`^(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|COALESCE|NOT)[ (]`)
 
 // Every sentence that models, handlers and web write for a person (form
@@ -34,7 +39,7 @@ func TestEveryConsoleSentenceIsInTheCatalog(t *testing.T) {
 	for _, dir := range []string{"../models", "../handlers", "../web"} {
 		m, _ := filepath.Glob(dir + "/*.go")
 		for _, f := range m {
-			if !strings.HasSuffix(f, "_test.go") && !strings.HasSuffix(f, "_templ.go") && !apiOnly[f] {
+			if !strings.HasSuffix(f, "_test.go") && !strings.HasSuffix(f, "_templ.go") && !apiOnly[f] && !untranslatedGo[f] {
 				files = append(files, f)
 			}
 		}

@@ -39,6 +39,11 @@ func visible(s string) bool {
 	return letters >= 2
 }
 
+// untranslated lists templates not converted to the catalog yet (a new
+// screen landed before its texts were). Each one is an open item of issue
+// 14: convert it, then take it off this list. Keep it empty.
+var untranslated = map[string]bool{}
+
 // Templates show only catalog messages: no user-visible English literal in
 // a text node, a user-visible attribute or a component's label argument.
 func TestTemplatesHaveNoLiteralText(t *testing.T) {
@@ -47,6 +52,10 @@ func TestTemplatesHaveNoLiteralText(t *testing.T) {
 		t.Fatalf("no templates: %v", err)
 	}
 	for _, f := range files {
+		if untranslated[f] {
+			t.Logf("%s is not in the catalog yet (untranslated list)", f)
+			continue
+		}
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
