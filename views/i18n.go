@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -57,6 +58,61 @@ type Locale struct {
 	Lang string
 	loc  *i18n.Localizer
 	cat  *Catalog
+	// msgs are the language's messages without plural forms, compiled
+	// once: T fills their {{.Values}} without going through a template
+	// engine (pages ask for the same labels on every row).
+	msgs map[string]compiled
+	// counted caches plural messages without other values by count.
+	counted sync.Map // countKey → string
+}
+
+type countKey struct {
+	id string
+	n  int
+}
+
+// compiled is a message split at its {{.Values}}: literal parts and the
+// names of the values between them.
+type compiled struct {
+	parts  []string // len(names)+1 literal parts
+	names  []string
+	plural bool
+}
+
+var fieldRef = regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`)
+
+func compile(text string) compiled {
+	var c compiled
+	last := 0
+	for _, m := range fieldRef.FindAllStringSubmatchIndex(text, -1) {
+		c.parts = append(c.parts, text[last:m[0]])
+		c.names = append(c.names, text[m[2]:m[3]])
+		last = m[1]
+	}
+	c.parts = append(c.parts, text[last:])
+	return c
+}
+
+func (c compiled) fill(d Args) string {
+	if len(c.names) == 0 {
+		return c.parts[0]
+	}
+	var b strings.Builder
+	for i, name := range c.names {
+		b.WriteString(c.parts[i])
+		switch v := d[name].(type) {
+		case string:
+			b.WriteString(v)
+		case int:
+			b.WriteString(strconv.Itoa(v))
+		case nil:
+			b.WriteString("<no value>")
+		default:
+			fmt.Fprint(&b, v)
+		}
+	}
+	b.WriteString(c.parts[len(c.parts)-1])
+	return b.String()
 }
 
 var defaultCatalog = mustLoadCatalog(localeFiles)
@@ -101,7 +157,27 @@ func LoadCatalog(fsys fs.FS) (*Catalog, error) {
 	}
 	c.matcher = language.NewMatcher(tags)
 	for i, l := range c.Languages {
-		loc := &Locale{Lang: l.Tag, loc: i18n.NewLocalizer(b, l.Tag), cat: c}
+		raw, err := fs.ReadFile(fsys, "locales/"+l.Tag+".toml")
+		if err != nil {
+			return nil, err
+		}
+		all, err := flatten(raw)
+		if err != nil {
+			return nil, fmt.Errorf("views: catalog %s: %w", l.Tag, err)
+		}
+		msgs := map[string]compiled{}
+		for id, v := range all {
+			switch v := v.(type) {
+			case string:
+				if strings.Contains(fieldRef.ReplaceAllString(v, ""), "{{") {
+					return nil, fmt.Errorf("views: catalog %s: %s: only {{.Value}} may stand in a message", l.Tag, id)
+				}
+				msgs[id] = compile(v)
+			default:
+				msgs[id] = compiled{plural: true}
+			}
+		}
+		loc := &Locale{Lang: l.Tag, loc: i18n.NewLocalizer(b, l.Tag), cat: c, msgs: msgs}
 		c.locs[l.Tag] = loc
 		c.Languages[i].Name = loc.T("language.name")
 	}
@@ -254,17 +330,33 @@ func (l *Locale) T(id string, data ...Args) string {
 	if len(data) > 0 {
 		d = data[0]
 	}
-	s, err := l.loc.Localize(&i18n.LocalizeConfig{MessageID: id, TemplateData: d})
-	if err != nil {
+	m, ok := l.msgs[id]
+	if !ok && l.Lang != "en" {
+		return l.cat.Locale("en").T(id, data...)
+	}
+	if !ok || m.plural {
 		return id
 	}
-	return s
+	return m.fill(d)
 }
 
 // TN is a message with plural forms chosen by n under the language's CLDR
 // rules ("1 sous-compte", "2 sous-comptes"). {{.Count}} is n formatted
 // for the language.
 func (l *Locale) TN(id string, n int, data ...Args) string {
+	if len(data) == 0 {
+		k := countKey{id, n}
+		if s, ok := l.counted.Load(k); ok {
+			return s.(string)
+		}
+		s := l.tn(id, n)
+		l.counted.Store(k, s)
+		return s
+	}
+	return l.tn(id, n, data...)
+}
+
+func (l *Locale) tn(id string, n int, data ...Args) string {
 	d := Args{}
 	if len(data) > 0 {
 		for k, v := range data[0] {
