@@ -222,7 +222,7 @@ func (c *Catalog) indexEnglish(fsys fs.FS) error {
 		last := 0
 		for _, m := range field.FindAllStringSubmatchIndex(text, -1) {
 			re.WriteString(regexp.QuoteMeta(text[last:m[0]]))
-			re.WriteString("(.+?)")
+			re.WriteString("(.*?)")
 			names = append(names, text[m[2]:m[3]])
 			last = m[1]
 		}
@@ -397,9 +397,15 @@ func (l *Locale) Msg(english string) string {
 			v := m[i+1]
 			if n, err := strconv.Atoi(v); err == nil {
 				d[name] = l.Number(n)
-			} else {
-				d[name] = v
+				continue
 			}
+			// A value may itself be a known sentence (a finding inside a
+			// finding): it is translated too, keeping its leading space.
+			lead := v[:len(v)-len(strings.TrimLeft(v, " "))]
+			if t := strings.TrimSpace(v); t != "" && t != english && l.cat.KnowsEnglish(t) {
+				v = lead + l.Msg(t)
+			}
+			d[name] = v
 		}
 		return l.T(p.id, d)
 	}
