@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -165,6 +166,20 @@ func (h *auditHandlers) render(c echo.Context, status int, f models.AuditFilter,
 	ctx, actor := c.Request().Context(), web.Actor(c)
 	staff := actor.Role.IsStaff()
 	page, err := h.store.AuditEntries(ctx, actor, f, before, after)
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		// A prefix too broad to answer from an index: say so on the page.
+		errs = maps.Clone(errs)
+		for _, k := range []string{"actor", "target"} {
+			if msg := ve.Fields[k]; msg != "" {
+				errs["form"] = msg
+			}
+		}
+		page, err = models.AuditPage{}, nil
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -301,7 +316,10 @@ func (h *auditHandlers) export(c echo.Context) error {
 		}
 	}
 	var tampered *models.AuditTamperError
+	var invalid *models.ValidationError
 	switch {
+	case errors.As(err, &invalid) && !res.Committed:
+		return echo.NewHTTPError(http.StatusBadRequest, "The filter is not valid; correct it on the audit page first.")
 	case errors.As(err, &tampered) && !res.Committed:
 		return echo.NewHTTPError(http.StatusConflict, "The audit log does not verify ("+tampered.Report.Problem+"). "+
 			"A tampered log is never signed, so it cannot be exported; run keydesk audit verify.")

@@ -23,8 +23,8 @@ const AuditPageSize = 50
 type AuditFilter struct {
 	From, To  *time.Time // inclusive range on the entry time
 	Actions   []string
-	Actor     string // part of the actor's e-mail or label
-	Target    string // part of the target's name, or its exact ID
+	Actor     string // the start of the actor's e-mail or label (any case), or the actor's user ID
+	Target    string // the start of the target's name (any case), or its exact ID
 	IP        string
 	AccountID uint // staff only: one account and its sub-accounts
 }
@@ -62,6 +62,23 @@ type AuditPage struct {
 // tree, auditors and support everything. The scope is in the WHERE clause
 // whatever filter or cursor the request carries.
 func (s *Store) auditScope(db *gorm.DB, actor Actor, f AuditFilter) (*gorm.DB, error) {
+	ctx := db.Statement.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	conds, _, err := s.scopeConds(ctx, actor, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range conds {
+		db = db.Where(c.sql, c.args...)
+	}
+	return db, nil
+}
+
+// scopeConds are auditScope's conditions, and the one tree they limit the
+// log to (nil: every tree).
+func (s *Store) scopeConds(ctx context.Context, actor Actor, f AuditFilter) ([]sqlCond, *uint, error) {
 	// tree_id is the main account of the entry's account: one equality
 	// that the (tree_id, at, id) index serves in keyset order, however many
 	// sub-accounts the tree has.
@@ -71,70 +88,43 @@ func (s *Store) auditScope(db *gorm.DB, actor Actor, f AuditFilter) (*gorm.DB, e
 			// A sub-account is not a tree of its own: its entries are in its
 			// parent's tree, narrowed to its account.
 			var acc Account
-			if err := s.db.WithContext(db.Statement.Context).Select("id", "parent_id").Where("id = ?", f.AccountID).Limit(1).Find(&acc).Error; err != nil {
-				return nil, err
+			if err := s.db.WithContext(ctx).Select("id", "parent_id").Where("id = ?", f.AccountID).Limit(1).Find(&acc).Error; err != nil {
+				return nil, nil, err
 			}
 			if acc.ParentID != nil {
-				db = db.Where("tree_id = ? AND account_id = ?", *acc.ParentID, f.AccountID)
-			} else {
-				db = db.Where("tree_id = ?", f.AccountID)
+				return []sqlCond{{"tree_id = ?", []any{*acc.ParentID}}, {"account_id = ?", []any{f.AccountID}}}, acc.ParentID, nil
 			}
+			tree := f.AccountID
+			return []sqlCond{{"tree_id = ?", []any{tree}}}, &tree, nil
 		}
-		return db, nil
+		return nil, nil, nil
 	case actor.Role == RoleOwner && actor.AccountID != 0:
-		return db.Where("tree_id = ?", actor.AccountID), nil
+		tree := actor.AccountID
+		return []sqlCond{{"tree_id = ?", []any{tree}}}, &tree, nil
 	}
-	return nil, ErrForbidden
-}
-
-func likeEscape(s string) string {
-	return "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(strings.TrimSpace(s))) + "%"
-}
-
-func applyAuditFilter(db *gorm.DB, f AuditFilter) *gorm.DB {
-	if f.From != nil {
-		db = db.Where("at >= ?", f.From.UTC())
-	}
-	if f.To != nil {
-		db = db.Where("at <= ?", f.To.UTC())
-	}
-	if len(f.Actions) > 0 {
-		db = db.Where("action IN ?", f.Actions)
-	}
-	if a := strings.TrimSpace(f.Actor); a != "" {
-		db = db.Where(`LOWER(actor_label) LIKE ? ESCAPE '\'`, likeEscape(a))
-	}
-	if t := strings.TrimSpace(f.Target); t != "" {
-		db = db.Where(`(LOWER(target_name) LIKE ? ESCAPE '\' OR target_id = ?)`, likeEscape(t), t)
-	}
-	if ip := strings.TrimSpace(f.IP); ip != "" {
-		db = db.Where("ip = ?", ip)
-	}
-	return db
+	return nil, nil, ErrForbidden
 }
 
 // AuditEntries returns one page of the log visible to actor, newest first.
 // With before, the page holds entries older than it; with after, newer.
 // Keyset pagination: no OFFSET, no count.
 func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, before, after *AuditCursor) (AuditPage, error) {
-	db, err := s.auditScope(s.db.WithContext(ctx).Model(&AuditEntry{}), actor, f)
+	cursor := before
+	if after != nil {
+		cursor = after
+	}
+	q, err := s.buildAuditQuery(ctx, actor, f, cursor, after != nil, 0, AuditPageSize+1)
 	if err != nil {
 		return AuditPage{}, err
 	}
-	db = applyAuditFilter(db, f)
 	var rows []AuditEntry
-	switch {
-	case after != nil:
-		err = db.Where("(at, id) > (?, ?)", after.At, after.ID).
-			Order("at ASC").Order("id ASC").Limit(AuditPageSize + 1).Find(&rows).Error
+	if !q.none {
+		err = s.db.WithContext(ctx).Raw(q.sql, q.args...).Scan(&rows).Error
+	}
+	if after != nil {
 		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
 			rows[i], rows[j] = rows[j], rows[i]
 		}
-	case before != nil:
-		err = db.Where("(at, id) < (?, ?)", before.At, before.ID).
-			Order("at DESC").Order("id DESC").Limit(AuditPageSize + 1).Find(&rows).Error
-	default:
-		err = db.Order("at DESC").Order("id DESC").Limit(AuditPageSize + 1).Find(&rows).Error
 	}
 	if err != nil {
 		return AuditPage{}, wrapOp("audit entries", err)
@@ -279,7 +269,8 @@ func (s *Store) ChainStatus(ctx context.Context) (AuditChainStatus, error) {
 // matching entry up to that head, newest first, in batches (constant
 // memory). begin runs once the head is signed, before the first entry.
 func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, begin func(*AuditHead) error, emit func(AuditEntry) error) (*AuditHead, error) {
-	if _, err := s.auditScope(s.db, actor, f); err != nil {
+	// The filter is checked (scope, prefixes) before the export is recorded.
+	if _, err := s.buildAuditQuery(ctx, actor, f, nil, false, 0, 1); err != nil {
 		return nil, err
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error {
@@ -305,16 +296,15 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 	var cursor *AuditCursor
 	batch := make([]AuditEntry, 0, 1000)
 	for {
-		db, err := s.auditScope(s.db.WithContext(ctx).Model(&AuditEntry{}), actor, f)
+		q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, 1000)
 		if err != nil {
 			return err
 		}
-		db = applyAuditFilter(db, f).Where("id <= ?", through)
-		if cursor != nil {
-			db = db.Where("(at, id) < (?, ?)", cursor.At, cursor.ID)
-		}
 		batch = batch[:0]
-		if err := db.Order("at DESC").Order("id DESC").Limit(1000).Find(&batch).Error; err != nil {
+		if q.none {
+			return nil
+		}
+		if err := s.db.WithContext(ctx).Raw(q.sql, q.args...).Scan(&batch).Error; err != nil {
 			return wrapOp("audit export", err)
 		}
 		for _, e := range batch {

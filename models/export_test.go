@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -90,4 +91,56 @@ func (s *Store) AuditAppendForBench(ctx context.Context, unkeyed bool) error {
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		return s.appendAudit(tx, SystemActor(), ActionLimitChanged, 0, auditTarget{Type: "bench", ID: "1", Name: "bench"}, map[string]any{"n": 1})
 	})
+}
+
+// ExplainAuditEntries returns the plan of each query AuditEntries runs for
+// this filter and cursor: EXPLAIN (COSTS OFF) on PostgreSQL, EXPLAIN QUERY
+// PLAN on SQLite, one line per plan node.
+func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFilter, before *AuditCursor) ([]string, error) {
+	q, err := s.buildAuditQuery(ctx, actor, f, before, false, 0, AuditPageSize+1)
+	if err != nil || q.none {
+		return nil, err
+	}
+	plan, err := s.explain(ctx, q.sql, q.args)
+	if err != nil {
+		return nil, err
+	}
+	// The prefix resolution, when there is one, is a query of its own.
+	_, tree, err := s.scopeConds(ctx, actor, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []struct{ col, v string }{{"actor_label", f.Actor}, {"target_name", f.Target}} {
+		if p.v == "" {
+			continue
+		}
+		r, args := s.prefixValuesSQL(p.col, strings.ToLower(strings.TrimSpace(p.v)), tree)
+		more, err := s.explain(ctx, r, args)
+		if err != nil {
+			return nil, err
+		}
+		plan = append(plan, more...)
+	}
+	return plan, nil
+}
+
+func (s *Store) explain(ctx context.Context, q string, args []any) ([]string, error) {
+	var lines []string
+	if s.engine == Postgres {
+		if err := s.db.WithContext(ctx).Raw("EXPLAIN (COSTS OFF) "+q, args...).Scan(&lines).Error; err != nil {
+			return nil, err
+		}
+		return lines, nil
+	}
+	var rows []struct {
+		ID, Parent int
+		Detail     string
+	}
+	if err := s.db.WithContext(ctx).Raw("EXPLAIN QUERY PLAN "+q, args...).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		lines = append(lines, r.Detail)
+	}
+	return lines, nil
 }

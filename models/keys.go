@@ -446,3 +446,7 @@ func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page i
 	}
 	return v, nil
 }
+
+func likeEscape(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(strings.TrimSpace(s))) + "%"
+}

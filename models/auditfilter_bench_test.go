@@ -1,0 +1,161 @@
+package models_test
+
+import (
+	"encoding/hex"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"keydesk/models"
+	"keydesk/models/testdb"
+)
+
+// The filter benchmark's log: a varied one (models.Seed: Zipf-spread
+// trees, owners, API keys, targets, addresses), KEYDESK_BENCH_AUDIT entries
+// (1,000,000 by default) over 2,000 trees and 20,000 sub-accounts; or an
+// existing seeded database (.ci/seed) named by KEYDESK_BENCH_DSN, with its
+// audit key in KEYDESK_BENCH_AUDIT_KEY (hex), read only.
+var (
+	filterOnce  sync.Once
+	filterStore *models.Store
+	filterErr   error
+)
+
+func filterBenchLog(b *testing.B) *models.Store {
+	b.Helper()
+	filterOnce.Do(func() {
+		if dsn := os.Getenv("KEYDESK_BENCH_DSN"); dsn != "" {
+			key, err := hex.DecodeString(os.Getenv("KEYDESK_BENCH_AUDIT_KEY"))
+			if err != nil {
+				filterErr = err
+				return
+			}
+			filterStore, filterErr = models.Open(ctx, dsn, models.Options{AuditKey: key})
+			return
+		}
+		dir, err := os.MkdirTemp("", "keydesk-filter-bench-")
+		if err != nil {
+			filterErr = err
+			return
+		}
+		dsn, drop := dir+"/bench.db", func() {}
+		if testdb.Engine() == models.Postgres {
+			if dsn, drop, err = testdb.NewSchema(); err != nil {
+				filterErr = err
+				return
+			}
+		}
+		prev := benchCleanup
+		benchCleanup = func() {
+			if prev != nil {
+				prev()
+			}
+			filterStore.Close()
+			drop()
+			os.RemoveAll(dir)
+		}
+		opt := testdb.Options(testdb.NewClock())
+		opt.AuditAnchor = dir + "/keydesk.audit-anchor"
+		s, err := models.Open(ctx, dsn, opt)
+		if err != nil {
+			filterErr = err
+			return
+		}
+		filterStore = s
+		if _, err := s.Migrate(ctx); err != nil {
+			filterErr = err
+			return
+		}
+		start := time.Now()
+		if _, err := s.Seed(ctx, models.SeedOptions{Accounts: 2000, Subaccounts: 20000, BigTree: 1000, AuditEntries: benchLogSize(), DeferIndexes: true}); err != nil {
+			filterErr = err
+			return
+		}
+		filterErr = s.Analyze(ctx)
+		b.Logf("seeded %d varied entries in %v", benchLogSize(), time.Since(start).Round(time.Millisecond))
+	})
+	if filterErr != nil {
+		b.Fatal(filterErr)
+	}
+	return filterStore
+}
+
+// BenchmarkAuditFilters: the first page of each filter of the audit page,
+// alone and combined, as an auditor and as an owner, against the
+// unfiltered first page of the same reader, alternated in one loop.
+// x-unfiltered is the ratio of their times (DESIGN.md target 7: ≤ 2).
+func BenchmarkAuditFilters(b *testing.B) {
+	s := filterBenchLog(b)
+	// Reading the page needs the role only (no user row in a read-only
+	// external database).
+	auditor := models.Actor{Email: "aud@filter-bench.example", Role: models.RoleAuditor}
+	// Probe values: a tree of the Zipf tail (50) and the busiest (0).
+	var probe, busy models.AuditEntry
+	if err := s.DB().Where("actor_label = ? AND target_type = 'apikey'", models.SeedOwnerEmail(50)).Order("id DESC").Limit(1).Find(&probe).Error; err != nil || probe.ID == 0 {
+		b.Fatalf("no entry of tree 50 (%v): seed with models.Seed", err)
+	}
+	if err := s.DB().Where("actor_label = ?", models.SeedOwnerEmail(0)).Order("id DESC").Limit(1).Find(&busy).Error; err != nil || busy.ID == 0 {
+		b.Fatalf("no entry of tree 0: %v", err)
+	}
+	var sub models.Account
+	if err := s.DB().Where("parent_id = ?", *probe.TreeID).Order("id").Limit(1).Find(&sub).Error; err != nil {
+		b.Fatal(err)
+	}
+	owner := models.Actor{UserID: *probe.ActorUserID, Email: probe.ActorLabel, Role: models.RoleOwner, AccountID: *probe.TreeID}
+	day := probe.At.Truncate(24 * time.Hour)
+	dayEnd := day.Add(24*time.Hour - time.Microsecond)
+	uid := strconv.FormatUint(uint64(*probe.ActorUserID), 10)
+	cases := []filterCase{
+		{"action-rare", false, models.AuditFilter{Actions: []string{models.ActionLimitChanged}}, nil},
+		{"action-common", false, models.AuditFilter{Actions: []string{models.ActionLoginSucceeded}}, nil},
+		{"two-actions", false, models.AuditFilter{Actions: []string{models.ActionLimitChanged, models.ActionSubaccountNew}}, nil},
+		{"actor-email", false, models.AuditFilter{Actor: probe.ActorLabel}, nil},
+		{"actor-email-busy", false, models.AuditFilter{Actor: busy.ActorLabel}, nil},
+		{"actor-prefix", false, models.AuditFilter{Actor: "owner00005"}, nil},
+		{"actor-id", false, models.AuditFilter{Actor: uid}, nil},
+		{"target-id", false, models.AuditFilter{Target: probe.TargetID}, nil},
+		{"target-name", false, models.AuditFilter{Target: probe.TargetName}, nil},
+		{"target-prefix", false, models.AuditFilter{Target: "bench 000050"}, nil},
+		{"ip", false, models.AuditFilter{IP: probe.IP}, nil},
+		{"one-day", false, models.AuditFilter{From: &day, To: &dayEnd}, nil},
+		{"account", false, models.AuditFilter{AccountID: *probe.TreeID}, nil},
+		{"sub-account", false, models.AuditFilter{AccountID: sub.ID}, nil},
+		{"actor+action", false, models.AuditFilter{Actor: probe.ActorLabel, Actions: []string{models.ActionKeyRenamed, models.ActionSecretReset}}, nil},
+		{"target+ip", false, models.AuditFilter{Target: probe.TargetID, IP: probe.IP}, nil},
+		{"day+actor-prefix", false, models.AuditFilter{From: &day, To: &dayEnd, Actor: "owner00005"}, nil},
+		{"account+action", false, models.AuditFilter{AccountID: *probe.TreeID, Actions: []string{models.ActionLoginSucceeded}}, nil},
+		{"owner/action-rare", true, models.AuditFilter{Actions: []string{models.ActionLimitChanged}}, nil},
+		{"owner/two-actions", true, models.AuditFilter{Actions: []string{models.ActionKeyRenamed, models.ActionSecretReset}}, nil},
+		{"owner/target-name", true, models.AuditFilter{Target: probe.TargetName}, nil},
+		{"owner/ip", true, models.AuditFilter{IP: probe.IP}, nil},
+		{"owner/actor-apikeys", true, models.AuditFilter{Actor: "API key"}, nil},
+	}
+	for _, c := range cases {
+		who := auditor
+		if c.owner {
+			who = owner
+		}
+		b.Run(c.name, func(b *testing.B) {
+			var filtered, unfiltered time.Duration
+			rows := 0
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				p, err := s.AuditEntries(ctx, who, c.f, nil, nil)
+				t1 := time.Now()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.AuditEntries(ctx, who, models.AuditFilter{}, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+				filtered, unfiltered, rows = filtered+t1.Sub(t0), unfiltered+time.Since(t1), len(p.Entries)
+			}
+			b.ReportMetric(float64(filtered.Nanoseconds())/float64(b.N), "filtered-ns")
+			b.ReportMetric(float64(unfiltered.Nanoseconds())/float64(b.N), "unfiltered-ns")
+			b.ReportMetric(float64(filtered)/float64(unfiltered), "x-unfiltered")
+			b.ReportMetric(float64(rows), "rows")
+		})
+	}
+}

@@ -1,0 +1,254 @@
+package models
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// How the audit page's filters reach an index (DESIGN.md target 7: every
+// filter within 2× of the unfiltered first page, never a scan).
+//
+// Every filterable column has an index ending in (at, id), migration 11:
+// an equality on its first column hands rows over in keyset order, so a
+// page reads its 51 rows and stops, however large the log. A filter is
+// therefore turned into equalities:
+//
+//   - actions: action = each chosen action;
+//   - actor: lower(actor_label) = each e-mail or label that starts with
+//     what was typed (case-insensitive), or actor_user_id = the number typed;
+//   - target: target_id = what was typed, or lower(target_name) = each name
+//     that starts with it;
+//   - IP, account, scope: one equality each; dates: a range on at.
+//
+// A prefix is resolved first to the distinct values it matches, by a loose
+// index scan (one index probe per value, at most auditPrefixValues+1), within
+// the one tree an owner (or an account filter) limits the log to. Owners'
+// filters have indexes that start with tree_id: (tree_id, action, at, id),
+// (tree_id, lower(actor_label), at, id), (tree_id, lower(target_name), at,
+// id); IDs and addresses belong to one tree anyway. When
+// a filter has several equalities, one query per equality (each reading
+// at most a page of index keys, in index order) is merged by a UNION that
+// sorts at most values × page keys; the page's rows are then read by ID. A prefix that matches more than auditPrefixValues
+// values is refused with a message (type more of it): answering it would
+// mean reading every match.
+
+// auditPrefixValues is how many distinct e-mails, labels or names a typed
+// prefix may match.
+const auditPrefixValues = 20
+
+// broadPrefix is the refusal of a prefix that matches too many values.
+func broadPrefix(field, what, prefix string) error {
+	return &ValidationError{Fields: map[string]string{field: "More than " + strconv.Itoa(auditPrefixValues) + " " + what +
+		" start with “" + prefix + "”: type more of it."}}
+}
+
+// lowerExpr is the indexed expression for a case-insensitive column:
+// PostgreSQL compares it bytewise (COLLATE "C"), as SQLite does, so a
+// prefix is one contiguous range of the index.
+func (s *Store) lowerExpr(col string) string {
+	if s.engine == Postgres {
+		return `(lower(` + col + `) COLLATE "C")`
+	}
+	return "lower(" + col + ")"
+}
+
+// prefixEnd is the smallest string greater than every string starting with
+// p ("" when there is none).
+func prefixEnd(p string) string {
+	for p != "" {
+		r, n := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-n]
+		if r == utf8.MaxRune || r == utf8.RuneError {
+			continue
+		}
+		r++
+		if r >= 0xD800 && r <= 0xDFFF {
+			r = 0xE000
+		}
+		return p + string(r)
+	}
+	return ""
+}
+
+// prefixValues lists the distinct values of lower(col) that start with p,
+// in order, at most auditPrefixValues+1 of them: a loose index scan, one
+// probe of the (lower(col), at, id) index per value.
+func (s *Store) prefixValues(ctx context.Context, col, p string, tree *uint) ([]string, error) {
+	q, args := s.prefixValuesSQL(col, p, tree)
+	var vals []string
+	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&vals).Error; err != nil {
+		return nil, wrapOp("audit filter", err)
+	}
+	return vals, nil
+}
+
+func (s *Store) prefixValuesSQL(col, p string, tree *uint) (string, []any) {
+	expr := s.lowerExpr(col)
+	end := prefixEnd(p)
+	var bound []any // the arguments of one probe's WHERE after the lower bound
+	where := ""
+	if end != "" {
+		where, bound = " AND "+expr+" < ?", []any{end}
+	}
+	if tree != nil {
+		// Within one tree: the (tree_id, lower(col), at, id) index.
+		where, bound = where+" AND tree_id = ?", append(bound, *tree)
+	}
+	q := `WITH RECURSIVE v(val, n) AS (
+	SELECT (SELECT ` + expr + ` FROM audit_entries WHERE ` + expr + ` >= ?` + where + ` ORDER BY ` + expr + ` LIMIT 1), 1
+	UNION ALL
+	SELECT (SELECT ` + expr + ` FROM audit_entries WHERE ` + expr + ` > v.val` + where + ` ORDER BY ` + expr + ` LIMIT 1), n + 1
+	FROM v WHERE v.val IS NOT NULL AND n <= ?
+)
+SELECT val FROM v WHERE val IS NOT NULL`
+	args := append([]any{p}, bound...)
+	args = append(args, bound...)
+	return q, append(args, auditPrefixValues)
+}
+
+// sqlCond is one condition with its arguments.
+type sqlCond struct {
+	sql  string
+	args []any
+}
+
+// auditQuery is the SQL of one page (or export batch) of the log.
+type auditQuery struct {
+	sql  string
+	args []any
+	none bool // the filter matches nothing: no query to run
+}
+
+// buildAuditQuery writes the query for the entries visible to actor that
+// match f, after (asc) or before the cursor, up to through (0: no bound),
+// limit rows in (at, id) order, descending unless asc.
+func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter, cursor *AuditCursor, asc bool, through uint64, limit int) (auditQuery, error) {
+	common, tree, err := s.scopeConds(ctx, actor, f)
+	if err != nil {
+		return auditQuery{}, err
+	}
+	if f.From != nil {
+		common = append(common, sqlCond{"at >= ?", []any{f.From.UTC()}})
+	}
+	if f.To != nil {
+		common = append(common, sqlCond{"at <= ?", []any{f.To.UTC()}})
+	}
+	if ip := strings.TrimSpace(f.IP); ip != "" {
+		common = append(common, sqlCond{"ip = ?", []any{ip}})
+	}
+	if through > 0 {
+		common = append(common, sqlCond{"id <= ?", []any{through}})
+	}
+	dir, cmp := "DESC", "<"
+	if asc {
+		dir, cmp = "ASC", ">"
+	}
+	if cursor != nil {
+		common = append(common, sqlCond{"(at, id) " + cmp + " (?, ?)", []any{cursor.At.UTC(), cursor.ID}})
+	}
+	// The filters that may be several equalities, most selective first:
+	// one of them drives the union, the others are plain conditions.
+	var groups [][]sqlCond
+	if t := strings.TrimSpace(f.Target); t != "" {
+		alts := []sqlCond{{"target_id = ?", []any{t}}}
+		names, err := s.prefixValues(ctx, "target_name", strings.ToLower(t), tree)
+		if err != nil {
+			return auditQuery{}, err
+		}
+		if len(names) > auditPrefixValues {
+			return auditQuery{}, broadPrefix("target", "key or account names", t)
+		}
+		for _, n := range names {
+			alts = append(alts, sqlCond{s.lowerExpr("target_name") + " = ?", []any{n}})
+		}
+		groups = append(groups, alts)
+	}
+	if a := strings.TrimSpace(f.Actor); a != "" {
+		var alts []sqlCond
+		if id, err := strconv.ParseUint(a, 10, 63); err == nil {
+			alts = append(alts, sqlCond{"actor_user_id = ?", []any{id}})
+		}
+		labels, err := s.prefixValues(ctx, "actor_label", strings.ToLower(a), tree)
+		if err != nil {
+			return auditQuery{}, err
+		}
+		if len(labels) > auditPrefixValues {
+			return auditQuery{}, broadPrefix("actor", "actors", a)
+		}
+		for _, l := range labels {
+			alts = append(alts, sqlCond{s.lowerExpr("actor_label") + " = ?", []any{l}})
+		}
+		if len(alts) == 0 {
+			return auditQuery{none: true}, nil
+		}
+		groups = append(groups, alts)
+	}
+	if len(f.Actions) > 0 {
+		var alts []sqlCond
+		for _, a := range f.Actions {
+			alts = append(alts, sqlCond{"action = ?", []any{a}})
+		}
+		groups = append(groups, alts)
+	}
+	driver := -1
+	for i, g := range groups {
+		if len(g) > 1 {
+			driver = i
+			break
+		}
+	}
+	for i, g := range groups {
+		if i != driver {
+			common = append(common, orConds(g))
+		}
+	}
+	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
+	if driver < 0 {
+		w, args := joinConds(common)
+		return auditQuery{sql: "SELECT * FROM audit_entries" + w + order, args: args}, nil
+	}
+	// Each branch reads keys only, (at, id), from its index; the merged page
+	// of keys then fetches its rows by primary key: a branch costs a page of
+	// index entries, not a page of rows.
+	var b strings.Builder
+	var args []any
+	b.WriteString("SELECT * FROM audit_entries WHERE id IN (SELECT id FROM (")
+	for i, alt := range groups[driver] {
+		if i > 0 {
+			b.WriteString(" UNION ")
+		}
+		w, a := joinConds(append([]sqlCond{alt}, common...))
+		b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u" + strconv.Itoa(i))
+		args = append(args, a...)
+	}
+	b.WriteString(order + ") AS k)" + " ORDER BY at " + dir + ", id " + dir)
+	return auditQuery{sql: b.String(), args: args}, nil
+}
+
+func orConds(g []sqlCond) sqlCond {
+	if len(g) == 1 {
+		return g[0]
+	}
+	parts := make([]string, len(g))
+	var args []any
+	for i, c := range g {
+		parts[i] = c.sql
+		args = append(args, c.args...)
+	}
+	return sqlCond{"(" + strings.Join(parts, " OR ") + ")", args}
+}
+
+func joinConds(cs []sqlCond) (string, []any) {
+	if len(cs) == 0 {
+		return "", nil
+	}
+	parts := make([]string, len(cs))
+	var args []any
+	for i, c := range cs {
+		parts[i] = c.sql
+		args = append(args, c.args...)
+	}
+	return " WHERE " + strings.Join(parts, " AND "), args
+}
