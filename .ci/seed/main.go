@@ -13,7 +13,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -51,8 +53,17 @@ func run() error {
 	days := fs.Int("days", 365, "the audit entries are spread over this many days up to now")
 	seed := fs.Uint64("seed", 1, "random seed of the audit mix")
 	deferIdx := fs.Bool("defer-indexes", true, "drop the audit indexes during the bulk load and build them after")
+	basic := fs.Int("basic-auth", 0, "print the Authorization header value of seeded keys 0..N-1, one a line, and exit (for load tests)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
+	}
+	if *basic > 0 {
+		w := bufio.NewWriter(os.Stdout)
+		for n := 0; n < *basic; n++ {
+			k, sec := models.SeedCredentials(n)
+			fmt.Fprintln(w, "Basic "+base64.StdEncoding.EncodeToString([]byte(k+":"+sec)))
+		}
+		return w.Flush()
 	}
 	if *dsn == "" {
 		return fmt.Errorf("--db is required")
