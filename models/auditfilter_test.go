@@ -89,6 +89,12 @@ func TestAuditFiltersOnAVariedLog(t *testing.T) {
 	t.Run("SearchAnIndex", func(t *testing.T) { testAuditFiltersSearchAnIndex(t, s, auditor, owner, cases) })
 	t.Run("MatchTheirMeaning", func(t *testing.T) { testAuditFiltersMatchTheirMeaning(t, s, auditor, owner, cases) })
 	t.Run("PrefixTooBroad", func(t *testing.T) { testAuditFilterPrefixTooBroad(t, s, auditor, owner) })
+	// The seeded log is a valid keyed chain (what .ci/seed promises).
+	t.Run("SeededLogVerifies", func(t *testing.T) {
+		if r, err := s.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || !r.OK || r.Entries < 20000 {
+			t.Fatalf("full verify of the seeded log: %+v %v", r, err)
+		}
+	})
 }
 
 // testAuditFiltersSearchAnIndex: every filter of the audit page, alone and
