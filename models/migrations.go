@@ -267,6 +267,18 @@ DROP INDEX idx_audit_account;
 			`CREATE INDEX idx_audit_tree_target_name_at ON audit_entries(tree_id, (lower(target_name) COLLATE "C"), at, id)`,
 		},
 	}},
+	// PostgreSQL estimates "tree_id = ? AND ip = ?" (an owner filtering an
+	// address) as if the columns were independent: a few rows, so it reads
+	// every match through a bitmap and sorts them (2 s at 10,000,000
+	// entries) instead of walking the address index in (at, id) order. The
+	// columns are not independent: an address, an account, a user, a target
+	// belong to one tree. Dependency statistics tell the planner so.
+	{12, "audit filter statistics (PostgreSQL)", ``, map[Engine][]string{
+		Postgres: {
+			`CREATE STATISTICS audit_entries_tree_deps (dependencies) ON tree_id, account_id, ip, actor_user_id, target_id FROM audit_entries`,
+			`ANALYZE audit_entries`,
+		},
+	}},
 	{14, "users.language (the console's language, chosen in the account menu)", `
 ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
 `, nil},
