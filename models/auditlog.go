@@ -119,7 +119,7 @@ func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, be
 	}
 	var rows []AuditEntry
 	if !q.none {
-		err = s.db.WithContext(ctx).Raw(q.sql, q.args...).Scan(&rows).Error
+		err = s.scanAudit(ctx, q, &rows)
 	}
 	if after != nil {
 		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
@@ -304,7 +304,7 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 		if q.none {
 			return nil
 		}
-		if err := s.db.WithContext(ctx).Raw(q.sql, q.args...).Scan(&batch).Error; err != nil {
+		if err := s.scanAudit(ctx, q, &batch); err != nil {
 			return wrapOp("audit export", err)
 		}
 		for _, e := range batch {
