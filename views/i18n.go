@@ -48,9 +48,10 @@ type Language struct {
 }
 
 type englishPattern struct {
-	re    *regexp.Regexp
-	id    string
-	names []string
+	re      *regexp.Regexp
+	id      string
+	names   []string
+	literal int // length of its fixed text
 }
 
 // Locale is one language's localizer, put in each request's context.
@@ -228,8 +229,11 @@ func (c *Catalog) indexEnglish(fsys fs.FS) error {
 		}
 		re.WriteString(regexp.QuoteMeta(text[last:]))
 		re.WriteString("$")
-		c.patterns = append(c.patterns, englishPattern{re: regexp.MustCompile(re.String()), id: id, names: names})
+		c.patterns = append(c.patterns, englishPattern{re: regexp.MustCompile(re.String()), id: id, names: names,
+			literal: len(field.ReplaceAllString(text, ""))})
 	}
+	// The most specific pattern (the most fixed text) is tried first.
+	sort.SliceStable(c.patterns, func(i, j int) bool { return c.patterns[i].literal > c.patterns[j].literal })
 	return nil
 }
 

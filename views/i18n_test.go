@@ -116,8 +116,15 @@ func TestMsgTranslatesEnglishSentences(t *testing.T) {
 		"Enter your password to confirm.": "Saisissez votre mot de passe pour confirmer.",
 		"Use at least 12 characters.":     "12 caractères au moins.",
 		"Sub-account \"news\" created":    "Sous-compte «\u00a0news\u00a0» créé",
-		"The account already uses 1234 sub-accounts; the limit cannot be lower than that.": "Le compte utilise déjà 1\u202f234 sous-comptes\u202f; la limite ne peut pas être inférieure.",
-		"something the catalog does not know":                                              "something the catalog does not know",
+		"The account already uses 1234 sub-accounts; the limit cannot be lower than that.":                                                                                               "Le compte utilise déjà 1\u202f234 sous-comptes\u202f; la limite ne peut pas être inférieure.",
+		"entry #48211 was altered: its content does not match its hash":                                                                                                                  "l’entrée n°\u00a048\u202f211 a été modifiée\u00a0: son contenu ne correspond plus à son empreinte",
+		"anchor head seq 3 (entry #12) on line 4 has an invalid signature: forged or edited":                                                                                             "la tête n°\u00a03 de l’ancre (entrée n°\u00a012) à la ligne 4 porte une signature non valide\u00a0: falsifiée ou modifiée",
+		"signed head seq 2 (entry #9) in the database has an invalid signature: forged or edited":                                                                                        "la tête signée n°\u00a02 (entrée n°\u00a09) dans la base porte une signature non valide\u00a0: falsifiée ou modifiée",
+		"The audit log does not verify (entry #5 was altered: its content does not match its hash). A tampered log is never signed, so it cannot be exported; run keydesk audit verify.": "Le journal d’audit n’est pas vérifié (l’entrée n°\u00a05 a été modifiée\u00a0: son contenu ne correspond plus à son empreinte). Un journal altéré n’est jamais signé et ne peut donc pas être exporté\u202f; lancez keydesk audit verify.",
+		"More than 20 actors start with “ana”: type more of it.":                                                                                                                         "Plus de 20 auteurs commencent par «\u00a0ana\u00a0»\u00a0: précisez davantage.",
+		"Unknown action filter “key.eaten” was ignored.":                                                                                                                                 "Le filtre d’action inconnu «\u00a0key.eaten\u00a0» a été ignoré.",
+		"anchor head seq 3 (entry #12) has an invalid signature: forged or edited":                                                                                                       "la tête n°\u00a03 de l’ancre (entrée n°\u00a012) porte une signature non valide\u00a0: falsifiée ou modifiée",
+		"something the catalog does not know":                                                                                                                                            "something the catalog does not know",
 	} {
 		if got := fr.Msg(in); got != want {
 			t.Errorf("Msg(%q) = %q, want %q", in, got, want)
