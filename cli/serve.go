@@ -41,7 +41,12 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	if err := in.parse(nil); err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	// The log (one line a request) is written in batches, not with a
+	// system call per line; WARN and ERROR lines go out at once, and what
+	// is left is written when serve returns.
+	logOut := web.NewLogWriter(stderr, 100*time.Millisecond)
+	defer logOut.Close()
+	log := newLogger(cfg, logOut)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	store, err := openStore(ctx, cfg, log)
@@ -98,7 +103,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	}
 	srv, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
-		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, Metrics: metrics,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, AccessLog: logOut, Metrics: metrics,
 	}, store)
 	if err != nil {
 		return err
