@@ -6,6 +6,8 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/labstack/echo/v4"
+
 	"keydesk/models"
 	"keydesk/web"
 )
@@ -78,12 +80,17 @@ func Register(s *web.Server) {
 	e.POST("/audit/reviews", audit.review, web.RequireRole(models.RoleOwner, models.RoleAuditor)).Name = "audit.review"
 
 	// Mailjet-compatible REST API: HTTP Basic with API key and secret key;
-	// no session cookie and no CSRF (web skips both under /v3/).
-	api := e.Group("/v3/REST", s.APIKeyAuth)
-	api.GET("/apikey", rest.list).Name = "api.apikey.list"
-	api.POST("/apikey", rest.create).Name = "api.apikey.create"
-	api.GET("/apikey/:id", rest.get).Name = "api.apikey.get"
-	api.PUT("/apikey/:id", rest.update).Name = "api.apikey.update"
+	// no session cookie and no CSRF (web gives /v3 and /v3.1 a lean chain).
+	// Authentication wraps each handler here, once, rather than as route
+	// middleware Echo would wrap again for every request. Unknown paths
+	// under /v3/REST authenticate first, as the routes do.
+	apiKey := s.APIKeyAuth
+	e.GET("/v3/REST/apikey", apiKey(rest.list)).Name = "api.apikey.list"
+	e.POST("/v3/REST/apikey", apiKey(rest.create)).Name = "api.apikey.create"
+	e.GET("/v3/REST/apikey/:id", apiKey(rest.get)).Name = "api.apikey.get"
+	e.PUT("/v3/REST/apikey/:id", apiKey(rest.update)).Name = "api.apikey.update"
+	e.RouteNotFound("/v3/REST", apiKey(echo.NotFoundHandler))
+	e.RouteNotFound("/v3/REST/*", apiKey(echo.NotFoundHandler))
 	// Other methods answer 405 with Allow (before authentication: they
 	// touch nothing).
 	e.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/v3/REST/apikey", methodNotAllowed("GET, POST"))
@@ -91,7 +98,7 @@ func Register(s *web.Server) {
 
 	// Mailjet's Send API on the same keys, authenticated the same way;
 	// messages go to the same relay (or sink) as SMTP.
-	e.POST("/v3.1/send", send.sendV31, s.APIKeyAuth).Name = "api.send.v31"
-	e.POST("/v3/send", send.sendV3, s.APIKeyAuth).Name = "api.send.v3"
-	e.POST("/v3/send/message", send.sendV3, s.APIKeyAuth).Name = "api.send.v3.message"
+	e.POST("/v3.1/send", apiKey(send.sendV31)).Name = "api.send.v31"
+	e.POST("/v3/send", apiKey(send.sendV3)).Name = "api.send.v3"
+	e.POST("/v3/send/message", apiKey(send.sendV3)).Name = "api.send.v3.message"
 }

@@ -68,7 +68,14 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if strings.HasPrefix(c.Request().URL.Path, "/static/") && status < 400 {
 			level = slog.LevelDebug
 		}
-		s.Log.LogAttrs(c.Request().Context(), level, "request",
+		ctx := c.Request().Context()
+		if s.Config.AccessLog != nil {
+			if s.Log.Enabled(ctx, level) {
+				writeAccessLine(s.Config.AccessLog, time.Now(), level, requestID(c), c.Request().Method, c.Request().URL.Path, status, time.Since(start), c.RealIP())
+			}
+			return nil
+		}
+		s.Log.LogAttrs(ctx, level, "request",
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request().Method),
 			slog.String("path", c.Request().URL.Path),
@@ -80,21 +87,35 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// apiHeaders are the security headers of the Mailjet API's answers: JSON
+// only, so nothing may load or frame it and no nonce is needed.
+func (s *Server) apiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h["Content-Security-Policy"] = apiCSP
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = referrerPolicy
+		if s.secure {
+			h["Strict-Transport-Security"] = hsts
+		}
+		return next(c)
+	}
+}
+
+// Header values shared by every API answer (never modified: a handler
+// that changes one sets a new slice).
+var (
+	apiCSP         = []string{"default-src 'none'; frame-ancestors 'none'"}
+	nosniff        = []string{"nosniff"}
+	referrerPolicy = []string{"strict-origin-when-cross-origin"}
+	hsts           = []string{"max-age=63072000; includeSubDomains"}
+)
+
 // securityHeaders sets the CSP with a fresh nonce and the other headers
 // on every response, and puts the nonce where templ finds it.
 func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		if IsAPIPath(c.Request().URL.Path) {
-			// JSON only: nothing may load or frame it; no nonce needed.
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
-			if s.secure {
-				h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-			}
-			return next(c)
-		}
 		nonce := randomID(18)
 		// Scripts only from this origin with this response's nonce; no
 		// plugins, no <base> hijack, no framing (clickjacking).

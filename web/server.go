@@ -6,10 +6,12 @@ package web
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,12 @@ type Config struct {
 	// sink) as SMTP. Nil means no relay is configured.
 	Relay  models.Relay
 	Logger *slog.Logger
+	// AccessLog, when set, receives the request lines directly, formatted
+	// as Logger's text handler formats them (one line, one Write), without
+	// slog's per-record work; it must be where Logger writes (main passes
+	// its LogWriter) and Logger still decides which levels are on. Nil
+	// logs requests through Logger.
+	AccessLog io.Writer
 	// Metrics, when set, observes every request (main serves it on its
 	// own listener); nil turns the middleware off.
 	Metrics *Metrics
@@ -96,29 +104,58 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 
 	// Order matters: an ID first so every log line and error page carries
 	// it; recovery next so a panic still gets headers and a logged 500;
-	// then headers, body limit, CSRF and the session.
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs()}))
-	if cfg.Metrics != nil {
-		e.Use(cfg.Metrics.observe) // outside the log: it sees the final status
-	}
-	e.Use(s.logRequests)
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
+	// then headers, body limit, CSRF and the session. The Mailjet API
+	// (/v3, /v3.1: Basic auth, JSON) gets a lean chain of its own: no
+	// session, CSRF, nonce or compression applies there.
+	requestIDs := middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs()})
+	recoverPanics := middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.Log.Error("panic", "request_id", requestID(c), "err", err, "stack", string(stack))
 			return err
-		}}))
-	e.Use(s.securityHeaders)
-	e.Use(middleware.GzipWithConfig(middleware.GzipConfig{Level: gzipLevel, MinLength: gzipMinLength, Skipper: skipCompression}))
+		}})
 	// 1 MB for everything but the Send API, whose handler reads up to
 	// Mailjet's payload limit itself (and answers its mj-0011 error).
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: isSendAPI}))
-	e.Use(s.fetchMetadata)
-	e.Use(s.loadSession)
-	e.Use(s.chooseLanguage)
-	e.Use(s.csrfToken)
+	bodyLimit := middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: isSendAPI})
+	first := []echo.MiddlewareFunc{requestIDs}
+	if cfg.Metrics != nil {
+		first = append(first, cfg.Metrics.observe) // outside the log: it sees the final status
+	}
+	first = append(first, s.logRequests, recoverPanics)
+	api := append(slices.Clone(first), s.apiHeaders, bodyLimit)
+	console := append(slices.Clone(first), s.securityHeaders,
+		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzipLevel, MinLength: gzipMinLength, Skipper: skipCompression}),
+		bodyLimit, s.fetchMetadata, s.loadSession, s.chooseLanguage, s.csrfToken)
+	e.Use(chainByPath(api, console))
+	// Nothing else may be added with e.Use: chainByPath runs the route's
+	// handler itself.
 
 	e.GET("/static/:version/*", s.serveStatic).Name = "static"
 	return s, nil
+}
+
+// chainByPath runs the api chain for the Mailjet API's paths and the
+// console chain for everything else. Both are built once, here, around a
+// last handler that calls the route's handler (c.Handler(): what Echo's
+// router found, route middleware included), so a request builds no chain:
+// Echo would otherwise wrap every middleware anew for each request.
+func chainByPath(api, console []echo.MiddlewareFunc) echo.MiddlewareFunc {
+	route := func(c echo.Context) error { return c.Handler()(c) }
+	build := func(chain []echo.MiddlewareFunc) echo.HandlerFunc {
+		h := route
+		for i := len(chain) - 1; i >= 0; i-- {
+			h = chain[i](h)
+		}
+		return h
+	}
+	apiChain, consoleChain := build(api), build(console)
+	dispatch := func(c echo.Context) error {
+		if IsAPIPath(c.Request().URL.Path) {
+			return apiChain(c)
+		}
+		return consoleChain(c)
+	}
+	// Echo passes c.Handler() as next: the chains call it themselves.
+	return func(echo.HandlerFunc) echo.HandlerFunc { return dispatch }
 }
 
 // Compression: gzip at a middle level (most of the gain of 9 at a fraction
