@@ -18,7 +18,7 @@ import (
 )
 
 type restStore interface {
-	APIListKeys(ctx context.Context, p models.KeyPrincipal, q models.APIKeyQuery) ([]models.APIKeyRecord, int64, error)
+	APIListKeysEncoded(ctx context.Context, p models.KeyPrincipal, q models.APIKeyQuery, encode func([]models.APIKeyRecord, int64) ([]byte, error)) ([]byte, error)
 	APIGetKey(ctx context.Context, p models.KeyPrincipal, ref string) (*models.APIKeyRecord, error)
 	APICreateSubaccount(ctx context.Context, p models.KeyPrincipal, in models.APIKeyCreate, meta models.RequestMeta) (*models.APIKeyRecord, models.Revealed, error)
 	APIUpdateKey(ctx context.Context, p models.KeyPrincipal, ref string, name *string, active *bool, meta models.RequestMeta) (*models.APIKeyRecord, error)
@@ -119,15 +119,51 @@ func parseSort(v string) (models.APIKeySort, error) {
 // list: GET /v3/REST/apikey with Mailjet's Limit/Offset/Sort/countOnly and
 // filters, names case-insensitive.
 func (h *restHandlers) list(c echo.Context) error {
+	q, countOnly := models.DefaultAPIKeyQuery, false
+	if c.Request().URL.RawQuery != "" {
+		var err error
+		if q, countOnly, err = restListQuery(c); err != nil {
+			return err
+		}
+	}
+	body, err := h.store.APIListKeysEncoded(c.Request().Context(), web.APIPrincipal(c), q, func(rows []models.APIKeyRecord, total int64) ([]byte, error) {
+		env := envelope{Data: make([]apikeyJSON, 0, len(rows)), Total: total}
+		for _, r := range rows {
+			env.Data = append(env.Data, toJSON(r))
+		}
+		env.Count = len(env.Data)
+		if countOnly {
+			env.Count = int(total)
+		}
+		return encodeJSON(env)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, body)
+}
+
+// encodeJSON encodes v as c.JSON would (with its final newline).
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// restListQuery reads a list's parameters (and countOnly).
+func restListQuery(c echo.Context) (models.APIKeyQuery, bool, error) {
 	qp := filters(c)
-	q := models.APIKeyQuery{APIKey: qp["apikey"], Name: qp["name"], Limit: 10}
+	q := models.DefaultAPIKeyQuery
+	q.APIKey, q.Name = qp["apikey"], qp["name"]
 	if v, ok := qp["limit"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return badRequest("Invalid Limit: use a number from 0 to 1000 (0 means 1000).")
+			return q, false, badRequest("Invalid Limit: use a number from 0 to 1000 (0 means 1000).")
 		}
 		if n > maxLimit {
-			return badRequest("Invalid Limit: the maximum value is 1000.")
+			return q, false, badRequest("Invalid Limit: the maximum value is 1000.")
 		}
 		if n == 0 {
 			n = maxLimit
@@ -137,43 +173,32 @@ func (h *restHandlers) list(c echo.Context) error {
 	if v, ok := qp["offset"]; ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return badRequest("Invalid Offset: use a number from 0.")
+			return q, false, badRequest("Invalid Offset: use a number from 0.")
 		}
 		q.Offset = n
 	}
 	if v, ok := qp["sort"]; ok {
 		var err error
 		if q.Sort, err = parseSort(v); err != nil {
-			return err
+			return q, false, err
 		}
 	}
 	var err error
 	if q.IsActive, err = parseBoolParam("IsActive", qp["isactive"]); err != nil {
-		return err
+		return q, false, err
 	}
 	if q.IsMaster, err = parseBoolParam("IsMaster", qp["ismaster"]); err != nil {
-		return err
+		return q, false, err
 	}
 	countOnly, err := parseBoolParam("countOnly", qp["countonly"])
 	if err != nil {
-		return err
+		return q, false, err
 	}
 	if countOnly != nil && *countOnly {
 		q.Limit = 0
+		return q, true, nil
 	}
-	rows, total, err := h.store.APIListKeys(c.Request().Context(), web.APIPrincipal(c), q)
-	if err != nil {
-		return err
-	}
-	env := envelope{Data: make([]apikeyJSON, 0, len(rows)), Total: total}
-	for _, r := range rows {
-		env.Data = append(env.Data, toJSON(r))
-	}
-	env.Count = len(env.Data)
-	if countOnly != nil && *countOnly {
-		env.Count = int(total)
-	}
-	return c.JSON(http.StatusOK, env)
+	return q, false, nil
 }
 
 func (h *restHandlers) get(c echo.Context) error {

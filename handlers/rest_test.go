@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -252,5 +253,67 @@ func TestRESTAuthIsThrottled(t *testing.T) {
 	st, m, h := restDo(t, a, "GET", "/v3/REST/apikey", apiKey, secret, "")
 	if st != 429 || h.Get("Retry-After") == "" || m["StatusCode"] != float64(429) {
 		t.Fatalf("after %d failures the right secret got %d %v", models.DefaultThrottle.PerPair, st, m)
+	}
+}
+
+// issue 13 #1: a master key's default list is served from an encoding kept
+// with the tree cache; every change to the tree (REST create and rename,
+// console rename and deactivation) shows in the next answer, and other
+// queries are answered from the same keys.
+func TestRESTDefaultListFollowsEveryChange(t *testing.T) {
+	a := newApp(t)
+	c := a.client()
+	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
+	list := func() []map[string]any {
+		t.Helper()
+		st, m, _ := restDo(t, a, "GET", "/v3/REST/apikey", apiKey, secret, "")
+		if st != 200 {
+			t.Fatalf("list: %d %v", st, m)
+		}
+		var out []map[string]any
+		for _, d := range m["Data"].([]any) {
+			out = append(out, d.(map[string]any))
+		}
+		if m["Count"] != float64(len(out)) {
+			t.Fatalf("Count %v for %d keys", m["Count"], len(out))
+		}
+		return out
+	}
+	if l := list(); len(l) != 1 || l[0]["Name"] != "Acme Mail" {
+		t.Fatalf("first list: %v", l)
+	}
+	if l := list(); len(l) != 1 {
+		t.Fatalf("second list: %v", l)
+	}
+	st, m, _ := restDo(t, a, "POST", "/v3/REST/apikey", apiKey, secret, `{"Name":"newsletters"}`)
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, m)
+	}
+	subKey := m["Data"].([]any)[0].(map[string]any)["APIKey"].(string)
+	if l := list(); len(l) != 2 || l[1]["Name"] != "newsletters" {
+		t.Fatalf("after a REST create: %v", l)
+	}
+	if st, m, _ = restDo(t, a, "PUT", "/v3/REST/apikey/"+subKey, apiKey, secret, `{"Name":"letters"}`); st != 200 {
+		t.Fatalf("rename: %d %v", st, m)
+	}
+	if l := list(); l[1]["Name"] != "letters" {
+		t.Fatalf("after a REST rename: %v", l)
+	}
+	id := c.keyIDs()["letters"]
+	c.submit("/keys/"+id+"/rename", "/keys/"+id+"/rename", url.Values{"name": {"weekly"}})
+	if l := list(); l[1]["Name"] != "weekly" {
+		t.Fatalf("after a console rename: %v", l)
+	}
+	c.submit("/keys/"+id+"/deactivate", "/keys/"+id+"/deactivate", nil)
+	if l := list(); l[1]["IsActive"] != false {
+		t.Fatalf("after a console deactivation: %v", l)
+	}
+	st, m, _ = restDo(t, a, "GET", "/v3/REST/apikey?IsActive=true", apiKey, secret, "")
+	if st != 200 || m["Count"] != float64(1) || m["Total"] != float64(1) {
+		t.Fatalf("filtered list: %d %v", st, m)
+	}
+	st, m, _ = restDo(t, a, "GET", "/v3/REST/apikey?Limit=1&Offset=1", apiKey, secret, "")
+	if st != 200 || m["Count"] != float64(1) || m["Total"] != float64(2) || m["Data"].([]any)[0].(map[string]any)["Name"] != "weekly" {
+		t.Fatalf("paged list: %d %v", st, m)
 	}
 }

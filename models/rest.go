@@ -109,14 +109,8 @@ func (p KeyPrincipal) root() uint {
 	return p.AccountID
 }
 
-// APIListKeys lists the keys a principal sees, with the total before
-// paging. The tree's keys come from the tree cache; filters and paging are
-// applied in memory (a tree holds at most its plan's sub-accounts).
-func (s *Store) APIListKeys(ctx context.Context, p KeyPrincipal, q APIKeyQuery) ([]APIKeyRecord, int64, error) {
-	tree, err := s.treeKeys(ctx, p.root())
-	if err != nil {
-		return nil, 0, wrapOp("api list keys", err)
-	}
+// listKeys applies a REST list's filters, sort and paging to a tree.
+func listKeys(tree *treeEntry, p KeyPrincipal, q APIKeyQuery) ([]APIKeyRecord, int64) {
 	apiKey := strings.ToLower(q.APIKey)
 	keys := tree.keys // by ID; shared with the cache: never modified
 	if q.Sort.Desc || (q.Sort.Field != "" && q.Sort.Field != "ID") {
@@ -139,7 +133,40 @@ func (s *Store) APIListKeys(ctx context.Context, p KeyPrincipal, q APIKeyQuery) 
 			out = append(out, APIKeyRecord{Key: k, UserID: tree.ownerID})
 		}
 	}
-	return out, total, nil
+	return out, total
+}
+
+// DefaultAPIKeyQuery is the list a REST client gets without parameters:
+// the first 10 keys by ID.
+var DefaultAPIKeyQuery = APIKeyQuery{Limit: 10}
+
+// APIListKeysEncoded lists the keys a principal sees, with the total
+// before paging, encoded by encode. The tree's keys come from the tree
+// cache; filters and paging are applied in memory (a tree holds at most its
+// plan's sub-accounts). The
+// default list of a master key (most clients' only call) is encoded once
+// per tree cache entry and served from it until the tree changes or the
+// entry expires; any other query is encoded each time.
+func (s *Store) APIListKeysEncoded(ctx context.Context, p KeyPrincipal, q APIKeyQuery, encode func([]APIKeyRecord, int64) ([]byte, error)) ([]byte, error) {
+	memo := p.IsMaster && q == DefaultAPIKeyQuery
+	tree, err := s.treeKeys(ctx, p.root())
+	if err != nil {
+		return nil, wrapOp("api list keys", err)
+	}
+	if memo {
+		if b := tree.listed.Load(); b != nil {
+			return *b, nil
+		}
+	}
+	rows, total := listKeys(tree, p, q)
+	b, err := encode(rows, total)
+	if err != nil {
+		return nil, err
+	}
+	if memo {
+		tree.listed.Store(&b)
+	}
+	return b, nil
 }
 
 // findAPIKey resolves "{id}" in a REST path: a numeric ID or an API key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"gorm.io/gorm"
 )
@@ -19,6 +20,10 @@ type treeCache = cache[uint, *treeEntry]
 type treeEntry struct {
 	keys    []APIKey
 	ownerID uint
+	// listed is the encoded answer to a master key's default list (see
+	// APIListKeysEncoded), made from keys on first use: it lives and dies
+	// with the entry, so every invalidation of the tree drops it too.
+	listed atomic.Pointer[[]byte]
 }
 
 const treePrefix = "tree:"
