@@ -72,8 +72,15 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 // urgent reports a line at WARN or ERROR level (slog's text format puts
 // the level right after the time).
 func urgent(p []byte) bool {
-	head := p[:min(len(p), 80)]
-	return bytes.Contains(head, []byte("level=ERROR")) || bytes.Contains(head, []byte("level=WARN"))
+	i := bytes.Index(p[:min(len(p), 80)], []byte(" level="))
+	if i < 0 || i+7 >= len(p) {
+		return false
+	}
+	switch p[i+7] {
+	case 'W', 'E':
+		return true
+	}
+	return false
 }
 
 // Flush writes everything buffered so far.

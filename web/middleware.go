@@ -71,7 +71,8 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx := c.Request().Context()
 		if s.Config.AccessLog != nil {
 			if s.Log.Enabled(ctx, level) {
-				writeAccessLine(s.Config.AccessLog, time.Now(), level, requestID(c), c.Request().Method, c.Request().URL.Path, status, time.Since(start), c.RealIP())
+				end := time.Now()
+				writeAccessLine(s.Config.AccessLog, end, level, requestID(c), c.Request().Method, c.Request().URL.Path, status, end.Sub(start), c.RealIP())
 			}
 			return nil
 		}
