@@ -52,12 +52,6 @@ type authLimiter struct {
 	m      map[limiterKey]*failWindow
 }
 
-type failWindow struct {
-	start    time.Time
-	failures int
-	until    time.Time
-}
-
 func newAuthLimiter(p ThrottlePolicy, maxEntries int) *authLimiter {
 	return &authLimiter{policy: p, max: maxEntries, m: map[limiterKey]*failWindow{}}
 }
@@ -70,8 +64,8 @@ func (l *authLimiter) blocked(now time.Time, keys ...limiterKey) time.Duration {
 	}
 	var wait time.Duration
 	for _, k := range keys {
-		if w := l.m[k]; w != nil && now.Before(w.until) {
-			wait = max(wait, w.until.Sub(now))
+		if w := l.m[k]; w != nil {
+			wait = max(wait, w.lockedFor(now))
 		}
 	}
 	return wait
@@ -87,13 +81,9 @@ func (l *authLimiter) fail(now time.Time, key limiterKey, limit int) {
 		}
 		w = &failWindow{start: now}
 		l.m[key] = w
-	} else if now.Sub(w.start) > l.policy.Window && !now.Before(w.until) {
-		*w = failWindow{start: now}
 	}
-	w.failures++
-	if w.failures >= limit {
-		w.until = now.Add(l.policy.Lockout)
-	}
+	w.roll(now, l.policy.Window)
+	w.fail(now, limit, l.policy.Lockout)
 }
 
 // shrink brings the table to 90% of its bound: first windows that no longer
@@ -103,7 +93,7 @@ func (l *authLimiter) fail(now time.Time, key limiterKey, limit int) {
 func (l *authLimiter) shrink(now time.Time) {
 	target := l.max - l.max/10
 	for k, w := range l.m {
-		if now.Sub(w.start) > l.policy.Window && !now.Before(w.until) {
+		if now.Sub(w.start) >= l.policy.Window && w.lockedFor(now) == 0 {
 			delete(l.m, k)
 		}
 	}
@@ -113,7 +103,7 @@ func (l *authLimiter) shrink(now time.Time) {
 				break
 			}
 			// Unlocked entries go first; locked ones only if still over.
-			if pass == 1 || !now.Before(w.until) {
+			if pass == 1 || w.lockedFor(now) == 0 {
 				delete(l.m, k)
 			}
 		}

@@ -61,6 +61,78 @@ type throttle struct {
 
 func (throttle) TableName() string { return "throttles" }
 
+// failWindow is one failure counter, the arithmetic both throttles share
+// (the login throttle's rows here, the REST/SMTP throttle's in apiauth.go):
+// a window opened by its first failure, the failures in it, and the end of
+// a lockout (zero when none).
+type failWindow struct {
+	start    time.Time
+	failures int
+	until    time.Time
+}
+
+// roll opens a new window once the old one has passed and no lockout holds.
+func (w *failWindow) roll(now time.Time, window time.Duration) {
+	if now.Sub(w.start) >= window && !now.Before(w.until) {
+		*w = failWindow{start: now}
+	}
+}
+
+// lockedFor is how long the lockout still holds (0: none).
+func (w *failWindow) lockedFor(now time.Time) time.Duration {
+	if now.Before(w.until) {
+		return w.until.Sub(now)
+	}
+	return 0
+}
+
+// fullFor is how long before another attempt may count: the lockout, or
+// the rest of a window whose failures reached limit.
+func (w *failWindow) fullFor(now time.Time, limit int, window time.Duration) time.Duration {
+	if d := w.lockedFor(now); d > 0 {
+		return d
+	}
+	if w.failures >= limit {
+		return w.start.Add(window).Sub(now)
+	}
+	return 0
+}
+
+// fail counts one failure; reaching limit locks out for lockout.
+func (w *failWindow) fail(now time.Time, limit int, lockout time.Duration) {
+	w.failures++
+	if w.failures >= limit {
+		w.until = now.Add(lockout)
+	}
+}
+
+// unfail gives one failure back, lifting a lockout below the limit.
+func (w *failWindow) unfail(limit int) {
+	if w.failures > 0 {
+		w.failures--
+	}
+	if w.failures < limit {
+		w.until = time.Time{}
+	}
+}
+
+// window is the row's counter; setWindow stores one in the row.
+func (t throttle) window() failWindow {
+	w := failWindow{start: t.WindowStart, failures: t.Failures}
+	if t.LockedUntil != nil {
+		w.until = *t.LockedUntil
+	}
+	return w
+}
+
+func (t *throttle) setWindow(w failWindow) {
+	t.WindowStart, t.Failures, t.LockedUntil = w.start, w.failures, nil
+	if !w.until.IsZero() {
+		until := w.until
+		t.LockedUntil = &until
+	}
+}
+
 // throttleKey hashes the identifier so the table holds no e-mail addresses
 // and its keys have a fixed size.
 func throttleKey(kind string, id ...string) string {
@@ -114,15 +186,10 @@ func (s *Store) reserve(ctx context.Context, rules []throttleRule) error {
 			if err != nil {
 				return err
 			}
-			if now.Sub(t.WindowStart) >= r.window && (t.LockedUntil == nil || !t.LockedUntil.After(now)) {
-				t.Failures, t.WindowStart, t.LockedUntil = 0, now, nil
-			}
-			switch {
-			case t.LockedUntil != nil && t.LockedUntil.After(now):
-				wait = max(wait, t.LockedUntil.Sub(now))
-			case t.Failures >= r.limit:
-				wait = max(wait, t.WindowStart.Add(r.window).Sub(now))
-			}
+			w := t.window()
+			w.roll(now, r.window)
+			wait = max(wait, w.fullFor(now, r.limit, r.window))
+			t.setWindow(w)
 			rows[i] = t
 		}
 		if wait > 0 {
@@ -130,11 +197,9 @@ func (s *Store) reserve(ctx context.Context, rules []throttleRule) error {
 		}
 		for i, r := range rules {
 			t := rows[i]
-			t.Failures++
-			if t.Failures >= r.limit {
-				until := now.Add(r.lockout)
-				t.LockedUntil = &until
-			}
+			w := t.window()
+			w.fail(now, r.limit, r.lockout)
+			t.setWindow(w)
 			if err := saveThrottle(tx, t); err != nil {
 				return err
 			}
@@ -219,12 +284,9 @@ func (s *Store) releaseIn(tx *gorm.DB, rules []throttleRule, clearFirst bool) er
 		if err != nil {
 			return err
 		}
-		if t.Failures > 0 {
-			t.Failures--
-		}
-		if t.Failures < r.limit {
-			t.LockedUntil = nil
-		}
+		w := t.window()
+		w.unfail(r.limit)
+		t.setWindow(w)
 		if err := saveThrottle(tx, t); err != nil {
 			return err
 		}
