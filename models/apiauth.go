@@ -6,8 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // AuthThrottleMaxEntries bounds the in-memory REST/SMTP throttle table
@@ -40,11 +45,17 @@ func ipBytes(ip string) [16]byte {
 }
 
 // authLimiter throttles failed API-key authentications (REST and SMTP) per
-// (API key, client address), per API key and per address. It lives in
-// memory so a successful request costs a few map lookups, not a database
-// round trip; each instance counts the failures it sees. A secret has at
-// least 128 bits, so what matters here is that nobody can aim a lockout at
-// a key's owner cheaply, and that the table cannot be grown without bound.
+// (API key, client address), per API key and per address. The counters are
+// kept in the database's throttles table, shared by every instance, but
+// only failures write there (recordAPIFailure): the check before an
+// attempt reads this in-memory table of each counter's last known state,
+// so a successful request costs a few map lookups, not a database round
+// trip. An instance learns a lockout that another one set through NOTIFY
+// (PostgreSQL), from the database when its listener connects, and from
+// the row it updates on its own next failure. A secret has at least 128
+// bits, so what matters here is that nobody can aim a lockout at a key's
+// owner cheaply, that N instances do not give N times the tries, and that
+// the table cannot be grown without bound.
 type authLimiter struct {
 	mu     sync.Mutex
 	policy ThrottlePolicy
@@ -71,9 +82,8 @@ func (l *authLimiter) blocked(now time.Time, keys ...limiterKey) time.Duration {
 	return wait
 }
 
-func (l *authLimiter) fail(now time.Time, key limiterKey, limit int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// entry returns key's window, created empty (l.mu held).
+func (l *authLimiter) entry(now time.Time, key limiterKey) *failWindow {
 	w := l.m[key]
 	if w == nil {
 		if len(l.m) >= l.max {
@@ -82,8 +92,154 @@ func (l *authLimiter) fail(now time.Time, key limiterKey, limit int) {
 		w = &failWindow{start: now}
 		l.m[key] = w
 	}
+	return w
+}
+
+// fail counts a failure in memory only (when the database cannot be
+// reached: the throttle then holds per instance).
+func (l *authLimiter) fail(now time.Time, key limiterKey, limit int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.entry(now, key)
 	w.roll(now, l.policy.Window)
 	w.fail(now, limit, l.policy.Lockout)
+}
+
+// set takes the shared counter's state as the database holds it.
+func (l *authLimiter) set(now time.Time, key limiterKey, w failWindow) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*l.entry(now, key) = w
+}
+
+// lock notes a lockout another instance set.
+func (l *authLimiter) lock(now time.Time, key limiterKey, until time.Time) {
+	if !now.Before(until) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.entry(now, key); w.until.Before(until) {
+		w.until = until
+	}
+}
+
+// apiThrottlePrefix marks the REST/SMTP counters among the throttles rows;
+// the rest of the key is the limiterKey in hex.
+const apiThrottlePrefix = "api:"
+
+func (k limiterKey) dbKey() string {
+	var b [1 + 16 + 16]byte
+	b[0] = k.kind
+	copy(b[1:], k.key[:])
+	copy(b[17:], k.ip[:])
+	return apiThrottlePrefix + hex.EncodeToString(b[:])
+}
+
+func parseLimiterKey(s string) (limiterKey, bool) {
+	var b [1 + 16 + 16]byte
+	h, ok := strings.CutPrefix(s, apiThrottlePrefix)
+	if !ok || len(h) != 2*len(b) {
+		return limiterKey{}, false
+	}
+	if _, err := hex.Decode(b[:], []byte(h)); err != nil {
+		return limiterKey{}, false
+	}
+	var k limiterKey
+	k.kind = b[0]
+	copy(k.key[:], b[1:17])
+	copy(k.ip[:], b[17:])
+	return k, true
+}
+
+// apiRule is one counter a failed API authentication is charged to.
+type apiRule struct {
+	key   limiterKey
+	limit int
+}
+
+// throttleNotifyPrefix marks a NOTIFY payload announcing a lockout:
+// "throttle:<db key> <locked until, Unix ns>".
+const throttleNotifyPrefix = "throttle:"
+
+// recordAPIFailure charges a failed authentication to its counters in the
+// database, in one transaction (rows locked in key order, as the login
+// throttle's), and keeps their new state in memory. A counter that locks
+// here is announced to the other instances when the transaction commits.
+// It runs on its own context: a client that hangs up does not escape the
+// count. If the database cannot be reached the failure is counted in this
+// instance's memory only.
+func (s *Store) recordAPIFailure(now time.Time, rules []apiRule) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rules = slices.Clone(rules)
+	slices.SortFunc(rules, func(a, b apiRule) int { return strings.Compare(a.key.dbKey(), b.key.dbKey()) })
+	wins := make([]failWindow, len(rules))
+	p := s.apiThrottle
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		for i, r := range rules {
+			dbKey := r.key.dbKey()
+			t, err := s.lockThrottle(tx, dbKey, now)
+			if err != nil {
+				return err
+			}
+			w := t.window()
+			w.roll(now, p.Window)
+			wasLocked := w.lockedFor(now) > 0
+			w.fail(now, r.limit, p.Lockout)
+			t.setWindow(w)
+			if err := saveThrottle(tx, t); err != nil {
+				return err
+			}
+			if !wasLocked && w.lockedFor(now) > 0 && s.engine == Postgres {
+				payload := throttleNotifyPrefix + dbKey + " " + strconv.FormatInt(w.until.UnixNano(), 10)
+				if err := tx.Exec("SELECT pg_notify(?, ?)", notifyChannel, payload).Error; err != nil {
+					return err
+				}
+			}
+			wins[i] = w
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("throttle: could not record an API authentication failure in the database; counted in this instance only", "err", err)
+		for _, r := range rules {
+			s.limiter.fail(now, r.key, r.limit)
+		}
+		return
+	}
+	for i, r := range rules {
+		s.limiter.set(now, r.key, wins[i])
+	}
+	s.sweepThrottles(ctx, now)
+}
+
+// handleThrottleNotification notes a lockout another instance set.
+func (s *Store) handleThrottleNotification(payload string) {
+	dbKey, at, ok := strings.Cut(payload, " ")
+	k, okKey := parseLimiterKey(dbKey)
+	ns, err := strconv.ParseInt(at, 10, 64)
+	if !ok || !okKey || err != nil {
+		return
+	}
+	s.limiter.lock(s.now(), k, time.Unix(0, ns))
+}
+
+// loadAPILockouts reads the lockouts in force from the database (an
+// instance that starts, or whose listener reconnects, may have missed
+// their notifications).
+func (s *Store) loadAPILockouts(ctx context.Context) error {
+	now := s.now()
+	var rows []throttle
+	if err := s.db.WithContext(ctx).Where("key LIKE ? AND locked_until > ?", apiThrottlePrefix+"%", now).Find(&rows).Error; err != nil {
+		return err
+	}
+	for _, t := range rows {
+		if k, ok := parseLimiterKey(t.Key); ok && t.LockedUntil != nil {
+			s.limiter.lock(now, k, *t.LockedUntil)
+		}
+	}
+	return nil
 }
 
 // shrink brings the table to 90% of its bound: first windows that no longer
@@ -125,7 +281,7 @@ func (s *Store) VerifyRequest(ctx context.Context, apiKey, secret, ip string, ch
 			s.stats.throttledAPI.Add(1)
 			return KeyPrincipal{}, &ThrottledError{RetryAfter: wait}
 		}
-		s.limiter.fail(now, ipK, s.apiThrottle.PerIP)
+		s.recordAPIFailure(now, []apiRule{{ipK, s.apiThrottle.PerIP}})
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
 	kb := apiKeyBytes(apiKey)
@@ -137,9 +293,7 @@ func (s *Store) VerifyRequest(ctx context.Context, apiKey, secret, ip string, ch
 	p, err := s.Verify(ctx, apiKey, secret)
 	if err != nil {
 		if errors.Is(err, ErrVerifyFailed) {
-			s.limiter.fail(now, pairK, s.apiThrottle.PerPair)
-			s.limiter.fail(now, keyK, s.apiThrottle.PerIdentity)
-			s.limiter.fail(now, ipK, s.apiThrottle.PerIP)
+			s.recordAPIFailure(now, []apiRule{{pairK, s.apiThrottle.PerPair}, {keyK, s.apiThrottle.PerIdentity}, {ipK, s.apiThrottle.PerIP}})
 			s.RecordAuthFailure(apiKey)
 		}
 		return KeyPrincipal{}, err

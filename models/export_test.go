@@ -66,6 +66,15 @@ func (s *Store) seedAuditLog(n int, accounts []uint, start time.Time, keyed bool
 	})
 }
 
+// SetAuthLimiterMax bounds the in-memory REST/SMTP throttle table at n
+// entries (tests of the bound: each failure writes to the database, so a
+// test cannot afford AuthThrottleMaxEntries of them).
+func (s *Store) SetAuthLimiterMax(n int) {
+	s.limiter.mu.Lock()
+	defer s.limiter.mu.Unlock()
+	s.limiter.max = n
+}
+
 // AuthLimiterEntries is the size of the in-memory REST/SMTP throttle table.
 func (s *Store) AuthLimiterEntries() int {
 	s.limiter.mu.Lock()

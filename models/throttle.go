@@ -224,7 +224,7 @@ func (s *Store) sweepThrottles(ctx context.Context, now time.Time) {
 	if now.UnixNano()-last < int64(10*time.Minute) || !s.throttleSweep.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
-	horizon := max(s.throttle.Window, s.signup.Window) + max(s.throttle.Lockout, s.signup.Window)
+	horizon := max(s.throttle.Window, s.apiThrottle.Window, s.signup.Window) + max(s.throttle.Lockout, s.apiThrottle.Lockout, s.signup.Window)
 	cutoff := now.Add(-horizon)
 	if err := s.db.WithContext(ctx).Where("window_start < ? AND (locked_until IS NULL OR locked_until < ?)", cutoff, now).
 		Delete(&throttle{}).Error; err != nil {

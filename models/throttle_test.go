@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"keydesk/models"
 	"keydesk/models/testdb"
@@ -126,13 +129,17 @@ func TestAPIKeyLockoutIsPerAddress(t *testing.T) {
 	}
 }
 
-// The REST/SMTP throttle lives in memory; made-up usernames must not grow
-// it without bound (each failure from a fresh address with a fresh key).
+// The REST/SMTP throttle's state is kept in memory; made-up usernames must
+// not grow it without bound (each failure from a fresh address with a
+// fresh key). The bound is lowered for the test (each failure is also a
+// database write); the production bound is the same code.
 func TestAuthThrottleTableStaysBounded(t *testing.T) {
 	s, _ := testdb.Open(t)
+	const bound = 1_000
+	s.SetAuthLimiterMax(bound)
 	secret, _ := models.NewSecretForTest()
 	secret = secret[:len(secret)-1] + string('A'+(secret[len(secret)-1]+1)%26) // bad checksum: no database lookup
-	const n = 100_000
+	const n = 3 * bound
 	for i := 0; i < n; i++ {
 		key := fmt.Sprintf("%032x", i+1)
 		ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
@@ -140,8 +147,8 @@ func TestAuthThrottleTableStaysBounded(t *testing.T) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if got := s.AuthLimiterEntries(); got > models.AuthThrottleMaxEntries {
-		t.Fatalf("%d distinct usernames left %d throttle entries, bound %d", n, got, models.AuthThrottleMaxEntries)
+	if got := s.AuthLimiterEntries(); got > bound {
+		t.Fatalf("%d distinct usernames left %d throttle entries, bound %d", n, got, bound)
 	}
 	// A username that is not an API key is refused before anything keyed
 	// on it is stored: 21 requests with 750 KB usernames from 10 addresses
@@ -287,5 +294,43 @@ func TestExpiredThrottleCountersAreSwept(t *testing.T) {
 	s.DB().Table("throttles").Count(&n)
 	if n != 3 {
 		t.Fatalf("%d counter rows three hours later, want 3 (only the newest attempt's)", n)
+	}
+}
+
+// Only failures write the shared REST/SMTP throttle (issue 13 #8): a
+// successful, cached authentication issues no database statement.
+func TestAPISuccessIssuesNoDatabaseStatement(t *testing.T) {
+	s, _ := testdb.Open(t)
+	res := mustAccount(t, s, "Acme", "owner@acme.example")
+	waitCache(t, s)
+	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "203.0.113.10", models.ChannelAPI); err != nil {
+		t.Fatal(err)
+	}
+	var statements atomic.Int64
+	count := func(*gorm.DB) { statements.Add(1) }
+	cb := s.DB().Callback()
+	for _, err := range []error{
+		cb.Query().Before("gorm:query").Register("test:count", count), cb.Row().Before("gorm:row").Register("test:count", count),
+		cb.Raw().Before("gorm:raw").Register("test:count", count), cb.Create().Before("gorm:create").Register("test:count", count),
+		cb.Update().Before("gorm:update").Register("test:count", count), cb.Delete().Before("gorm:delete").Register("test:count", count),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "203.0.113.10", models.ChannelAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := statements.Load(); n != 0 {
+		t.Fatalf("100 successful authentications issued %d database statements", n)
+	}
+	wrong, _ := models.NewSecretForTest()
+	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, wrong, "203.0.113.10", models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
+		t.Fatal(err)
+	}
+	if statements.Load() == 0 {
+		t.Fatal("a failure was not written to the database")
 	}
 }

@@ -49,6 +49,10 @@ func (s *Store) invalidateTree(root uint) { s.trees.invalidate(root) }
 
 // handleNotification dispatches a NOTIFY payload to the right cache.
 func (s *Store) handleNotification(payload string) {
+	if rest, ok := strings.CutPrefix(payload, throttleNotifyPrefix); ok {
+		s.handleThrottleNotification(rest)
+		return
+	}
 	if rest, ok := strings.CutPrefix(payload, treePrefix); ok {
 		if id, err := strconv.ParseUint(rest, 10, 64); err == nil {
 			s.trees.invalidate(uint(id))

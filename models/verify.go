@@ -109,6 +109,11 @@ func (s *Store) listenOnce(ctx context.Context, dsn string) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
 		return err
 	}
+	// Lockouts set while this instance was not listening (before the
+	// migrations have run there is no table yet: nothing to load).
+	if err := s.loadAPILockouts(ctx); err != nil {
+		s.log.Debug("throttle: lockouts not loaded", "err", err)
+	}
 	s.trees.reset(true)
 	s.cache.reset(true)
 	for {
