@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"keydesk/models"
 	"keydesk/models/testdb"
 )
 
@@ -22,6 +23,17 @@ func TestSQLiteFilesAreCreatedOwnerOnly(t *testing.T) {
 		}
 		if perm := fi.Mode().Perm(); perm != 0o600 {
 			t.Errorf("%s is %#o, want 0600", filepath.Base(p), perm)
+		}
+	}
+}
+
+// Migrations run in slice order and stop past the newest version, so the
+// slice must ascend: a step appended out of order would never run.
+func TestMigrationsAscend(t *testing.T) {
+	v := models.MigrationVersions()
+	for i := 1; i < len(v); i++ {
+		if v[i] <= v[i-1] {
+			t.Fatalf("migration %d comes after %d: keep the list in ascending order (%v)", v[i], v[i-1], v)
 		}
 	}
 }

@@ -153,3 +153,12 @@ func (s *Store) explain(ctx context.Context, q string, args []any) ([]string, er
 	}
 	return lines, nil
 }
+
+// MigrationVersions are the versions of the migrations, in their order.
+func MigrationVersions() []int {
+	var v []int
+	for _, m := range migrations {
+		v = append(v, m.Version)
+	}
+	return v
+}

@@ -279,6 +279,12 @@ DROP INDEX idx_audit_account;
 			`ANALYZE audit_entries`,
 		},
 	}},
+	// The keys page lists a tree's sub-account keys by name, case
+	// folded, 25 at a time: in index order, without sorting every key of
+	// the tree (issue 13 #7).
+	{13, "keys page name order index", `
+CREATE INDEX idx_api_keys_tree_lname ON api_keys(tree_id, is_master, lower(name), id);
+`, nil},
 	{14, "users.language (the console's language, chosen in the account menu)", `
 ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
 `, nil},
