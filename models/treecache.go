@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -69,20 +70,32 @@ func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
 	if ok {
 		return e, nil
 	}
-	db := s.db.WithContext(ctx)
-	var keys []APIKey
-	err := db.Model(&APIKey{}).Select("id", "account_id", "tree_id", "name", "api_key", "is_master", "is_active", "created_at").
-		Where("tree_id = ?", root).Order("id").Find(&keys).Error
+	// The keys (display fields only) and the owner's user ID in one
+	// prepared query.
+	var rows []struct {
+		ID        uint
+		AccountID uint
+		TreeID    uint
+		Name      string
+		APIKey    string `gorm:"column:api_key"`
+		IsMaster  bool
+		IsActive  bool
+		CreatedAt time.Time
+		OwnerID   *uint
+	}
+	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.tree_id, k.name, k.api_key, k.is_master, k.is_active, k.created_at,
+		(SELECT u.id FROM users u WHERE u.account_id = ? AND u.role = ? ORDER BY u.id LIMIT 1) AS owner_id
+		FROM api_keys k WHERE k.tree_id = ? ORDER BY k.id`, root, RoleOwner, root).Scan(&rows).Error
 	if err != nil {
 		return nil, err
 	}
-	var ids []uint
-	if err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error; err != nil {
-		return nil, err
-	}
-	e = &treeEntry{keys: keys}
-	if len(ids) > 0 {
-		e.ownerID = ids[0]
+	e = &treeEntry{keys: make([]APIKey, len(rows))}
+	for i, r := range rows {
+		e.keys[i] = APIKey{ID: r.ID, AccountID: r.AccountID, TreeID: r.TreeID, Name: r.Name, APIKey: r.APIKey,
+			IsMaster: r.IsMaster, IsActive: r.IsActive, CreatedAt: r.CreatedAt}
+		if r.OwnerID != nil {
+			e.ownerID = *r.OwnerID
+		}
 	}
 	s.trees.put(root, e, now, epoch)
 	return e, nil

@@ -201,7 +201,7 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 		OldDigest     []byte
 		OldExpiresAt  *time.Time
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
+	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
 		a.is_active AS account_active, a.parent_id, p.is_active AS parent_active,
 		o.id AS old_id, o.digest AS old_digest, o.expires_at AS old_expires_at
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN accounts p ON p.id = a.parent_id
