@@ -1,9 +1,12 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,16 +131,17 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 		AuthFailures  int64
 		OldSecretUses int64
 	}
-	var rows []row
+	type rowKey struct {
+		id  uint
+		day string
+	}
+	byRow := map[rowKey]*row{}
 	ids := make([]uint, 0, len(byKey))
-	for id := range byKey {
+	for id, d := range byKey {
 		ids = append(ids, id)
+		byRow[rowKey{id, day}] = &row{KeyID: id, Day: day, APIRequests: d.apiRequests, SMTPMessages: d.smtpMessages, APIMessages: d.apiMessages, OldSecretUses: d.oldSecretUses}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] }) // stable lock order
-	for _, id := range ids {
-		d := byKey[id]
-		rows = append(rows, row{KeyID: id, Day: day, APIRequests: d.apiRequests, SMTPMessages: d.smtpMessages, APIMessages: d.apiMessages, OldSecretUses: d.oldSecretUses})
-	}
+	slices.Sort(ids) // stable lock order
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if len(failures) > 0 {
 			keys := make([]string, 0, len(failures))
@@ -148,41 +152,82 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 				ID     uint
 				APIKey string `gorm:"column:api_key"`
 			}
-			if err := tx.Model(&APIKey{}).Select("id", "api_key").Where("api_key IN ?", keys).Find(&found).Error; err != nil {
-				return err
+			for start := 0; start < len(keys); start += flushBatch {
+				var part []struct {
+					ID     uint
+					APIKey string `gorm:"column:api_key"`
+				}
+				if err := tx.Model(&APIKey{}).Select("id", "api_key").Where("api_key IN ?", keys[start:min(len(keys), start+flushBatch)]).Find(&part).Error; err != nil {
+					return err
+				}
+				found = append(found, part...)
 			}
 			for _, f := range found {
 				for d, n := range failures[f.APIKey] {
-					rows = append(rows, row{KeyID: f.ID, Day: d, AuthFailures: n})
+					r := byRow[rowKey{f.ID, d}]
+					if r == nil {
+						r = &row{KeyID: f.ID, Day: d}
+						byRow[rowKey{f.ID, d}] = r
+					}
+					r.AuthFailures += n
 				}
 			}
 		}
-		for _, r := range rows {
+		// One row per (key, day), so a statement never updates a row twice;
+		// in key order, many rows a statement.
+		rows := make([]row, 0, len(byRow))
+		for _, r := range byRow {
+			rows = append(rows, *r)
+		}
+		slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.KeyID, b.KeyID), strings.Compare(a.Day, b.Day)) })
+		for start := 0; start < len(rows); start += flushBatch {
+			part := rows[start:min(len(rows), start+flushBatch)]
 			err := tx.Table("key_usage_daily").Clauses(clause.OnConflict{
 				Columns: []clause.Column{{Name: "key_id"}, {Name: "day"}},
 				DoUpdates: clause.Assignments(map[string]any{
-					"api_requests":    gorm.Expr("key_usage_daily.api_requests + ?", r.APIRequests),
-					"smtp_messages":   gorm.Expr("key_usage_daily.smtp_messages + ?", r.SMTPMessages),
-					"api_messages":    gorm.Expr("key_usage_daily.api_messages + ?", r.APIMessages),
-					"auth_failures":   gorm.Expr("key_usage_daily.auth_failures + ?", r.AuthFailures),
-					"old_secret_uses": gorm.Expr("key_usage_daily.old_secret_uses + ?", r.OldSecretUses),
+					"api_requests":    gorm.Expr("key_usage_daily.api_requests + excluded.api_requests"),
+					"smtp_messages":   gorm.Expr("key_usage_daily.smtp_messages + excluded.smtp_messages"),
+					"api_messages":    gorm.Expr("key_usage_daily.api_messages + excluded.api_messages"),
+					"auth_failures":   gorm.Expr("key_usage_daily.auth_failures + excluded.auth_failures"),
+					"old_secret_uses": gorm.Expr("key_usage_daily.old_secret_uses + excluded.old_secret_uses"),
 				}),
-			}).Create(&r).Error
+			}).Create(&part).Error
 			if err != nil {
 				return err
 			}
 		}
+		// Each key's last use, many keys a statement; never moved
+		// backwards (another instance may be ahead).
+		var used []uint
 		for _, id := range ids {
-			d := byKey[id]
-			if d.lastUsed.IsZero() {
-				continue // only messages counted since the last flush
+			if !byKey[id].lastUsed.IsZero() { // else only messages counted since the last flush
+				used = append(used, id)
 			}
-			upd := map[string]any{"last_used_at": d.lastUsed.UTC(), "last_used_ip": d.lastIP}
-			// Never move last use backwards (another instance may be ahead).
-			if err := tx.Model(&APIKey{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, d.lastUsed.UTC()).Updates(upd).Error; err != nil {
+		}
+		for start := 0; start < len(used); start += flushBatch {
+			var b strings.Builder
+			part := used[start:min(len(used), start+flushBatch)]
+			args := make([]any, 0, 3*len(part))
+			b.WriteString("UPDATE api_keys SET last_used_at = v.column2, last_used_ip = v.column3 FROM (VALUES ")
+			for i, id := range part {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				if s.engine == Postgres {
+					b.WriteString("(CAST(? AS BIGINT), CAST(? AS TIMESTAMPTZ), CAST(? AS TEXT))")
+				} else {
+					b.WriteString("(?, ?, ?)")
+				}
+				d := byKey[id]
+				args = append(args, id, d.lastUsed.UTC(), d.lastIP)
+			}
+			b.WriteString(") AS v WHERE api_keys.id = v.column1 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.column2)")
+			if err := tx.Exec(b.String(), args...).Error; err != nil {
 				return err
 			}
-			for oldID, at := range d.oldLastUsed {
+		}
+		for _, id := range used {
+			for oldID, at := range byKey[id].oldLastUsed {
 				if err := tx.Model(&OldSecret{}).Where("id = ? AND key_id = ? AND (last_used_at IS NULL OR last_used_at < ?)", oldID, id, at.UTC()).
 					Update("last_used_at", at.UTC()).Error; err != nil {
 					return err
@@ -196,6 +241,9 @@ func (s *Store) FlushUsage(ctx context.Context) error {
 	}
 	return nil
 }
+
+// flushBatch is how many rows one statement of a flush writes.
+const flushBatch = 200
 
 // RunUsageFlusher flushes every interval until ctx ends, then once more.
 func (s *Store) RunUsageFlusher(ctx context.Context, every time.Duration) {

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -108,5 +109,63 @@ func TestUsageTenancyAndComparison(t *testing.T) {
 		if r.Totals.SMTPMessages != want {
 			t.Errorf("%s: %d messages, want %d", r.Key.Name, r.Totals.SMTPMessages, want)
 		}
+	}
+}
+
+// A flush writes many keys a statement (issue 13 #2): every key's counters
+// and last use arrive, and a last use already ahead (another instance's)
+// is not moved backwards.
+func TestFlushOfManyKeys(t *testing.T) {
+	s, _ := testdb.Open(t)
+	_, res := owner(t, s, "Acme", "owner@acme.example")
+	const n = 450
+	type cred struct{ key, secret string }
+	var creds []cred
+	for i := 0; i < n; i++ {
+		secret, _ := models.NewSecret()
+		apiKey, _ := models.NewAPIKey()
+		dg := models.DigestSecret(secret)
+		k := models.APIKey{AccountID: res.Account.ID, TreeID: res.Account.ID, Name: fmt.Sprintf("k%d", i), APIKey: apiKey, SecretDigest: dg[:], SecretHint: "x", SecretSetAt: s.Now(), IsActive: true}
+		if err := s.DB().Create(&k).Error; err != nil {
+			t.Fatal(err)
+		}
+		creds = append(creds, cred{apiKey, secret})
+	}
+	future := s.Now().Add(time.Hour)
+	if err := s.DB().Exec("UPDATE api_keys SET last_used_at = ?, last_used_ip = ? WHERE api_key = ?", future, "192.0.2.99", creds[7].key).Error; err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := models.NewSecret()
+	for i, c := range creds {
+		for j := 0; j <= i%3; j++ {
+			if _, err := s.VerifyRequest(ctx, c.key, c.secret, "203.0.113.9", models.ChannelAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%5 == 0 {
+			if _, err := s.VerifyRequest(ctx, c.key, bad, fmt.Sprintf("198.51.%d.%d", i/250, i%250), models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Requests, Failures, Keys int64 }
+	if err := s.DB().Raw("SELECT SUM(api_requests) AS requests, SUM(auth_failures) AS failures, COUNT(*) AS keys FROM key_usage_daily").Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(n/3*6 + 0); got.Requests != want || got.Failures != n/5 || got.Keys != n {
+		t.Fatalf("daily rows: %+v, want %d requests, %d failures, %d keys", got, want, n/5, n)
+	}
+	var used int64
+	s.DB().Table("api_keys").Where("last_used_ip = ?", "203.0.113.9").Count(&used)
+	if used != n-1 {
+		t.Fatalf("%d keys have their last use, want %d", used, n-1)
+	}
+	var ip string
+	s.DB().Table("api_keys").Select("last_used_ip").Where("api_key = ?", creds[7].key).Scan(&ip)
+	if ip != "192.0.2.99" {
+		t.Fatalf("a last use ahead was moved back: ip %q", ip)
 	}
 }
