@@ -41,12 +41,13 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	if err := in.parse(nil); err != nil {
 		return err
 	}
-	// The log (one line a request) is written in batches, not with a
-	// system call per line; WARN and ERROR lines go out at once, and what
-	// is left is written when serve returns.
-	logOut := web.NewLogWriter(stderr, 100*time.Millisecond)
-	defer logOut.Close()
-	log := newLogger(cfg, logOut)
+	// The access log (one line a request) is written in batches, not
+	// with a system call per line; a 5xx line goes out at once, and what
+	// is left is written when serve returns. Other lines are written as
+	// they come.
+	accessLog := web.NewLogWriter(stderr, 100*time.Millisecond)
+	defer accessLog.Close()
+	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	store, err := openStore(ctx, cfg, log)
@@ -103,7 +104,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	}
 	srv, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
-		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, AccessLog: logOut, Metrics: metrics,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, AccessLog: accessLog, Metrics: metrics,
 	}, store)
 	if err != nil {
 		return err

@@ -48,9 +48,9 @@ type Config struct {
 	Logger *slog.Logger
 	// AccessLog, when set, receives the request lines directly, formatted
 	// as Logger's text handler formats them (one line, one Write), without
-	// slog's per-record work; it must be where Logger writes (main passes
-	// its LogWriter) and Logger still decides which levels are on. Nil
-	// logs requests through Logger.
+	// slog's per-record work; serve passes a LogWriter on Logger's output.
+	// Logger still decides which levels are on. Nil logs requests through
+	// Logger.
 	AccessLog io.Writer
 	// Metrics, when set, observes every request (main serves it on its
 	// own listener); nil turns the middleware off.
