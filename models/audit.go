@@ -76,7 +76,13 @@ type Actor struct {
 	UserID    uint
 	Email     string
 	Role      Role
-	AccountID uint // the owner's account; 0 for staff
+	AccountID uint // the account worked in (a main account); 0 for staff
+	// MemberID is the actor's membership in AccountID (0 for staff, API
+	// keys and the system); Scoped with Scope limits it to those
+	// sub-accounts (members.go).
+	MemberID uint
+	Scoped   bool
+	Scope    []uint
 	// AuthAt is when the actor last entered their password; sensitive
 	// operations refuse actors outside the sudo window.
 	AuthAt time.Time

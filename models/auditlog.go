@@ -98,9 +98,31 @@ func (s *Store) scopeConds(ctx context.Context, actor Actor, f AuditFilter) ([]s
 			return []sqlCond{{"tree_id = ?", []any{tree}}}, &tree, nil
 		}
 		return nil, nil, nil
-	case actor.Role == RoleOwner && actor.AccountID != 0:
+	case actor.Can(PermAuditView) && actor.AccountID != 0:
 		tree := actor.AccountID
-		return []sqlCond{{"tree_id = ?", []any{tree}}}, &tree, nil
+		conds := []sqlCond{{"tree_id = ?", []any{tree}}}
+		if f.AccountID != 0 {
+			// A member may narrow to one account of the tree in their
+			// scope; any other ID answers as unknown.
+			var acc Account
+			if err := s.db.WithContext(ctx).Select("id", "parent_id").Where("id = ?", f.AccountID).Limit(1).Find(&acc).Error; err != nil {
+				return nil, nil, err
+			}
+			inTree := acc.ID == tree || (acc.ParentID != nil && *acc.ParentID == tree)
+			if acc.ID == 0 || !inTree || (actor.Scoped && !actor.InScope(acc.ID)) {
+				return nil, nil, ErrNotFound
+			}
+			conds = append(conds, sqlCond{"account_id = ?", []any{f.AccountID}})
+		}
+		// A member with a listed scope sees only those sub-accounts' entries.
+		if actor.Scoped {
+			if len(actor.Scope) == 0 {
+				conds = append(conds, sqlCond{"1 = 0", nil})
+			} else {
+				conds = append(conds, sqlCond{"account_id IN ?", []any{actor.Scope}})
+			}
+		}
+		return conds, &tree, nil
 	}
 	return nil, nil, ErrForbidden
 }

@@ -77,7 +77,10 @@ type Options struct {
 	// AuditAnchor is the append-only file that signed heads are written
 	// to, outside the database ("" writes heads to the log line only).
 	AuditAnchor string
-	Logger      *slog.Logger
+	// StaffRequire2FA sends support and auditor staff without two-factor
+	// sign-in to enrolment before anything else.
+	StaffRequire2FA bool
+	Logger          *slog.Logger
 }
 
 // Store is the handle every domain operation hangs from. No globals: main
@@ -114,6 +117,7 @@ type Store struct {
 	// throttleSweep is when expired throttle counters were last deleted (Unix ns).
 	throttleSweep atomic.Int64
 	denials       *denialLog // denials.go
+	staff2FA      bool       // Options.StaffRequire2FA
 	stats         storeStats // stats.go
 
 	stopListen context.CancelFunc
@@ -215,7 +219,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		idle: opt.SessionIdle, maxAge: opt.SessionMax, throttle: opt.Throttle, apiThrottle: opt.APIThrottle, signup: opt.Signup,
 		rotation: opt.RotationDays, log: opt.Logger, keys: newAuditKeys(opt.AuditKey, opt.AuditOldKeys), anchor: newAnchorFile(opt.AuditAnchor),
 		usageBuf: newUsageBuffer(), denials: newDenialLog(), limiter: newAuthLimiter(opt.APIThrottle, AuthThrottleMaxEntries),
-		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait),
+		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait), staff2FA: opt.StaffRequire2FA,
 	}
 	s.hot = db.Session(&gorm.Session{PrepareStmt: true})
 	if len(opt.AuditKey) == 0 {

@@ -117,8 +117,10 @@ func (s *Store) ownedKeys(db *gorm.DB, actor Actor) *gorm.DB {
 	if actor.Role.IsStaff() {
 		return db
 	}
-	// tree_id is the key's main account: one indexed equality.
-	return db.Where("api_keys.tree_id = ?", actor.AccountID)
+	// tree_id is the key's main account: one indexed equality. A member
+	// with a listed scope reaches only those sub-accounts' keys (never the
+	// master's): another sub-account's key is as unknown as another tree's.
+	return actor.scopeWhere(db.Where("api_keys.tree_id = ?", actor.AccountID), "api_keys.account_id")
 }
 
 // ListKeys returns the keys actor may see, master first, then by name.
@@ -153,9 +155,12 @@ func (s *Store) KeyByID(ctx context.Context, actor Actor, id uint) (*APIKey, err
 
 // lockOwnedKey reads a key for update inside tx, scoped to the owner.
 func (s *Store) lockOwnedKey(tx *gorm.DB, actor Actor, id uint) (*APIKey, error) {
-	if actor.AccountID == 0 || (actor.Role != RoleOwner && actor.Role != RoleAPIKey) {
+	if actor.AccountID == 0 || actor.Role.IsStaff() {
 		// Staff never manage customers' keys, and answering 404 leaks nothing.
 		return nil, ErrNotFound
+	}
+	if actor.Role != RoleAPIKey && !actor.Can(PermKeysManage) {
+		return nil, ErrForbidden // a viewer: read only
 	}
 	q := s.ownedKeys(tx.Model(&APIKey{}), actor).Where("id = ?", id)
 	if s.engine == Postgres {
@@ -196,6 +201,9 @@ func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace 
 		k, err = s.lockOwnedKey(tx, actor, keyID)
 		if err != nil {
 			return err
+		}
+		if k.IsMaster && actor.Role != RoleAPIKey && !actor.Can(PermMasterReset) {
+			return ErrForbidden // developers never reset the master key
 		}
 		now := s.Now()
 		// Dead old secrets are of no use to anyone: drop them here, where
@@ -394,7 +402,9 @@ func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page i
 	db := s.db.WithContext(ctx)
 	v := &KeysView{Page: max(page, 1)}
 	var master APIKey
-	if err := db.Where("account_id = ? AND is_master = ?", actor.AccountID, true).Take(&master).Error; err == nil {
+	if actor.Scoped {
+		// A member with a listed scope does not see the master key.
+	} else if err := db.Where("account_id = ? AND is_master = ?", actor.AccountID, true).Take(&master).Error; err == nil {
 		v.Master = &master
 	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, wrapOp("keys page", err)
@@ -406,7 +416,7 @@ func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page i
 		}
 		return q
 	}
-	if strings.TrimSpace(search) == "" {
+	if strings.TrimSpace(search) == "" && !actor.Scoped {
 		// Every sub-account has one key: the counter is the total.
 		n, err := countSubaccounts(db, actor.AccountID)
 		if err != nil {
@@ -437,7 +447,10 @@ func (s *Store) KeysPage(ctx context.Context, actor Actor, search string, page i
 			return nil, wrapOp("keys page", err)
 		}
 	}
-	shown := []*APIKey{v.Master}
+	var shown []*APIKey
+	if v.Master != nil {
+		shown = append(shown, v.Master)
+	}
 	for i := range v.Subaccounts {
 		shown = append(shown, &v.Subaccounts[i])
 	}

@@ -288,6 +288,84 @@ CREATE INDEX idx_api_keys_tree_lname ON api_keys(tree_id, is_master, lower(name)
 	{14, "users.language (the console's language, chosen in the account menu)", `
 ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
 `, nil},
+	// People (issue 15): members of an account with a role and a scope,
+	// invitations, password resets, two-factor sign-in, suspension.
+	// Every existing owner becomes the owner member of their account.
+	{15, "members and their scopes", `
+CREATE TABLE members (
+	id {{pk}},
+	account_id BIGINT NOT NULL REFERENCES accounts(id),
+	user_id BIGINT NOT NULL REFERENCES users(id),
+	role TEXT NOT NULL,
+	scope_all BOOLEAN NOT NULL DEFAULT TRUE,
+	created_at {{ts}} NOT NULL,
+	updated_at {{ts}} NOT NULL
+);
+CREATE UNIQUE INDEX idx_members_account_user ON members(account_id, user_id);
+CREATE INDEX idx_members_user ON members(user_id);
+CREATE UNIQUE INDEX idx_members_one_owner ON members(account_id) WHERE role = 'owner';
+CREATE TABLE member_scopes (
+	member_id BIGINT NOT NULL REFERENCES members(id) ON DELETE CASCADE,
+	subaccount_id BIGINT NOT NULL REFERENCES accounts(id),
+	PRIMARY KEY (member_id, subaccount_id)
+);
+INSERT INTO members (account_id, user_id, role, scope_all, created_at, updated_at)
+	SELECT account_id, id, 'owner', TRUE, created_at, updated_at FROM users WHERE role = 'owner' AND account_id IS NOT NULL;
+ALTER TABLE sessions ADD COLUMN account_id BIGINT NULL;
+ALTER TABLE users ADD COLUMN last_login_at {{ts}} NULL;
+`, nil},
+	{16, "invitations", `
+CREATE TABLE invitations (
+	id {{pk}},
+	account_id BIGINT NOT NULL REFERENCES accounts(id),
+	email TEXT NOT NULL,
+	role TEXT NOT NULL,
+	scope_all BOOLEAN NOT NULL DEFAULT TRUE,
+	scope TEXT NOT NULL DEFAULT '',
+	token_digest TEXT NOT NULL,
+	invited_by BIGINT NOT NULL REFERENCES users(id),
+	inviter_email TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL,
+	accepted_at {{ts}} NULL,
+	accepted_by BIGINT NULL,
+	revoked_at {{ts}} NULL
+);
+CREATE UNIQUE INDEX idx_invitations_token ON invitations(token_digest);
+CREATE INDEX idx_invitations_account ON invitations(account_id, id);
+`, nil},
+	{17, "password reset tokens", `
+CREATE TABLE password_resets (
+	id {{pk}},
+	user_id BIGINT NOT NULL REFERENCES users(id),
+	token_digest TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	expires_at {{ts}} NOT NULL,
+	used_at {{ts}} NULL
+);
+CREATE UNIQUE INDEX idx_password_resets_token ON password_resets(token_digest);
+CREATE INDEX idx_password_resets_user ON password_resets(user_id);
+`, nil},
+	{18, "two-factor sign-in", `
+ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN totp_pending TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN totp_enabled_at {{ts}} NULL;
+ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE accounts ADD COLUMN require_2fa BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE recovery_codes (
+	id {{pk}},
+	user_id BIGINT NOT NULL REFERENCES users(id),
+	digest TEXT NOT NULL,
+	created_at {{ts}} NOT NULL,
+	used_at {{ts}} NULL
+);
+CREATE INDEX idx_recovery_codes_user ON recovery_codes(user_id);
+`, nil},
+	{19, "account suspension", `
+ALTER TABLE accounts ADD COLUMN suspended_at {{ts}} NULL;
+ALTER TABLE accounts ADD COLUMN suspended_reason TEXT NOT NULL DEFAULT '';
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {
@@ -300,7 +378,15 @@ func (s *Store) expand(sql string) string {
 }
 
 // SchemaVersion is the newest migration this build knows.
-func SchemaVersion() int { return migrations[len(migrations)-1].Version }
+// Versions are reserved in blocks per area, so the newest is the highest,
+// not necessarily the last in the list.
+func SchemaVersion() int {
+	v := 0
+	for _, m := range migrations {
+		v = max(v, m.Version)
+	}
+	return v
+}
 
 // Migrate applies every pending migration, each in its own transaction, and
 // returns the versions it applied. Safe to run from several instances at

@@ -253,6 +253,15 @@ func (s *Store) seedAccounts(ctx context.Context, opt SeedOptions, res *SeedResu
 	if err := s.insertRows(ctx, "users", []string{"id", "account_id", "email", "password_hash", "role", "is_active", "password_changed_at", "created_at", "updated_at"}, rows); err != nil {
 		return err
 	}
+	// Each owner is their account's owner member (members.go): sign-in
+	// works in the accounts a person is a member of.
+	rows = rows[:0]
+	for i := 0; i < opt.Accounts; i++ {
+		rows = append(rows, []any{base + uint(i), ubase + uint(i), string(RoleOwner), true, now, now})
+	}
+	if err := s.insertRows(ctx, "members", []string{"account_id", "user_id", "role", "scope_all", "created_at", "updated_at"}, rows); err != nil {
+		return err
+	}
 	if opt.Progress != nil {
 		opt.Progress("accounts and owners", opt.Accounts+opt.Subaccounts, opt.Accounts+opt.Subaccounts)
 	}

@@ -28,20 +28,50 @@ type Session struct {
 	ExpiresAt  time.Time // absolute lifetime
 	IP         string
 	UserAgent  string
+	// AccountID is the account the session works in (members.go); people
+	// in several accounts switch it.
+	AccountID *uint
+	// Pending is a session whose password was right and whose second
+	// factor is still to be entered: it opens nothing else (totp.go).
+	Pending bool
 }
 
 // Principal is the signed-in user behind a request.
 type Principal struct {
 	User    User
-	Account *Account // nil for staff
+	Account *Account // the account the session works in; nil for staff
 	Session Session
+	// Member is the person's membership in Account (nil for staff); Scope
+	// the sub-accounts it reaches, nil meaning all of them.
+	Member      *Member
+	Scope       []uint
+	Memberships []Membership // every account the person belongs to
+	// MustEnrol2FA is set when two-factor sign-in is required (by the
+	// account's owner, or by the operator for staff) and not yet on: the
+	// person is sent to enrolment before anything else.
+	MustEnrol2FA bool
 }
+
+// Role is what the principal is in the account the session works in.
+func (p *Principal) Role() Role {
+	if p.Member != nil {
+		return p.Member.Role
+	}
+	return p.User.Role
+}
+
+// Suspended reports that the account the session works in is suspended.
+func (p *Principal) Suspended() bool { return p.Account != nil && p.Account.SuspendedAt != nil }
 
 // Actor turns a principal into the actor of an operation.
 func (p *Principal) Actor(meta RequestMeta) Actor {
-	a := Actor{UserID: p.User.ID, Email: p.User.Email, Role: p.User.Role, AuthAt: p.Session.AuthAt, Meta: meta}
+	a := Actor{UserID: p.User.ID, Email: p.User.Email, Role: p.Role(), AuthAt: p.Session.AuthAt, Meta: meta}
 	if p.Account != nil {
 		a.AccountID = p.Account.ID
+	}
+	if p.Member != nil {
+		a.MemberID = p.Member.ID
+		a.Scoped, a.Scope = !p.Member.ScopeAll, p.Scope
 	}
 	return a
 }
@@ -99,23 +129,32 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 		}
 		return "", nil, fmt.Errorf("models: login: %w", err)
 	}
-	ok = ok && known
-	var acc *Account
-	if ok && u.AccountID != nil {
-		acc = &Account{}
-		if err := s.db.WithContext(ctx).Take(acc, *u.AccountID).Error; err != nil {
+	ok = ok && known && u.IsActive
+	p := &Principal{User: u}
+	if ok && !u.Role.IsStaff() {
+		// People work in one of their accounts; someone who belongs to
+		// none (removed everywhere) has nothing to sign in to. A suspended
+		// account still signs in, to the page that says so.
+		accountID, err := defaultAccount(s.db.WithContext(ctx), &u)
+		if err == nil && accountID != 0 {
+			err = s.bindMember(s.db.WithContext(ctx), p, accountID)
+		}
+		switch {
+		case err == nil && accountID != 0:
+			ok = p.Account.IsActive || p.Suspended()
+		case err == nil || errors.Is(err, ErrSessionInvalid) || errors.Is(err, ErrNotFound):
+			ok = false
+		default:
 			s.release(rules)
 			return "", nil, fmt.Errorf("models: login: %w", err)
 		}
-		ok = acc.IsActive
-	}
-	if ok {
-		ok = u.IsActive
 	}
 	if !ok {
 		// The reservation stands as the failure; only the audit entry is left.
 		var accountID uint
-		if u.AccountID != nil {
+		if p.Account != nil {
+			accountID = p.Account.ID
+		} else if u.AccountID != nil {
 			accountID = *u.AccountID
 		}
 		// The e-mail tried is stored masked; the password never.
@@ -135,7 +174,15 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 	now := s.Now()
 	sess := Session{IDHash: sessionHash(token), UserID: u.ID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
 		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
-	p := &Principal{User: u, Account: acc, Session: sess}
+	if p.Account != nil {
+		sess.AccountID = &p.Account.ID
+	}
+	if u.Has2FA() {
+		// The password alone opens nothing: a pending session that only
+		// the second-factor page accepts, for a few minutes (totp.go).
+		sess.Pending, sess.ExpiresAt = true, now.Add(PendingSecondFactorTTL)
+	}
+	p.Session = sess
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		if oldToken != "" {
 			if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
@@ -148,12 +195,27 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 		if err := s.releaseIn(tx, rules, true); err != nil {
 			return err
 		}
-		return s.appendAudit(tx, p.Actor(meta), ActionLoginSucceeded, p.Actor(meta).AccountID, target("user", u.ID, u.Email), nil)
+		if sess.Pending {
+			return nil // the sign-in is audited once the second factor is right
+		}
+		return s.signedIn(tx, p, meta)
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("models: login: %w", err)
 	}
 	return token, p, nil
+}
+
+// signedIn records a complete sign-in: the audit entry and the time /team
+// shows as the last sign-in.
+func (s *Store) signedIn(tx *gorm.DB, p *Principal, meta RequestMeta) error {
+	now := s.Now()
+	if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Update("last_login_at", now).Error; err != nil {
+		return err
+	}
+	p.User.LastLoginAt = &now
+	a := p.Actor(meta)
+	return s.appendAudit(tx, a, ActionLoginSucceeded, a.AccountID, target("user", p.User.ID, p.User.Email), nil)
 }
 
 // StartSession opens a session for a user who has just proven who they are
@@ -210,18 +272,36 @@ func (s *Store) ResolveSession(ctx context.Context, token string) (*Principal, e
 	if err := db.Take(&u, sess.UserID).Error; err != nil {
 		return nil, ErrSessionInvalid
 	}
-	p := &Principal{User: u, Session: sess}
-	if u.AccountID != nil {
-		p.Account = &Account{}
-		if err := db.Take(p.Account, *u.AccountID).Error; err != nil {
-			return nil, ErrSessionInvalid
-		}
-		if !p.Account.IsActive {
-			return nil, ErrSessionInvalid
-		}
-	}
 	if !u.IsActive {
 		return nil, ErrSessionInvalid
+	}
+	p := &Principal{User: u, Session: sess}
+	if sess.Pending {
+		return p, nil // the caller lets it reach the second-factor page only
+	}
+	if !u.Role.IsStaff() {
+		// The membership is read again on every request: a removed member
+		// or a narrowed scope takes effect at the next click.
+		var accountID uint
+		if sess.AccountID != nil {
+			accountID = *sess.AccountID
+		} else if u.AccountID != nil {
+			accountID = *u.AccountID
+		}
+		err := s.bindMember(db, p, accountID)
+		if errors.Is(err, ErrSessionInvalid) || errors.Is(err, ErrNotFound) {
+			db.Where("id_hash = ?", sess.IDHash).Delete(&Session{})
+			return nil, ErrSessionInvalid
+		}
+		if err != nil {
+			return nil, fmt.Errorf("models: resolve session: %w", err)
+		}
+		if !p.Account.IsActive && !p.Suspended() {
+			return nil, ErrSessionInvalid
+		}
+		p.MustEnrol2FA = p.Account.Require2FA && !u.Has2FA()
+	} else {
+		p.MustEnrol2FA = s.staff2FA && !u.Has2FA()
 	}
 	if now.Sub(sess.LastSeenAt) >= s.touchEvery() {
 		if err := db.Model(&Session{}).Where("id_hash = ?", sess.IDHash).Update("last_seen_at", now).Error; err != nil {
@@ -249,6 +329,13 @@ func (s *Store) Logout(ctx context.Context, p *Principal, meta RequestMeta) erro
 
 // Reauthenticate checks the password again and restarts the sudo window.
 func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password string, meta RequestMeta) error {
+	return s.ReauthenticateWithCode(ctx, p, password, "", meta)
+}
+
+// ReauthenticateWithCode is the sudo prompt: the password and, for a
+// person with two-factor sign-in, a code too (a stolen password alone
+// reaches no sensitive action).
+func (s *Store) ReauthenticateWithCode(ctx context.Context, p *Principal, password, code string, meta RequestMeta) error {
 	ok, err := s.checkRecentPassword(ctx, p, password, meta)
 	if err != nil {
 		return fmt.Errorf("models: reauthenticate: %w", err)
@@ -257,8 +344,23 @@ func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password strin
 	if !ok {
 		return &ValidationError{Fields: map[string]string{"password": "That password is not correct."}}
 	}
+	var rules []throttleRule
+	if p.User.Has2FA() {
+		rules = s.secondFactorRules(p.User.Email, meta.IP)
+		if err := s.reserve(ctx, rules); err != nil {
+			return err
+		}
+	}
 	now := s.Now()
 	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if rules != nil {
+			if err := s.checkSecondFactor(tx, &p.User, code, meta); err != nil {
+				return err
+			}
+			if err := s.releaseIn(tx, rules, true); err != nil {
+				return err
+			}
+		}
 		if err := tx.Model(&Session{}).Where("id_hash = ?", p.Session.IDHash).Update("auth_at", now).Error; err != nil {
 			return err
 		}

@@ -103,7 +103,7 @@ func (s *Store) usage(db *gorm.DB, accountID uint) (Usage, error) {
 // key, returning the secret once. The plan limit is checked with the parent
 // row locked, so concurrent requests can never exceed it.
 func (s *Store) CreateSubaccount(ctx context.Context, actor Actor, rawName, rawDescription string) (*Subaccount, Revealed, error) {
-	if actor.Role != RoleOwner || actor.AccountID == 0 {
+	if !actor.Can(PermSubaccountCreate) || actor.AccountID == 0 {
 		return nil, Revealed{}, ErrForbidden
 	}
 	v := &ValidationError{}
@@ -179,6 +179,12 @@ func (s *Store) createSubaccountTx(tx *gorm.DB, actor Actor, rawName, desc strin
 		return nil, Revealed{}, err
 	}
 	sub.Key = *k
+	if actor.Scoped && actor.MemberID != 0 {
+		// A developer with a listed scope keeps what they create in reach.
+		if err := tx.Create(&memberScope{MemberID: actor.MemberID, SubaccountID: sub.Account.ID}).Error; err != nil {
+			return nil, Revealed{}, err
+		}
+	}
 	if err := s.notifyTreeChanged(tx, parent.ID); err != nil {
 		return nil, Revealed{}, err
 	}
@@ -269,7 +275,7 @@ func validateReason(what, raw string, required bool) (string, string) {
 
 // RequestMoreSubaccounts records an owner's request for extra sub-accounts.
 func (s *Store) RequestMoreSubaccounts(ctx context.Context, actor Actor, extra int, rawReason string) (*LimitRequest, error) {
-	if actor.Role != RoleOwner || actor.AccountID == 0 {
+	if !actor.Can(PermLimitRequest) || actor.AccountID == 0 {
 		return nil, ErrForbidden
 	}
 	v := &ValidationError{}

@@ -20,6 +20,13 @@ const (
 	RoleOwner   Role = "owner"
 	RoleSupport Role = "support"
 	RoleAuditor Role = "auditor"
+	// Member roles (members.go): what an invited person may do in one
+	// account. A user's own Role is RoleMember when everything they may do
+	// comes from their memberships.
+	RoleAdmin     Role = "admin"
+	RoleDeveloper Role = "developer"
+	RoleViewer    Role = "viewer"
+	RoleMember    Role = "member"
 )
 
 // IsStaff reports whether the role works across accounts.
@@ -52,7 +59,10 @@ type Account struct {
 	SubaccountLimit *int // support's override; nil means the plan's default
 	SubaccountCount int  // maintained with every creation, under the parent's lock
 	Description     string
-	IsActive        bool
+	IsActive        bool // false while suspended: every key of the tree fails Verify
+	Require2FA      bool `gorm:"column:require_2fa"` // the owner's choice for every member
+	SuspendedAt     *time.Time
+	SuspendedReason string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
@@ -69,9 +79,20 @@ type User struct {
 	// "" to follow the browser's Accept-Language.
 	Language          string
 	PasswordChangedAt time.Time
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	LastLoginAt       *time.Time
+	// Two-factor sign-in (totp.go): the seed is kept encrypted (it cannot
+	// be a digest: codes are computed from it); TOTPPending is a seed
+	// being enrolled, not yet confirmed by a code.
+	TOTPSecret    string     `gorm:"column:totp_secret" json:"-"`
+	TOTPPending   string     `gorm:"column:totp_pending" json:"-"`
+	TOTPEnabledAt *time.Time `gorm:"column:totp_enabled_at"`
+	TOTPLastStep  int64      `gorm:"column:totp_last_step" json:"-"`
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
+
+// Has2FA reports whether two-factor sign-in is on for the user.
+func (u *User) Has2FA() bool { return u.TOTPEnabledAt != nil }
 
 // NormalizeEmail trims and lower-cases an address.
 func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -189,6 +210,9 @@ func (s *Store) CreateAccount(ctx context.Context, in SignUpInput, actor Actor, 
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return &ValidationError{Fields: map[string]string{"email": "This e-mail address cannot be used to sign up. If it is yours, log in instead."}}
 			}
+			return err
+		}
+		if _, err := addMember(tx, res.Account.ID, res.User.ID, RoleOwner, true, nil); err != nil {
 			return err
 		}
 		if actor.UserID == 0 && actor.Role != "system" {
