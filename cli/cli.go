@@ -183,7 +183,7 @@ func openStore(ctx context.Context, cfg *config, log *slog.Logger) (*models.Stor
 	store, err := models.Open(ctx, cfg.DB, models.Options{
 		SessionIdle: cfg.SessionIdle, SessionMax: cfg.SessionMax, RotationDays: cfg.RotationDays, Logger: log,
 		AuditKey: auditKeys[0], AuditOldKeys: auditKeys[1:], AuditAnchor: auditAnchor(cfg),
-		HashConcurrency: cfg.HashSlots, CacheEntries: cfg.CacheKeys,
+		HashConcurrency: cfg.HashSlots, CacheEntries: cfg.CacheKeys, StaffRequire2FA: cfg.Staff2FA,
 	})
 	if err != nil {
 		return nil, err

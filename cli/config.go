@@ -30,6 +30,7 @@ type config struct {
 	HashSlots    int
 	CacheKeys    int
 	TrustProxy   bool
+	Staff2FA     bool
 	SMTPAddr     string
 	SMTPHost     string
 	TLSCert      string
@@ -64,6 +65,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionMax, "session-max", models.DefaultSessionMax, "absolute session lifetime (KEYDESK_SESSION_MAX)")
 	fs.IntVar(&c.HashSlots, "password-hashes", models.DefaultHashConcurrency(), fmt.Sprintf("password hashes (argon2id, %d MiB each) run at once; more wait up to %v, then get 503 (KEYDESK_PASSWORD_HASHES)", models.DefaultArgon.MemoryKiB>>10, models.DefaultHashWait))
 	fs.IntVar(&c.CacheKeys, "cache-keys", models.DefaultCacheEntries, "most entries each in-memory cache holds (verified API keys; account trees); past it the least recently used are evicted (KEYDESK_CACHE_KEYS)")
+	fs.BoolVar(&c.Staff2FA, "staff-2fa", false, "require two-factor sign-in of support and auditor staff: without it they are sent to enrolment first (KEYDESK_STAFF_2FA)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", false, "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", defaultSMTPAddr, "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", "", "SMTP host name shown to users (KEYDESK_SMTP_HOST; default: the base URL's host)")

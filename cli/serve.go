@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"keydesk/handlers"
+	"keydesk/models"
 	kdsmtp "keydesk/smtp"
 	"keydesk/web"
 )
@@ -105,6 +106,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	srv, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
 		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, AccessLog: accessLog, Metrics: metrics,
+		MailRelay: mailRelay(cfg, relay),
 	}, store)
 	if err != nil {
 		return err
@@ -258,4 +260,14 @@ func registerSMTPMetrics(reg *prometheus.Registry, s *kdsmtp.Server) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keydesk_smtp_messages_refused_total", Help: "SMTP messages the relay refused or failed."},
 			func() float64 { return float64(s.Stats().MessagesRefused) }),
 	)
+}
+
+// mailRelay is where keydesk's own messages (invitations, reset links) go:
+// the relay when KEYDESK_SMTP_RELAY names one, nothing when it is the sink
+// (a link "sent" to the sink would reach no one; the inviter copies it).
+func mailRelay(cfg *config, relay models.Relay) models.Relay {
+	if strings.TrimSpace(cfg.SMTPRelay) == "" {
+		return nil
+	}
+	return relay
 }

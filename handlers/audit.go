@@ -86,7 +86,9 @@ func parseAuditFilter(q url.Values, staff bool) (models.AuditFilter, views.Audit
 		}
 	}
 	f.Actor, f.Target = truncateRunes(v.Actor, 254), truncateRunes(v.Target, 254)
-	if staff && v.Account != "" {
+	// Staff narrow to any account; people to an account of their tree in
+	// their scope (any other answers 404, decided in models).
+	if v.Account != "" {
 		id, err := strconv.ParseUint(v.Account, 10, 32)
 		if err != nil || id == 0 {
 			errs["account"] = "Enter an account ID (a number)."
@@ -194,7 +196,7 @@ func (h *auditHandlers) render(c echo.Context, status int, f models.AuditFilter,
 	q := filterQuery(values)
 	p := views.AuditPageProps{
 		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: chain,
-		IsStaff: staff, CanReview: actor.Role == models.RoleOwner || actor.Role == models.RoleAuditor,
+		IsStaff: staff, CanReview: actor.Role == models.RoleAuditor || actor.Can(models.PermAuditReview),
 		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(), Note: note,
 	}
 	if page.Older != nil {

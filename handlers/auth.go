@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -29,10 +30,10 @@ type authHandlers struct {
 
 // homeFor is where a role lands after signing in.
 func homeFor(p *models.Principal) string {
-	switch p.User.Role {
-	case models.RoleOwner:
+	switch r := p.Role(); {
+	case r.IsMemberRole():
 		return "/keys"
-	case models.RoleSupport:
+	case r == models.RoleSupport:
 		return "/support"
 	default:
 		return "/audit"
@@ -49,6 +50,7 @@ func (h *authHandlers) home(c echo.Context) error {
 var loginNotices = map[string]string{
 	"logout":   "You are logged out.",
 	"password": "Your password was changed. Log in with the new one.",
+	"reset":    "Your password was changed and every session signed out. Log in with the new one.",
 }
 
 // afterLogin is where a signed-in person goes: the page they asked for
@@ -99,6 +101,14 @@ func (h *authHandlers) login(c echo.Context) error {
 	}
 	if err := h.web.SetSession(c, token); err != nil {
 		return err
+	}
+	if p.Session.Pending {
+		// The password was right; the code comes next.
+		next := "/login/code"
+		if props.Next != "" {
+			next += "?next=" + url.QueryEscape(props.Next)
+		}
+		return c.Redirect(http.StatusSeeOther, next)
 	}
 	return c.Redirect(http.StatusSeeOther, afterLogin(c, p))
 }

@@ -23,7 +23,7 @@ type keyStore interface {
 	EndOldSecret(ctx context.Context, actor models.Actor, keyID, secretID uint) (*models.APIKey, models.OldSecret, error)
 	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
 	SetKeyActive(ctx context.Context, actor models.Actor, keyID uint, active bool) (*models.APIKey, error)
-	Reauthenticate(ctx context.Context, p *models.Principal, password string, meta models.RequestMeta) error
+	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) error
 	UsageForKey(ctx context.Context, actor models.Actor, keyID uint, days int) (*models.KeyUsage, error)
 	Now() time.Time
 	RotationDays() int
@@ -134,7 +134,7 @@ func (h *keyHandlers) reset(c echo.Context) error {
 			props.Errors = map[string]string{"password": "Enter your password to confirm."}
 			return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
 		}
-		err := h.store.Reauthenticate(c.Request().Context(), p, pw, web.Meta(c))
+		err := h.store.ReauthenticateWithCode(c.Request().Context(), p, pw, c.FormValue("code"), web.Meta(c))
 		if fe := models.FieldErrors(err); fe != nil {
 			props.Errors = fe
 			return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))

@@ -11,7 +11,7 @@ import (
 )
 
 type reauther interface {
-	Reauthenticate(ctx context.Context, p *models.Principal, password string, meta models.RequestMeta) error
+	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) error
 }
 
 // ensureSudo makes sure the signed-in user authenticated within the sudo
@@ -26,7 +26,7 @@ func ensureSudo(c echo.Context, store reauther, now time.Time) (map[string]strin
 	if pw == "" {
 		return map[string]string{"password": "Enter your password to confirm."}, nil
 	}
-	err := store.Reauthenticate(c.Request().Context(), p, pw, web.Meta(c))
+	err := store.ReauthenticateWithCode(c.Request().Context(), p, pw, c.FormValue("code"), web.Meta(c))
 	if fe := models.FieldErrors(err); fe != nil {
 		return fe, nil
 	}

@@ -20,6 +20,8 @@ type supportStore interface {
 	SupportAccount(ctx context.Context, actor models.Actor, id uint) (*models.SupportAccountView, error)
 	SetSubaccountLimit(ctx context.Context, actor models.Actor, accountID uint, limit int, reason string) error
 	DecideLimitRequest(ctx context.Context, actor models.Actor, requestID uint, approve bool, limit int, note string) error
+	SuspendAccount(ctx context.Context, actor models.Actor, accountID uint, reason string) error
+	ReinstateAccount(ctx context.Context, actor models.Actor, accountID uint, reason string) error
 	Now() time.Time
 	RotationDays() int
 }
@@ -45,9 +47,11 @@ func (h *supportHandlers) home(c echo.Context) error {
 }
 
 var supportNotices = map[string]string{
-	"limit":    "The sub-account limit was changed.",
-	"approved": "The request was approved and the limit raised.",
-	"denied":   "The request was denied; the owner sees your note.",
+	"limit":      "The sub-account limit was changed.",
+	"approved":   "The request was approved and the limit raised.",
+	"denied":     "The request was denied; the owner sees your note.",
+	"suspended":  "The account is suspended: its sessions ended and its keys are refused.",
+	"reinstated": "The account is reinstated: its keys work again.",
 }
 
 func parseID(s string) (uint, error) {
@@ -138,5 +142,28 @@ func (h *supportHandlers) decide(approve bool) echo.HandlerFunc {
 			return web.Redirect(c, "/support?done="+done)
 		}
 		return web.Redirect(c, "/support/accounts/"+strconv.Itoa(int(accountID))+"?done="+done)
+	}
+}
+
+// suspend suspends (or reinstates) an account, with the required reason.
+func (h *supportHandlers) suspend(on bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := parseID(c.Param("id"))
+		if err != nil {
+			return err
+		}
+		values := map[string]string{"suspend-reason": c.FormValue("suspend_reason")}
+		op, done := h.store.ReinstateAccount, "reinstated"
+		if on {
+			op, done = h.store.SuspendAccount, "suspended"
+		}
+		err = op(c.Request().Context(), web.Actor(c), id, values["suspend-reason"])
+		if fe := models.FieldErrors(err); fe != nil {
+			return h.accountPage(c, id, http.StatusUnprocessableEntity, map[string]map[string]string{"suspend": fe}, values)
+		}
+		if err != nil {
+			return err
+		}
+		return web.Redirect(c, "/support/accounts/"+strconv.Itoa(int(id))+"?done="+done)
 	}
 }

@@ -158,6 +158,11 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if tok != "" {
 			p, err := s.Store.ResolveSession(c.Request().Context(), tok)
 			switch {
+			case err == nil && p.Session.Pending:
+				// Password right, second factor to come: signed out for
+				// every page but the code prompt.
+				c.Set(pendingKey, p)
+				NoStore(c)
 			case err == nil:
 				c.Set("principal", p)
 				NoStore(c)
@@ -237,8 +242,20 @@ func (s *Server) ClearSession(c echo.Context) {
 	c.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 
-// RequireAuth sends signed-out visitors to the login page.
-func RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
+const pendingKey = "pending_principal"
+
+// PendingPrincipal is the person of a session waiting for its second
+// factor, or nil.
+func PendingPrincipal(c echo.Context) *models.Principal {
+	p, _ := c.Get(pendingKey).(*models.Principal)
+	return p
+}
+
+// RequireSession sends signed-out visitors to the login page and lets
+// every signed-in person through, even one who must enrol in two-factor
+// sign-in first or whose account is suspended: for logging out, enrolling
+// and switching accounts only.
+func RequireSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if Principal(c) == nil {
 			if c.Request().Method != http.MethodGet {
@@ -251,7 +268,28 @@ func RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// RequireAuth is RequireSession plus the two gates before anything else:
+// a person who must turn on two-factor sign-in goes to enrolment, and the
+// people of a suspended account see the page that says so.
+func RequireAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return RequireSession(func(c echo.Context) error {
+		p := Principal(c)
+		if p.MustEnrol2FA {
+			if c.Request().Method != http.MethodGet {
+				return echo.NewHTTPError(http.StatusForbidden, "Turn on two-factor sign-in first.")
+			}
+			return Redirect(c, "/account/2fa")
+		}
+		if p.Suspended() {
+			return Render(c, http.StatusForbidden, views.SuspendedPage(views.SuspendedProps{AccountName: p.Account.Name, Others: len(p.Memberships) > 1}))
+		}
+		return next(c)
+	})
+}
+
 // RequireRole lets only the given roles through; others get a 403 page.
+// The role is the person's role in the account the session works in
+// (models.Principal.Role); the role sets come from models (members.go).
 func RequireRole(roles ...models.Role) echo.MiddlewareFunc {
 	return requireRole(roles, func(echo.Context) error {
 		return echo.NewHTTPError(http.StatusForbidden, "This page is not available to your role.")
@@ -276,7 +314,7 @@ func requireRole(roles []models.Role, denied func(echo.Context) error) echo.Midd
 		return RequireAuth(func(c echo.Context) error {
 			p := Principal(c)
 			for _, r := range roles {
-				if p.User.Role == r {
+				if p.Role() == r {
 					return next(c)
 				}
 			}

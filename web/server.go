@@ -44,8 +44,13 @@ type Config struct {
 	SessionMax time.Duration
 	// Relay takes the messages the Send API accepts: the same relay (or
 	// sink) as SMTP. Nil means no relay is configured.
-	Relay  models.Relay
-	Logger *slog.Logger
+	Relay models.Relay
+	// MailRelay takes keydesk's own messages (invitations, password reset
+	// links); nil when no relay is configured: nothing is e-mailed.
+	MailRelay models.Relay
+	// MailFrom is their sender (keydesk@ the base URL's host by default).
+	MailFrom string
+	Logger   *slog.Logger
 	// AccessLog, when set, receives the request lines directly, formatted
 	// as Logger's text handler formats them (one line, one Write), without
 	// slog's per-record work; serve passes a LogWriter on Logger's output.
