@@ -54,6 +54,7 @@ var commands = []*command{
 	{"account create", "--name N --email E --password-stdin [--plan free|essential|premium]",
 		"create an account, its owner and master key; prints JSON with the master api_key and secret_key (shown once)", cmdAccountCreate},
 	{"user create", "--email E --role support|auditor --password-stdin", "create a staff user (support or auditor); prints JSON", cmdUserCreate},
+	{"user reset-link", "--email E", "print a one-time password reset link (30 minutes, audited) for when there is no mail relay; prints JSON (set --base-url)", cmdUserResetLink},
 	{"audit verify", "[--full] [--anchor FILE]",
 		"check the audit chain under the key, the signed heads in the database and the anchor (incremental from the newest signed head unless --full); prints a JSON summary, exits 1 naming the first problem", cmdAuditVerify},
 	{"audit rotate-key", "", "hand the audit chain over to a new key with a signed entry; with the key file, generates the new key and keeps the old ones", cmdAuditRotateKey},

@@ -1005,3 +1005,33 @@ func (a insecurePlainAuth) Start(*netsmtp.ServerInfo) (string, []byte, error) {
 }
 
 func (a insecurePlainAuth) Next([]byte, bool) ([]byte, error) { return nil, nil }
+
+func TestCLIUserResetLink(t *testing.T) {
+	dsn := testdb.DSN(t)
+	if code, _, stderr := runCLI(t, "support password 123\n", "user", "create", "--db", dsn, "--email", "ana@support.example", "--role", "support", "--password-stdin"); code != 0 {
+		t.Fatalf("create: %s", stderr)
+	}
+	code, out, stderr := runCLI(t, "", "--base-url", "https://keys.example", "user", "reset-link", "--db", dsn, "--email", " ANA@support.example")
+	if code != 0 {
+		t.Fatalf("reset-link: exit %d: %s", code, stderr)
+	}
+	var got struct{ Email, Link string }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Email != "ana@support.example" || !strings.HasPrefix(got.Link, "https://keys.example/password/reset?t=") {
+		t.Fatalf("output %q (%v)", out, err)
+	}
+	u, _ := url.Parse(got.Link)
+	s := testdb.OpenDSN(t, dsn, models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey, Logger: testdb.QuietLogger})
+	if err := s.CheckResetLink(context.Background(), u.Query().Get("t")); err != nil {
+		t.Fatalf("the printed link does not work: %v", err)
+	}
+	if strings.Contains(stderr, u.Query().Get("t")) {
+		t.Fatal("the token is in the log")
+	}
+	code, out, stderr = runCLI(t, "", "user", "reset-link", "--db", dsn, "--email", "nobody@support.example")
+	if code != 1 || out != "" || !strings.Contains(stderr, "no user") {
+		t.Fatalf("unknown address: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, "", "user", "reset-link", "--db", dsn); code == 0 {
+		t.Fatal("no --email accepted")
+	}
+}
