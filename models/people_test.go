@@ -653,3 +653,32 @@ func TestSuspensionStopsKeysAndSessions(t *testing.T) {
 		t.Fatalf("%d suspension entries", n)
 	}
 }
+
+// Suspension reaches every instance at once, through the NOTIFY path
+// deactivation uses: a key cached as valid on instance B is refused as
+// soon as instance A commits the suspension.
+func TestSuspensionReachesOtherInstances(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("multi-instance cache invalidation runs in the PostgreSQL suite (KEYDESK_TEST_DB); a SQLite file has one instance")
+	}
+	dsn := testdb.DSN(t)
+	clock := testdb.NewClock()
+	a := testdb.OpenDSN(t, dsn, testdb.Options(clock))
+	b := testdb.OpenDSN(t, dsn, testdb.Options(clock))
+	waitCache(t, a, b)
+	tm := newTeam(t, a)
+	staff := support(t, a)
+	for _, r := range []models.Revealed{tm.res.Secret, tm.newsSecret} {
+		if _, err := b.Verify(ctx, r.APIKey, r.Secret); err != nil {
+			t.Fatalf("instance B: %v", err)
+		}
+	}
+	if err := a.SuspendAccount(ctx, staff, tm.res.Account.ID, "fraud"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, r := range []models.Revealed{tm.res.Secret, tm.newsSecret} {
+		d := waitRejected(t, b, r.APIKey, r.Secret, start)
+		t.Logf("instance B refused %s %v after the suspension", r.APIKey, d)
+	}
+}
