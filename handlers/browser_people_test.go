@@ -118,7 +118,7 @@ func TestBrowserTeamInviteScopedDeveloperTwoFactorRemove(t *testing.T) {
 	// The owner sees the developer on /team (2FA on) and removes them.
 	b.navigate("reload the team page", chromedp.Navigate(b.app.srv.URL+"/team"))
 	row := `[data-testid="member-dev@agency.example"]`
-	if got := b.normText(row); !strings.Contains(got, "Developer") || !strings.Contains(got, "newsletters") || !strings.Contains(got, "on") {
+	if got := b.normText(row); !strings.Contains(got, "developer") || !strings.Contains(got, "newsletters") || !strings.Contains(got, "on") {
 		t.Fatalf("team row: %q", got)
 	}
 	b.navigate("remove", chromedp.Click(chromedp.CSS(row+` [data-testid="member-remove"]`)))
