@@ -27,7 +27,6 @@ func (b *browserT) otherPerson() *browserT {
 	return o
 }
 
-
 // Issue 15: two people share an account safely, end to end. The owner
 // invites a developer scoped to one sub-account; the developer accepts,
 // turns on two-factor sign-in, sees only that sub-account and resets its
