@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 // failingExportStore streams some entries, then fails as a database that
@@ -38,30 +38,13 @@ func (f *failingExportStore) ExportAudit(ctx context.Context, actor models.Actor
 	return h, errors.New("models: audit export: connection reset by the database")
 }
 
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // An export that cannot complete ends without the signed trailer (and
 // without the row-count trailer), the client sees a broken download, and
 // the log says why.
 func TestAuditExportThatCannotFinishFailsVisibly(t *testing.T) {
 	for _, format := range []string{"csv", "jsonl"} {
 		t.Run(format, func(t *testing.T) {
-			logs := &lockedLog{}
+			logs := &testdb.LogBuffer{}
 			h := &auditHandlers{store: &failingExportStore{rows: 2500}, log: slog.New(slog.NewTextHandler(logs, nil))}
 			e := echo.New()
 			e.POST("/audit/export", h.export)

@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,15 +48,8 @@ func newAuditFixture(t *testing.T) *auditFixture {
 // what the entries record.
 func (f *auditFixture) actor(email, ip string) models.Actor {
 	f.t.Helper()
-	var u models.User
-	if err := f.store.DB().Where("email = ?", email).Take(&u).Error; err != nil {
-		f.t.Fatalf("load user %s: %v", email, err)
-	}
-	a := models.Actor{UserID: u.ID, Email: u.Email, Role: u.Role, AuthAt: f.store.Now(),
-		Meta: models.RequestMeta{IP: ip, UserAgent: "audit-test/1.0"}}
-	if u.AccountID != nil {
-		a.AccountID = *u.AccountID
-	}
+	a := f.actorOf(email)
+	a.Meta = models.RequestMeta{IP: ip, UserAgent: "audit-test/1.0"}
 	return a
 }
 
@@ -91,19 +83,6 @@ func (f *auditFixture) renames(actor models.Actor, n, every int, prefix string) 
 			f.t.Fatalf("rename %d: %v", i, err)
 		}
 	}
-}
-
-// staffClient creates a staff user and signs them in.
-func (f *auditFixture) staffClient(role models.Role, email string) *client {
-	f.t.Helper()
-	if _, err := f.store.CreateStaffUser(auditCtx, email, testPassword, role, models.SystemActor()); err != nil {
-		f.t.Fatalf("create %s: %v", role, err)
-	}
-	c := f.client()
-	if r := c.login(email, testPassword); r.status != http.StatusSeeOther {
-		f.t.Fatalf("%s login: status %d", role, r.status)
-	}
-	return c
 }
 
 // entries is the whole log, oldest first, straight from the database.
@@ -170,24 +149,6 @@ func auditInTree(tree map[uint]bool) func(models.AuditEntry) bool {
 	return func(e models.AuditEntry) bool { return e.AccountID != nil && tree[*e.AccountID] }
 }
 
-// allowTampering lifts the append-only triggers, as an attacker with
-// database rights could.
-func (f *auditFixture) allowTampering() {
-	f.t.Helper()
-	var stmts []string
-	if f.store.Engine() == models.Postgres {
-		stmts = []string{"ALTER TABLE audit_entries DISABLE TRIGGER USER", "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"}
-	} else {
-		stmts = []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete",
-			"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete"}
-	}
-	for _, q := range stmts {
-		if err := f.store.DB().Exec(q).Error; err != nil {
-			f.t.Fatal(err)
-		}
-	}
-}
-
 // auditRowView is one row of the audit table as the page shows it.
 type auditRowView struct {
 	ID                        uint64
@@ -250,8 +211,6 @@ func auditExportAction(t testing.TB, r *resp, format string) string {
 	}
 	return action
 }
-
-func auditSquash(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 var auditHex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
@@ -437,7 +396,7 @@ func TestAuditStaffSeeEveryAccountAndFilterByAccount(t *testing.T) {
 			if _, err := f.store.RenameKey(auditCtx, bobActor, f.masterKey(bobActor), "Bob Secret Project"); err != nil {
 				t.Fatal(err)
 			}
-			c := f.staffClient(role, string(role)+"@keydesk.example")
+			c := f.staff(role, string(role)+"@keydesk.example")
 
 			r := c.get("/audit")
 			if r.status != http.StatusOK {
@@ -1252,24 +1211,6 @@ func TestAuditExportStreamsLargeResults(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A server-wide write timeout far shorter than the export does not cut it:
 // the deadline moves with each batch (issue 13, item 4).
 func TestAuditExportOutlivesTheServerWriteTimeout(t *testing.T) {
@@ -1304,7 +1245,7 @@ func TestAuditExportOutlivesTheServerWriteTimeout(t *testing.T) {
 
 // A client that goes away mid-export is not a server error.
 func TestAuditExportClientDisconnectIsNotAnError(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testdb.LogBuffer{}
 	f := &auditFixture{t: t, app: newApp(t, func(cfg *web.Config) { cfg.Logger = slog.New(slog.NewTextHandler(logs, nil)) })}
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -1349,24 +1290,24 @@ func TestAuditReviews(t *testing.T) {
 	f.renames(aliceActor, 3, 1, "Name")
 	reviews := func() int64 {
 		var n int64
-		f.store.DB().Model(&models.AuditReview{}).Count(&n)
+		testdb.Must(t, f.store.DB().Model(&models.AuditReview{}).Count(&n))
 		return n
 	}
 
 	r := alice.get("/audit")
 	aliceHead := f.expect(auditInTree(f.tree(aliceActor.AccountID)))[0]
-	if got := auditSquash(r.text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Not reviewed yet.") {
+	if got := norm(r.text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Not reviewed yet.") {
 		t.Fatalf("review status before any review: %q", got)
 	}
 	total := len(f.expect(auditInTree(f.tree(aliceActor.AccountID))))
-	if got := auditSquash(r.text(`[data-testid="new-since-review"]`)); got != fmt.Sprintf("%d new entries", total) {
+	if got := norm(r.text(`[data-testid="new-since-review"]`)); got != fmt.Sprintf("%d new entries", total) {
 		t.Fatalf("new-since before any review: %q, want %d", got, total)
 	}
 	through, _ := r.doc.Find(`[data-testid="review-form"] input[name="through"]`).Attr("value")
 	if through != strconv.FormatUint(aliceHead, 10) {
 		t.Fatalf("review form through %q, want Alice's head #%d", through, aliceHead)
 	}
-	if got := auditSquash(r.text(`[data-testid="mark-reviewed"]`)); got != "Mark reviewed through #"+through {
+	if got := norm(r.text(`[data-testid="mark-reviewed"]`)); got != "Mark reviewed through #"+through {
 		t.Fatalf("review button %q", got)
 	}
 
@@ -1422,7 +1363,7 @@ func TestAuditReviews(t *testing.T) {
 	if got := r.text(`main [role="status"]`); got != "Review recorded." {
 		t.Errorf("notice %q", got)
 	}
-	status := auditSquash(r.text(`[data-testid="review-status"]`))
+	status := norm(r.text(`[data-testid="review-status"]`))
 	if want := "Last review through #" + through + " by alice@example.com (just now): “weekly <check>”. 0 new entries since."; status != want {
 		t.Fatalf("review status %q, want %q", status, want)
 	}
@@ -1436,17 +1377,17 @@ func TestAuditReviews(t *testing.T) {
 		t.Fatalf("login: %d", r.status)
 	}
 	r = alice.get("/audit")
-	if got := auditSquash(r.text(`[data-testid="new-since-review"]`)); got != "3 new entries" { // 2 renames, login (not her own review)
+	if got := norm(r.text(`[data-testid="new-since-review"]`)); got != "3 new entries" { // 2 renames, login (not her own review)
 		t.Fatalf("new since review after more activity: %q", got)
 	}
-	if got := auditSquash(r.text(`[data-testid="review-status"]`)); !strings.Contains(got, "by alice@example.com (2 hours ago)") {
+	if got := norm(r.text(`[data-testid="review-status"]`)); !strings.Contains(got, "by alice@example.com (2 hours ago)") {
 		t.Fatalf("review status later: %q", got)
 	}
 
 	// An auditor reviews the whole log; it does not count as Alice's.
-	aud := f.staffClient(models.RoleAuditor, "aud@keydesk.example")
+	aud := f.staff(models.RoleAuditor, "aud@keydesk.example")
 	r = aud.get("/audit")
-	if got := auditSquash(r.text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Not reviewed yet.") {
+	if got := norm(r.text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Not reviewed yet.") {
 		t.Fatalf("auditor sees Alice's review as theirs: %q", got)
 	}
 	audThrough, ok := r.doc.Find(`[data-testid="review-form"] input[name="through"]`).Attr("value")
@@ -1459,15 +1400,15 @@ func TestAuditReviews(t *testing.T) {
 	if r := aud.submit("/audit", "/audit/reviews", url.Values{"through": {audThrough}}); r.status != http.StatusSeeOther {
 		t.Fatalf("auditor review: %d", r.status)
 	}
-	if got := auditSquash(aud.get("/audit").text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Last review through #"+audThrough+" by aud@keydesk.example") {
+	if got := norm(aud.get("/audit").text(`[data-testid="review-status"]`)); !strings.HasPrefix(got, "Last review through #"+audThrough+" by aud@keydesk.example") {
 		t.Fatalf("auditor's review status %q", got)
 	}
-	if got := auditSquash(alice.get("/audit").text(`[data-testid="review-status"]`)); !strings.Contains(got, "by alice@example.com") {
+	if got := norm(alice.get("/audit").text(`[data-testid="review-status"]`)); !strings.Contains(got, "by alice@example.com") {
 		t.Fatalf("Alice's review status after the auditor's review: %q", got)
 	}
 
 	// Support can read the log but not mark it reviewed.
-	sup := f.staffClient(models.RoleSupport, "sup@keydesk.example")
+	sup := f.staff(models.RoleSupport, "sup@keydesk.example")
 	r = sup.get("/audit")
 	if r.status != http.StatusOK || r.has(`[data-testid="review-form"]`) {
 		t.Fatalf("support's audit page: status %d, review form %v", r.status, r.has(`[data-testid="review-form"]`))
@@ -1489,13 +1430,13 @@ func TestAuditChainStatusOnThePage(t *testing.T) {
 	c.signup("Alice Co", "alice@example.com")
 	alice := f.actor("alice@example.com", "198.51.100.7")
 	f.renames(alice, 5, 1, "Name")
-	aud := f.staffClient(models.RoleAuditor, "aud@keydesk.example")
+	aud := f.staff(models.RoleAuditor, "aud@keydesk.example")
 
 	page := c.get("/audit")
 	if got := page.text(`[data-testid="chain-status"]`); got != "Chain verification pending" {
 		t.Fatalf("before any verification: %q", got)
 	}
-	if got := auditSquash(page.text(`[data-testid="anchor-status"]`)); got != "No signed head yet." {
+	if got := norm(page.text(`[data-testid="anchor-status"]`)); got != "No signed head yet." {
 		t.Fatalf("before any head: %q", got)
 	}
 	head, err := f.store.SealAuditHead(auditCtx, "test")
@@ -1507,22 +1448,22 @@ func TestAuditChainStatusOnThePage(t *testing.T) {
 		t.Fatalf("clean log: %+v %v %v", rep, ran, err)
 	}
 	want := fmt.Sprintf("✓ Chain verified through entry #%d at %s", rep.Head, rep.VerifiedAt.UTC().Format("2006-01-02 15:04 UTC"))
-	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); got != want {
+	if got := norm(c.get("/audit").text(`[data-testid="chain-status"]`)); got != want {
 		t.Fatalf("chain status %q, want %q", got, want)
 	}
 	wantAnchor := fmt.Sprintf("Newest signed head: entry #%d at %s (just now). The database holds nothing newer.", head.Entry, head.At.UTC().Format("2006-01-02 15:04 UTC"))
-	if got := auditSquash(aud.get("/audit").text(`[data-testid="anchor-status"]`)); got != wantAnchor {
+	if got := norm(aud.get("/audit").text(`[data-testid="anchor-status"]`)); got != wantAnchor {
 		t.Fatalf("anchor status %q, want %q", got, wantAnchor)
 	}
 	// Two entries later the panel says how far the database is ahead.
 	f.renames(alice, 2, 1, "Later")
 	wantAnchor = fmt.Sprintf("The database holds 2 entries after it (through #%d).", head.Entry+2)
-	if got := auditSquash(c.get("/audit").text(`[data-testid="anchor-status"]`)); !strings.HasSuffix(got, wantAnchor) {
+	if got := norm(c.get("/audit").text(`[data-testid="anchor-status"]`)); !strings.HasSuffix(got, wantAnchor) {
 		t.Fatalf("anchor status %q, want it to end %q", got, wantAnchor)
 	}
 
 	// Someone with database rights edits the newest (unsigned) entry.
-	f.allowTampering()
+	testdb.AllowTampering(t, f.store)
 	if err := f.store.DB().Exec("UPDATE audit_entries SET ip = ? WHERE id = ?", "10.6.6.6", head.Entry+2).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -1537,7 +1478,7 @@ func TestAuditChainStatusOnThePage(t *testing.T) {
 		if role, _ := st.Attr("role"); role != "alert" {
 			t.Fatalf("%s: the broken chain is not an alert", who)
 		}
-		if got := auditSquash(st.Text()); !strings.HasPrefix(got, "The audit chain does not verify.") || !strings.Contains(got, bad) {
+		if got := norm(st.Text()); !strings.HasPrefix(got, "The audit chain does not verify.") || !strings.Contains(got, bad) {
 			t.Fatalf("%s: chain status %q", who, got)
 		}
 		if strings.Contains(r.body, "Chain verified") {
@@ -1548,11 +1489,11 @@ func TestAuditChainStatusOnThePage(t *testing.T) {
 	if _, err := f.store.SealAuditHead(auditCtx, "test"); !errors.Is(err, models.ErrAuditUnverified) {
 		t.Fatalf("sealing a tampered log: %v", err)
 	}
-	if got := auditSquash(c.get("/audit").text(`[data-testid="chain-status"]`)); !strings.Contains(got, bad) || !strings.HasSuffix(got, "No head is signed over it.") {
+	if got := norm(c.get("/audit").text(`[data-testid="chain-status"]`)); !strings.Contains(got, bad) || !strings.HasSuffix(got, "No head is signed over it.") {
 		t.Fatalf("after a refused seal: %q", got)
 	}
 	var n int64
-	f.store.DB().Table("audit_checkpoints").Count(&n)
+	testdb.Must(t, f.store.DB().Table("audit_checkpoints").Count(&n))
 	if n != 1 {
 		t.Fatalf("%d signed heads, want only the one before the tampering", n)
 	}

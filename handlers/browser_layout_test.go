@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 // layoutWidths are the viewport widths every page is checked at: a phone,
@@ -195,11 +196,9 @@ func newLayoutFixture(b *browserT) layoutFixture {
 	b.signUp("Acme Mail", layoutOwner)
 	b.finishReveal()
 	var f layoutFixture
-	var userID uint
-	a.store.DB().Table("accounts").Select("id").Where("name = ?", "Acme Mail").Scan(&f.accountID)
-	a.store.DB().Table("users").Select("id").Where("email = ?", layoutOwner).Scan(&userID)
-	a.store.DB().Table("accounts").Where("id = ?", f.accountID).Update("plan", models.PlanEssential)
-	actor := models.Actor{UserID: userID, Email: layoutOwner, Role: models.RoleOwner, AccountID: f.accountID, AuthAt: a.store.Now()}
+	actor := a.actorOf(layoutOwner)
+	f.accountID = actor.AccountID
+	a.setPlan(f.accountID, models.PlanEssential)
 	for _, n := range []string{"newsletters", layoutLongName, "billing", "eu-client"} {
 		if _, _, err := a.store.CreateSubaccount(ctx, actor, n, "Sending for "+n); err != nil {
 			t.Fatal(err)
@@ -216,7 +215,7 @@ func newLayoutFixture(b *browserT) layoutFixture {
 			f.masterID = k.ID
 		case k.Name == "billing":
 			f.idle = k.ID
-			a.store.DB().Table("api_keys").Where("id = ?", k.ID).Updates(map[string]any{"secret_set_at": a.store.Now().Add(-140 * 24 * time.Hour), "is_active": false})
+			testdb.Must(t, a.store.DB().Table("api_keys").Where("id = ?", k.ID).Updates(map[string]any{"secret_set_at": a.store.Now().Add(-140 * 24 * time.Hour), "is_active": false}))
 		case k.Name == "eu-client":
 			if _, _, err := a.store.ResetSecret(ctx, actor, k.ID, 7*24*time.Hour); err != nil {
 				t.Fatal(err)
@@ -238,11 +237,8 @@ func newLayoutFixture(b *browserT) layoutFixture {
 	if _, err := a.store.RequestMoreSubaccounts(ctx, actor, 5, "three new EU clients next month, each with its own sending stream"); err != nil {
 		t.Fatal(err)
 	}
-	for email, role := range map[string]models.Role{layoutSupport: models.RoleSupport, layoutAuditor: models.RoleAuditor} {
-		if _, err := a.store.CreateStaffUser(ctx, email, testPassword, role, models.SystemActor()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a.staffUser(models.RoleSupport, layoutSupport)
+	a.staffUser(models.RoleAuditor, layoutAuditor)
 	atLimitOwner(b, "Globex Mail", layoutAtLimit, "")
 	atLimitOwner(b, "Initech Mail", layoutPending, "two more EU clients next month")
 	return f

@@ -163,9 +163,7 @@ func TestBrowserSubaccountLimitRequestApprovalStory(t *testing.T) {
 	b.logOutViaMenu()
 
 	// ---- 3. Support approves with a new limit and a note. ----
-	if _, err := b.app.store.CreateStaffUser(ctx, staffEmail, testPassword, models.RoleSupport, models.SystemActor()); err != nil {
-		t.Fatalf("create the support user: %v", err)
-	}
+	b.app.staffUser(models.RoleSupport, staffEmail)
 	b.logInAs(staffEmail, "/support")
 	if got := b.text("main h1"); got != "Support" {
 		t.Fatalf("support lands on %q", got)

@@ -38,11 +38,8 @@ func TestCompressionOfPagesAssetsButNotSecretsOrAPI(t *testing.T) {
 	c := a.client()
 	gz := c.with("Accept-Encoding", "gzip")
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
-	var accountID, userID uint
-	a.store.DB().Table("accounts").Select("id").Where("name = ?", "Acme Mail").Scan(&accountID)
-	a.store.DB().Table("users").Select("id").Where("email = ?", "owner@acme.example").Scan(&userID)
-	a.store.DB().Table("accounts").Where("id = ?", accountID).Update("plan", models.PlanPremium)
-	actor := models.Actor{UserID: userID, Email: "owner@acme.example", Role: models.RoleOwner, AccountID: accountID, AuthAt: a.store.Now()}
+	actor := a.actorOf("owner@acme.example")
+	a.setPlan(actor.AccountID, models.PlanPremium)
 	for i := range 25 {
 		if _, _, err := a.store.CreateSubaccount(context.Background(), actor, "client-"+strconv.Itoa(i), ""); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 // Issue 9, finding 11: a signed-in user hammering staff pages cannot
@@ -31,14 +32,16 @@ func TestAccessDeniedFloodLeavesBoundedEntries(t *testing.T) {
 	}
 	flushDenials(t, a)
 	var details []string
-	a.store.DB().Table("audit_entries").Where("action = ?", models.ActionAccessDenied).Order("id").Pluck("details", &details)
+	testdb.Must(t, a.store.DB().Table("audit_entries").Where("action = ?", models.ActionAccessDenied).Order("id").Pluck("details", &details))
 	if len(details) > 4 {
 		t.Fatalf("%d entries after the minute, want at most 4 (first and count, per route)", len(details))
 	}
 	total := 0
 	for _, d := range details {
 		var m map[string]any
-		_ = json.Unmarshal([]byte(d), &m)
+		if err := json.Unmarshal([]byte(d), &m); err != nil {
+			t.Fatalf("details %s: %v", d, err)
+		}
 		if r, ok := m["repeats"].(float64); ok {
 			total += int(r)
 		} else {

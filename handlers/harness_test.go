@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -96,7 +97,10 @@ func (c *client) do(req *http.Request) *resp {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read the body: %v", req.Method, req.URL.Path, err)
+	}
 	doc, _ := goquery.NewDocumentFromReader(strings.NewReader(string(b)))
 	return &resp{status: res.StatusCode, header: res.Header, trailer: res.Trailer, body: string(b), doc: doc}
 }
@@ -263,4 +267,53 @@ func (c *client) keyIDs() map[string]string {
 		ids[strings.TrimPrefix(name, "Actions for ")] = strings.TrimSuffix(strings.TrimPrefix(href, "/keys/"), "/reset")
 	})
 	return ids
+}
+
+// norm collapses runs of white space, as a reader sees text.
+func norm(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// actorOf is the actor of the user signed up (or created) with email, for
+// store calls that set a test up without the browser; it is inside the
+// sudo window.
+func (a *app) actorOf(email string) models.Actor {
+	a.t.Helper()
+	var u models.User
+	testdb.Must(a.t, a.store.DB().Where("email = ?", email).Take(&u))
+	actor := models.Actor{UserID: u.ID, Email: u.Email, Role: u.Role, AuthAt: a.store.Now()}
+	if u.AccountID != nil {
+		actor.AccountID = *u.AccountID
+	}
+	return actor
+}
+
+// setPlan changes an account's plan straight in the database.
+func (a *app) setPlan(accountID uint, plan models.Plan) {
+	a.t.Helper()
+	testdb.Must(a.t, a.store.DB().Table("accounts").Where("id = ?", accountID).Update("plan", plan))
+}
+
+// setSubaccountLimit gives an account its own sub-account limit, as
+// support's approval does.
+func (a *app) setSubaccountLimit(accountID uint, n int) {
+	a.t.Helper()
+	testdb.Must(a.t, a.store.DB().Table("accounts").Where("id = ?", accountID).Update("subaccount_limit", n))
+}
+
+// staffUser creates a staff user with role.
+func (a *app) staffUser(role models.Role, email string) {
+	a.t.Helper()
+	if _, err := a.store.CreateStaffUser(context.Background(), email, testPassword, role, models.SystemActor()); err != nil {
+		a.t.Fatalf("create %s user %s: %v", role, email, err)
+	}
+}
+
+// staff creates a staff user with role and returns a client signed in as it.
+func (a *app) staff(role models.Role, email string) *client {
+	a.t.Helper()
+	a.staffUser(role, email)
+	c := a.client()
+	if r := c.login(email, testPassword); r.status != http.StatusSeeOther {
+		a.t.Fatalf("%s login: status %d", role, r.status)
+	}
+	return c
 }

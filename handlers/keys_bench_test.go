@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-
-	"keydesk/models"
 )
 
 // BenchmarkKeysPage renders /keys for an owner with 10 and with 1,000
@@ -21,12 +19,8 @@ func BenchmarkKeysPage(b *testing.B) {
 			c := a.client()
 			c.signup("Acme Mail", "owner@acme.example")
 			ctx := context.Background()
-			var accountID uint
-			a.store.DB().Table("accounts").Select("id").Where("name = ?", "Acme Mail").Scan(&accountID)
-			a.store.DB().Table("accounts").Where("id = ?", accountID).Update("subaccount_limit", n)
-			var userID uint
-			a.store.DB().Table("users").Select("id").Where("email = ?", "owner@acme.example").Scan(&userID)
-			actor := models.Actor{UserID: userID, Email: "owner@acme.example", Role: models.RoleOwner, AccountID: accountID}
+			actor := a.actorOf("owner@acme.example")
+			a.setSubaccountLimit(actor.AccountID, n)
 			for i := 0; i < n; i++ {
 				actor.AuthAt = a.store.Now()
 				if _, _, err := a.store.CreateSubaccount(ctx, actor, fmt.Sprintf("stream-%04d", i), ""); err != nil {

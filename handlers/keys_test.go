@@ -532,13 +532,7 @@ func TestStaffGet403OnKeys(t *testing.T) {
 			owner.signup("Acme Mail", "owner@acme.example")
 			id := owner.masterID()
 			email := string(role) + "@keydesk.example"
-			if _, err := a.store.CreateStaffUser(context.Background(), email, testPassword, role, models.SystemActor()); err != nil {
-				t.Fatalf("create staff user: %v", err)
-			}
-			c := a.client()
-			if r := c.login(email, testPassword); r.status != http.StatusSeeOther {
-				t.Fatalf("staff login: %d", r.status)
-			}
+			c := a.staff(role, email)
 			for _, p := range []string{"/keys", "/keys/" + id + "/reset", "/keys/" + id + "/rename"} {
 				r := c.get(p)
 				if r.status != http.StatusForbidden {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"keydesk/models/testdb"
 )
 
 // One limit state, rendered the same on /keys and /subaccounts: below the
@@ -53,7 +55,7 @@ func TestLimitStateIsTheSameOnKeysAndSubaccounts(t *testing.T) {
 	}
 	check("request pending", "limit-pending", false, false)
 	var reqID uint
-	a.store.DB().Table("limit_requests").Where("account_id = ?", accountID).Pluck("id", &reqID)
+	testdb.Must(t, a.store.DB().Table("limit_requests").Where("account_id = ?", accountID).Pluck("id", &reqID))
 	support := a.supportClient()
 	if r := support.submit(accountPath(accountID), fmt.Sprintf("/support/requests/%d/approve", reqID),
 		url.Values{"limit": {"3"}, "note": {"ok"}, "account_id": {fmt.Sprint(accountID)}}); r.status != http.StatusSeeOther {

@@ -16,11 +16,8 @@ func TestKeysAndSubaccountsArePagedAndSearchable(t *testing.T) {
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
-	var accountID, userID uint
-	a.store.DB().Table("accounts").Select("id").Where("name = ?", "Acme Mail").Scan(&accountID)
-	a.store.DB().Table("users").Select("id").Where("email = ?", "owner@acme.example").Scan(&userID)
-	a.store.DB().Table("accounts").Where("id = ?", accountID).Update("subaccount_limit", 40)
-	actor := models.Actor{UserID: userID, Email: "owner@acme.example", Role: models.RoleOwner, AccountID: accountID, AuthAt: a.store.Now()}
+	actor := a.actorOf("owner@acme.example")
+	a.setSubaccountLimit(actor.AccountID, 40)
 	for i := 0; i < 30; i++ {
 		if _, _, err := a.store.CreateSubaccount(context.Background(), actor, fmt.Sprintf("stream-%02d", i), ""); err != nil {
 			t.Fatal(err)

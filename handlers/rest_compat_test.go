@@ -12,6 +12,8 @@ import (
 
 	mailjet "github.com/mailjet/mailjet-apiv3-go/v4"
 	"github.com/mailjet/mailjet-apiv3-go/v4/resources"
+
+	"keydesk/models/testdb"
 )
 
 // mjTree is a main account (essential plan) with three sub-accounts made
@@ -20,7 +22,7 @@ func mjTree(t *testing.T, a *app) (apiKey, secret string, mj *mailjet.Client) {
 	t.Helper()
 	c := a.client()
 	apiKey, secret = c.signup("Acme Mail", "owner@acme.example")
-	a.store.DB().Table("accounts").Where("name = ?", "Acme Mail").Update("plan", "essential")
+	testdb.Must(t, a.store.DB().Table("accounts").Where("name = ?", "Acme Mail").Update("plan", "essential"))
 	mj = mailjet.NewMailjetClient(apiKey, secret, a.srv.URL+"/v3")
 	for _, name := range []string{"charlie", "alpha", "bravo"} {
 		var created []resources.Apikey

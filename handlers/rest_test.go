@@ -14,6 +14,7 @@ import (
 	"github.com/mailjet/mailjet-apiv3-go/v4/resources"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 // The official Mailjet Go client, pointed at keydesk, works unchanged.
@@ -21,7 +22,7 @@ func TestOfficialMailjetClientManagesKeys(t *testing.T) {
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
-	a.store.DB().Table("accounts").Where("name = ?", "Acme Mail").Update("plan", "essential")
+	testdb.Must(t, a.store.DB().Table("accounts").Where("name = ?", "Acme Mail").Update("plan", "essential"))
 	mj := mailjet.NewMailjetClient(apiKey, secret, a.srv.URL+"/v3")
 
 	var keys []resources.Apikey
@@ -152,7 +153,10 @@ func TestRESTErrorsAreMailjetShaped(t *testing.T) {
 	// Malformed Authorization header.
 	req, _ := http.NewRequest("GET", a.srv.URL+"/v3/REST/apikey", nil)
 	req.Header.Set("Authorization", "Basic !!!not-base64")
-	res, _ := http.DefaultClient.Do(req)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.StatusCode != 401 {
 		t.Errorf("malformed Authorization: %d", res.StatusCode)
 	}
@@ -186,7 +190,9 @@ func TestRESTErrorsAreMailjetShaped(t *testing.T) {
 	for _, ck := range c.http.Jar.Cookies(req.URL) {
 		req.AddCookie(ck)
 	}
-	res, _ = http.DefaultClient.Do(req)
+	if res, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
 	if res.StatusCode != 401 {
 		t.Errorf("session cookie accepted on /v3: %d", res.StatusCode)
 	}

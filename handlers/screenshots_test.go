@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 // TestScreenshots regenerates the README's screenshots into the folder
@@ -37,21 +38,22 @@ func TestScreenshots(t *testing.T) {
 	b.signUp("Acme Mail", "owner@acme.example")
 	shot("reveal.png")
 	b.finishReveal()
-	var accountID, userID uint
-	a.store.DB().Table("accounts").Select("id").Where("name = ?", "Acme Mail").Scan(&accountID)
-	a.store.DB().Table("users").Select("id").Where("email = ?", "owner@acme.example").Scan(&userID)
-	a.store.DB().Table("accounts").Where("id = ?", accountID).Update("plan", "essential")
-	actor := models.Actor{UserID: userID, Email: "owner@acme.example", Role: models.RoleOwner, AccountID: accountID, AuthAt: a.store.Now()}
+	actor := a.actorOf("owner@acme.example")
+	accountID := actor.AccountID
+	a.setPlan(accountID, models.PlanEssential)
 	for _, n := range []string{"newsletters", "billing", "eu-client"} {
 		if _, _, err := a.store.CreateSubaccount(ctx, actor, n, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	keys, _ := a.store.ListKeys(ctx, actor)
+	keys, err := a.store.ListKeys(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range keys {
 		switch k.Name {
 		case "billing":
-			a.store.DB().Table("api_keys").Where("id = ?", k.ID).Updates(map[string]any{"secret_set_at": a.store.Now().Add(-140 * 24 * time.Hour), "is_active": false})
+			testdb.Must(t, a.store.DB().Table("api_keys").Where("id = ?", k.ID).Updates(map[string]any{"secret_set_at": a.store.Now().Add(-140 * 24 * time.Hour), "is_active": false}))
 		case "eu-client":
 			if _, _, err := a.store.ResetSecret(ctx, actor, k.ID, 24*time.Hour); err != nil {
 				t.Fatal(err)
@@ -86,9 +88,7 @@ func TestScreenshots(t *testing.T) {
 	if _, err := a.store.RequestMoreSubaccounts(ctx, actor, 5, "three new EU clients next month"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.store.CreateStaffUser(ctx, "ana@support.example", testPassword, models.RoleSupport, models.SystemActor()); err != nil {
-		t.Fatal(err)
-	}
+	a.staffUser(models.RoleSupport, "ana@support.example")
 	b.logOutViaMenu()
 	b.logInAs("ana@support.example", "/support")
 	shot("support.png")

@@ -22,6 +22,7 @@ import (
 	mailjet "github.com/mailjet/mailjet-apiv3-go/v4"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 	kdsmtp "keydesk/smtp"
 	"keydesk/web"
 )
@@ -111,19 +112,14 @@ func newSendApp(t *testing.T) *sendApp {
 	a := newApp(t, func(c *web.Config) { c.Relay = fr })
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
-	a.store.DB().Table("accounts").Where("name = ?", "Acme Mail").Update("plan", "essential")
+	testdb.Must(t, a.store.DB().Table("accounts").Where("name = ?", "Acme Mail").Update("plan", "essential"))
 	st, m, _ := restDo(t, a, "POST", "/v3/REST/apikey", apiKey, secret, `{"Name":"transactional"}`)
 	if st != 201 {
 		t.Fatalf("create sub-account: %d %v", st, m)
 	}
 	d := m["Data"].([]any)[0].(map[string]any)
-	var acct struct {
-		ID     uint
-		UserID uint
-	}
-	a.store.DB().Raw("SELECT a.id, u.id AS user_id FROM accounts a JOIN users u ON u.account_id = a.id WHERE a.name = ?", "Acme Mail").Scan(&acct)
 	return &sendApp{app: a, relay: relay, masterKey: apiKey, master: secret, subKey: d["APIKey"].(string), sub: d["SecretKey"].(string),
-		subID: uint(d["ID"].(float64)), owner: c, actor: models.Actor{UserID: acct.UserID, Role: models.RoleOwner, AccountID: acct.ID, AuthAt: a.clock.Now()}}
+		subID: uint(d["ID"].(float64)), owner: c, actor: a.actorOf("owner@acme.example")}
 }
 
 func postJSON(t *testing.T, a *app, path, user, pass, ctype string, body []byte) (int, map[string]any) {

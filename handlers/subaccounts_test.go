@@ -15,6 +15,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 // ---- helpers shared with support_test.go ----
@@ -57,14 +58,6 @@ func (a *app) principal(apiKey, secret string) models.KeyPrincipal {
 		a.t.Fatalf("verify %s: %v", apiKey, err)
 	}
 	return p
-}
-
-// setPlan changes an account's plan straight in the database.
-func (a *app) setPlan(accountID uint, plan models.Plan) {
-	a.t.Helper()
-	if err := a.store.DB().Table("accounts").Where("id = ?", accountID).Update("plan", plan).Error; err != nil {
-		a.t.Fatalf("set plan: %v", err)
-	}
 }
 
 // subCount is the number of sub-accounts of a main account in the database.
@@ -613,7 +606,7 @@ func TestOtherOwnersSubaccountKeyAnswers404(t *testing.T) {
 		t.Fatal("Bob activated Alice's paused sub-account key")
 	}
 	var names []string
-	a.store.DB().Table("api_keys").Where("api_key IN ?", []string{activeKey, inactiveKey}).Order("id").Pluck("name", &names)
+	testdb.Must(t, a.store.DB().Table("api_keys").Where("api_key IN ?", []string{activeKey, inactiveKey}).Order("id").Pluck("name", &names))
 	if strings.Join(names, ",") != "Alice Active,Alice Paused" {
 		t.Fatalf("Alice's key names are now %v", names)
 	}

@@ -5,7 +5,6 @@ package handlers_test
 // changes and request decisions.
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -19,22 +18,10 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 )
 
 const supportEmail = "ana@support.example"
-
-// staff creates a staff user with role and returns a client signed in as it.
-func (a *app) staff(role models.Role, email string) *client {
-	a.t.Helper()
-	if _, err := a.store.CreateStaffUser(context.Background(), email, testPassword, role, models.SystemActor()); err != nil {
-		a.t.Fatalf("create %s user: %v", role, err)
-	}
-	c := a.client()
-	if r := c.login(email, testPassword); r.status != http.StatusSeeOther {
-		a.t.Fatalf("%s login: status %d", role, r.status)
-	}
-	return c
-}
 
 // supportClient is a signed-in support user.
 func (a *app) supportClient() *client {
@@ -79,8 +66,6 @@ func (a *app) pendingOwner(account, email string, extra int, reason string) (c *
 }
 
 func accountPath(id uint) string { return fmt.Sprintf("/support/accounts/%d", id) }
-
-func norm(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // ---- Who may reach /support ----
 
@@ -128,7 +113,7 @@ func TestSupportRoutesRefuseOwnersAndAuditorsWithAudited403(t *testing.T) {
 			}
 			// The denials name who tried.
 			var labels []string
-			a.store.DB().Table("audit_entries").Where("action = ?", models.ActionAccessDenied).Distinct().Pluck("actor_label", &labels)
+			testdb.Must(t, a.store.DB().Table("audit_entries").Where("action = ?", models.ActionAccessDenied).Distinct().Pluck("actor_label", &labels))
 			wantLabel := "owner@acme.example"
 			if role == models.RoleAuditor {
 				wantLabel = "audrey@keydesk.example"
@@ -176,9 +161,7 @@ func TestSupportLogsInToSupportAndCannotActAsOwner(t *testing.T) {
 	a := newApp(t)
 	owner, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	masterID := owner.masterID()
-	if _, err := a.store.CreateStaffUser(context.Background(), supportEmail, testPassword, models.RoleSupport, models.SystemActor()); err != nil {
-		t.Fatal(err)
-	}
+	a.staffUser(models.RoleSupport, supportEmail)
 	c := a.client()
 	r := c.login(supportEmail, testPassword)
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/support" {
@@ -222,7 +205,7 @@ func TestSupportLogsInToSupportAndCannotActAsOwner(t *testing.T) {
 		t.Fatal("support created a sub-account or a request")
 	}
 	var keys int64
-	a.store.DB().Table("api_keys").Count(&keys)
+	testdb.Must(t, a.store.DB().Table("api_keys").Count(&keys))
 	if keys != 1 {
 		t.Fatalf("%d keys in the database, want only the master", keys)
 	}
@@ -367,7 +350,7 @@ func TestSupportAccountPageShowsNoSecretOrDigest(t *testing.T) {
 
 	// No secret and no digest, in any encoding, anywhere in the HTML.
 	var rows []models.APIKey
-	a.store.DB().Where("api_key IN ?", []string{masterKey, subKey}).Find(&rows)
+	testdb.Must(t, a.store.DB().Where("api_key IN ?", []string{masterKey, subKey}).Find(&rows))
 	if len(rows) != 2 || len(rows[0].SecretDigest) == 0 {
 		t.Fatalf("could not load the stored digests (%d rows)", len(rows))
 	}

@@ -68,7 +68,9 @@ func TestKeysPageSaysWhetherOldSecretIsStillUsed(t *testing.T) {
 	if st, _, _ := restDo(t, a, "GET", "/v3/REST/apikey", apiKey, oldSecret, ""); st != 200 {
 		t.Fatalf("old secret in grace: %d", st)
 	}
-	a.store.FlushUsage(context.Background())
+	if err := a.store.FlushUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	a.clock.Advance(2 * time.Minute)
 	if got := c.get("/keys").text(`[data-testid="old-secret-use"]`); got != "last used 2 minutes ago" {
 		t.Fatalf("after use: %q", got)

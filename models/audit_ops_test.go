@@ -141,7 +141,7 @@ func TestEveryOperationIsAudited(t *testing.T) {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		var got []models.AuditEntry
-		s.DB().Where("id > ?", before).Order("id").Find(&got)
+		testdb.Must(t, s.DB().Where("id > ?", before).Order("id").Find(&got))
 		var actions []string
 		for _, e := range got {
 			actions = append(actions, e.Action)

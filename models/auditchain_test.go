@@ -60,7 +60,7 @@ func TestAuditEntriesAreKeyedAndHeadsAnchored(t *testing.T) {
 	s, anchor := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
 	seedLog(t, s)
 	var es []models.AuditEntry
-	s.DB().Order("id").Find(&es)
+	testdb.Must(t, s.DB().Order("id").Find(&es))
 	kid := models.AuditKeyID(testdb.AuditKey)
 	for _, e := range es {
 		if e.KeyID != kid || len(e.Link) != 64 || e.Link == e.Hash {
@@ -117,7 +117,7 @@ func TestAuditNeverSealsATamperedLog(t *testing.T) {
 	for name, tamper := range map[string]func(t *testing.T, s *models.Store, head uint64){
 		"forged entry at the head": func(t *testing.T, s *models.Store, head uint64) {
 			var e models.AuditEntry
-			s.DB().Where("id = ?", head).Take(&e)
+			testdb.Must(t, s.DB().Where("id = ?", head).Take(&e))
 			e.ID, e.PrevHash, e.TargetName = head+1, e.Hash, "forged"
 			e.Hash = models.ComputeAuditHash(&e)
 			if err := s.DB().Create(&e).Error; err != nil {
@@ -128,7 +128,7 @@ func TestAuditNeverSealsATamperedLog(t *testing.T) {
 			if err := s.RecordAccessDenied(ctx, models.SystemActor(), "/x"); err != nil {
 				t.Fatal(err)
 			}
-			allowTampering(t, s)
+			testdb.AllowTampering(t, s)
 			if err := s.DB().Exec("UPDATE audit_entries SET target_name = 'y' WHERE id = ?", head+1).Error; err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +180,7 @@ func TestAuditSealerSignsAfterAppends(t *testing.T) {
 		s.RunAuditSealer(sctx, 20*time.Millisecond)
 	}()
 	var head uint64
-	s.DB().Table("audit_entries").Select("MAX(id)").Scan(&head)
+	testdb.Must(t, s.DB().Table("audit_entries").Select("MAX(id)").Scan(&head))
 	waitFor := func(entry uint64) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -218,7 +218,7 @@ func TestAuditMigratesUnkeyedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var es []models.AuditEntry
-	s.DB().Order("id").Find(&es)
+	testdb.Must(t, s.DB().Order("id").Find(&es))
 	if len(es) != 31 || es[30].Action != models.ActionAuditChainKeyed || es[30].Link == "" || es[29].Link != "" {
 		t.Fatalf("after migration: %d entries, last %+v", len(es), es[len(es)-1])
 	}
@@ -233,12 +233,12 @@ func TestAuditMigratesUnkeyedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int64
-	s.DB().Table("audit_entries").Count(&n)
+	testdb.Must(t, s.DB().Table("audit_entries").Count(&n))
 	if n != 31 {
 		t.Fatalf("%d entries after a second migration", n)
 	}
 	// The old entries can no longer be rewritten consistently.
-	allowTampering(t, s)
+	testdb.AllowTampering(t, s)
 	prev := ""
 	for _, e := range es[:30] {
 		if e.ID == 10 {
@@ -251,9 +251,9 @@ func TestAuditMigratesUnkeyedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, _ := s.VerifyAudit(ctx, models.VerifyOptions{Full: true})
-	if r.OK || r.BadEntry != 31 {
-		t.Fatalf("rewritten unkeyed entries: %+v", r)
+	r, err := s.VerifyAudit(ctx, models.VerifyOptions{Full: true})
+	if err != nil || r.OK || r.BadEntry != 31 {
+		t.Fatalf("rewritten unkeyed entries: %+v %v", r, err)
 	}
 }
 
@@ -263,7 +263,7 @@ func TestAuditMigrationRefusesATamperedUnkeyedLog(t *testing.T) {
 	if err := s.SeedLegacyAuditLog(10, []uint{1}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	allowTampering(t, s)
+	testdb.AllowTampering(t, s)
 	if err := s.DB().Exec("UPDATE audit_entries SET ip = '10.6.6.6' WHERE id = 4").Error; err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestAuditMigrationRefusesATamperedUnkeyedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int64
-	s.DB().Table("audit_entries").Count(&n)
+	testdb.Must(t, s.DB().Table("audit_entries").Count(&n))
 	if n != 10 || len(anchorLines(t, anchor)) != 0 || checkpoints(t, s) != 0 {
 		t.Fatalf("a tampered unkeyed log was sealed: %d entries, %d heads", n, len(anchorLines(t, anchor)))
 	}
@@ -299,7 +299,7 @@ func TestAuditKeyRotation(t *testing.T) {
 		t.Fatalf("rotate: %s → %s at #%d, %v", from, to, entry, err)
 	}
 	var hand models.AuditEntry
-	s2.DB().Where("id = ?", entry).Take(&hand)
+	testdb.Must(t, s2.DB().Where("id = ?", entry).Take(&hand))
 	if hand.Action != models.ActionAuditKeyRotated || hand.KeyID != from {
 		t.Fatalf("hand-over entry %+v: it must be linked under the old key", hand)
 	}
@@ -307,7 +307,7 @@ func TestAuditKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var after models.AuditEntry
-	s2.DB().Order("id DESC").Take(&after)
+	testdb.Must(t, s2.DB().Order("id DESC").Take(&after))
 	if after.KeyID != to {
 		t.Fatalf("entry after the hand-over is under %s, want %s", after.KeyID, to)
 	}
@@ -320,16 +320,16 @@ func TestAuditKeyRotation(t *testing.T) {
 	}
 	// Without the old key the entries before the hand-over cannot verify.
 	s3, _ := openAnchored(t, dsn, k2)
-	if r, _ := s3.VerifyAudit(ctx, models.VerifyOptions{Full: true}); r.OK || !strings.Contains(r.Problem, "not configured") {
-		t.Fatalf("verify without the old key: %+v", r)
+	if r, err := s3.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || r.OK || !strings.Contains(r.Problem, "not configured") {
+		t.Fatalf("verify without the old key: %+v %v", r, err)
 	}
 	// A forged hand-over (to a key the attacker chose) does not verify.
-	allowTampering(t, s2)
+	testdb.AllowTampering(t, s2)
 	if err := s2.DB().Exec("UPDATE audit_entries SET details = ? WHERE id = ?", `{"from":"`+from+`","to":"0000000000000000"}`, entry).Error; err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s2.VerifyAudit(ctx, models.VerifyOptions{Full: true}); r.OK || r.BadEntry != entry {
-		t.Fatalf("forged hand-over: %+v", r)
+	if r, err := s2.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || r.OK || r.BadEntry != entry {
+		t.Fatalf("forged hand-over: %+v %v", r, err)
 	}
 }
 
@@ -432,10 +432,12 @@ func TestAuditVerifiesAgainstLogLines(t *testing.T) {
 		t.Fatalf("verify against log lines: %+v %v (log %q)", r, err, logs.String())
 	}
 	// The log copy notices a cut database just as the file does.
-	allowTampering(t, s)
-	s.DB().Exec("DELETE FROM audit_entries WHERE id >= 5")
-	if r, _ := s.VerifyAudit(ctx, models.VerifyOptions{Anchor: copyPath}); r.OK || !strings.Contains(r.Problem, "truncated") {
-		t.Fatalf("truncated log against the log copy: %+v", r)
+	testdb.AllowTampering(t, s)
+	if n := testdb.Must(t, s.DB().Exec("DELETE FROM audit_entries WHERE id >= 5")).RowsAffected; n == 0 {
+		t.Fatal("nothing was cut from the log")
+	}
+	if r, err := s.VerifyAudit(ctx, models.VerifyOptions{Anchor: copyPath}); err != nil || r.OK || !strings.Contains(r.Problem, "truncated") {
+		t.Fatalf("truncated log against the log copy: %+v %v", r, err)
 	}
 }
 

@@ -13,24 +13,6 @@ import (
 	"keydesk/models/testdb"
 )
 
-// allowTampering removes the append-only guard, as an attacker with
-// database rights could, so tests can check verification still catches it.
-func allowTampering(t *testing.T, s *models.Store) {
-	t.Helper()
-	var stmts []string
-	if s.Engine() == models.Postgres {
-		stmts = []string{"ALTER TABLE audit_entries DISABLE TRIGGER USER", "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"}
-	} else {
-		stmts = []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete",
-			"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete"}
-	}
-	for _, q := range stmts {
-		if err := s.DB().Exec(q).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // seedLog creates a little history: an account, logins, a reset, a rename.
 func seedLog(t *testing.T, s *models.Store) (models.Actor, *models.SignUpResult) {
 	t.Helper()
@@ -89,7 +71,7 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 			if err != nil || !r.OK || r.Entries < 8 {
 				t.Fatalf("clean log: %+v %v", r, err)
 			}
-			allowTampering(t, s)
+			testdb.AllowTampering(t, s)
 			if err := s.DB().Exec("UPDATE audit_entries SET "+set+" WHERE id = 4", values[field]).Error; err != nil {
 				t.Fatal(err)
 			}
@@ -105,9 +87,11 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 	t.Run("delete an entry", func(t *testing.T) {
 		s, _ := testdb.Open(t)
 		seedLog(t, s)
-		allowTampering(t, s)
-		s.DB().Exec("DELETE FROM audit_entries WHERE id = 3")
-		r, _ := s.VerifyAuditChain(ctx)
+		testdb.AllowTampering(t, s)
+		if n := testdb.Must(t, s.DB().Exec("DELETE FROM audit_entries WHERE id = 3")).RowsAffected; n != 1 {
+			t.Fatalf("deleted %d entries, want 1", n)
+		}
+		r := verifyChain(t, s)
 		if r.OK || r.BadEntry != 3 || !strings.Contains(r.Problem, "missing") {
 			t.Fatalf("deleted entry not caught: %+v", r)
 		}
@@ -119,9 +103,11 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		allowTampering(t, s)
-		s.DB().Exec("DELETE FROM audit_entries WHERE id > ?", cp.Entry-2)
-		r, _ := s.VerifyAuditChain(ctx)
+		testdb.AllowTampering(t, s)
+		if n := testdb.Must(t, s.DB().Exec("DELETE FROM audit_entries WHERE id > ?", cp.Entry-2)).RowsAffected; n == 0 {
+			t.Fatal("the tail was not truncated")
+		}
+		r := verifyChain(t, s)
 		if r.OK || !strings.Contains(r.Problem, "truncated") || r.BadEntry != cp.Entry-1 {
 			t.Fatalf("truncation not caught: %+v", r)
 		}
@@ -132,11 +118,11 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 		if _, err := s.Checkpoint(ctx, "test"); err != nil {
 			t.Fatal(err)
 		}
-		allowTampering(t, s)
+		testdb.AllowTampering(t, s)
 		// Rebuild a self-consistent chain with one entry changed, as an
 		// attacker without the audit key would: hashes all recomputed.
 		var entries []models.AuditEntry
-		s.DB().Order("id").Find(&entries)
+		testdb.Must(t, s.DB().Order("id").Find(&entries))
 		prev := ""
 		for i := range entries {
 			e := entries[i]
@@ -150,7 +136,7 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r, _ := s.VerifyAuditChain(ctx)
+		r := verifyChain(t, s)
 		if r.OK || r.BadEntry != 2 || !strings.Contains(r.Problem, "#2") {
 			t.Fatalf("rewritten chain not caught at #2: %+v", r)
 		}
@@ -161,9 +147,11 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 		if _, err := s.Checkpoint(ctx, "test"); err != nil {
 			t.Fatal(err)
 		}
-		allowTampering(t, s)
-		s.DB().Exec("UPDATE audit_checkpoints SET signature = ?", strings.Repeat("0", 64))
-		r, _ := s.VerifyAuditChain(ctx)
+		testdb.AllowTampering(t, s)
+		if n := testdb.Must(t, s.DB().Exec("UPDATE audit_checkpoints SET signature = ?", strings.Repeat("0", 64))).RowsAffected; n == 0 {
+			t.Fatal("no checkpoint to forge")
+		}
+		r := verifyChain(t, s)
 		if r.OK || !strings.Contains(r.Problem, "signature") {
 			t.Fatalf("forged checkpoint not caught: %+v", r)
 		}
@@ -199,7 +187,10 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 		who, id := alice, aliceRes.Key.ID
 		if i%3 == 0 {
 			who = bob
-			keys, _ := s.ListKeys(ctx, bob)
+			keys, err := s.ListKeys(ctx, bob)
+			if err != nil {
+				t.Fatal(err)
+			}
 			id = keys[0].ID
 		}
 		if _, err := s.RenameKey(ctx, who, id, fmt.Sprintf("n%03d", i)); err != nil {
@@ -235,7 +226,7 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 		pages++
 	}
 	var want int64
-	s.DB().Table("audit_entries").Where("account_id = ?", aliceRes.Account.ID).Count(&want)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("account_id = ?", aliceRes.Account.ID).Count(&want))
 	if int64(len(seen)) != want || pages != int(want+49)/50 {
 		t.Fatalf("paged %d entries in %d pages, want %d", len(seen), pages, want)
 	}
@@ -243,13 +234,19 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 	if first.Newer != nil {
 		t.Fatal("the first page has a Newer link")
 	}
-	back, _ := s.AuditEntries(ctx, alice, models.AuditFilter{}, nil, page.Newer)
+	back, err := s.AuditEntries(ctx, alice, models.AuditFilter{}, nil, page.Newer)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(back.Entries) != models.AuditPageSize || back.Older == nil {
 		t.Fatalf("newer page: %d entries", len(back.Entries))
 	}
 	// A cursor, a filter or an account filter naming Bob's data changes nothing.
 	staffFilter := models.AuditFilter{AccountID: bob.AccountID, Target: "Bob"}
-	p, _ := s.AuditEntries(ctx, alice, staffFilter, &models.AuditCursor{At: clock.Now().Add(time.Hour), ID: 1 << 40}, nil)
+	p, err := s.AuditEntries(ctx, alice, staffFilter, &models.AuditCursor{At: clock.Now().Add(time.Hour), ID: 1 << 40}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, e := range p.Entries {
 		if *e.AccountID != aliceRes.Account.ID {
 			t.Fatal("Alice reached Bob's entries through a filter or cursor")
@@ -257,8 +254,8 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 	}
 	// One entry by ID: Bob's answers not found to Alice, hers is found.
 	var bobEntry, aliceEntry uint64
-	s.DB().Table("audit_entries").Select("MIN(id)").Where("account_id = ?", bob.AccountID).Scan(&bobEntry)
-	s.DB().Table("audit_entries").Select("MIN(id)").Where("account_id = ?", aliceRes.Account.ID).Scan(&aliceEntry)
+	testdb.Must(t, s.DB().Table("audit_entries").Select("MIN(id)").Where("account_id = ?", bob.AccountID).Scan(&bobEntry))
+	testdb.Must(t, s.DB().Table("audit_entries").Select("MIN(id)").Where("account_id = ?", aliceRes.Account.ID).Scan(&aliceEntry))
 	if bobEntry == 0 || aliceEntry == 0 {
 		t.Fatal("no entries to look up")
 	}
@@ -274,7 +271,10 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditor := models.Actor{UserID: aud.ID, Email: aud.Email, Role: models.RoleAuditor}
-	all, _ := s.AuditEntries(ctx, auditor, models.AuditFilter{}, nil, nil)
+	all, err := s.AuditEntries(ctx, auditor, models.AuditFilter{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	accounts := map[uint]bool{}
 	for _, e := range all.Entries {
 		if e.AccountID != nil {
@@ -284,7 +284,10 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 	if len(accounts) != 2 {
 		t.Fatalf("auditor sees %d accounts on page 1", len(accounts))
 	}
-	onlyBob, _ := s.AuditEntries(ctx, auditor, models.AuditFilter{AccountID: bob.AccountID}, nil, nil)
+	onlyBob, err := s.AuditEntries(ctx, auditor, models.AuditFilter{AccountID: bob.AccountID}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, e := range onlyBob.Entries {
 		if *e.AccountID != bob.AccountID {
 			t.Fatal("account filter leaks other accounts")
@@ -362,11 +365,11 @@ func TestAuditExportMatchesPageAndCarriesCheckpoint(t *testing.T) {
 	}
 	// The export is audited, and the checkpoint covers that entry.
 	var last models.AuditEntry
-	s.DB().Order("id DESC").Take(&last)
+	testdb.Must(t, s.DB().Order("id DESC").Take(&last))
 	if last.Action != models.ActionAuditExported || cp.Entry != last.ID || cp.Hash != last.Hash || cp.Link != last.Link {
 		t.Fatalf("export entry %+v, checkpoint %+v", last, cp)
 	}
-	if r, _ := s.VerifyAuditChain(ctx); !r.OK || r.Checkpoints != 1 || r.LastCheckpoint != cp.Entry || r.AnchorHead != cp.Entry {
+	if r := verifyChain(t, s); !r.OK || r.Checkpoints != 1 || r.LastCheckpoint != cp.Entry || r.AnchorHead != cp.Entry {
 		t.Fatalf("verify after export: %+v", r)
 	}
 }
@@ -384,7 +387,10 @@ func TestAuditReviews(t *testing.T) {
 	if _, err := s.MarkReviewed(ctx, actor, st.Head, "weekly check"); err != nil {
 		t.Fatal(err)
 	}
-	st2, _ := s.AuditStatusFor(ctx, actor)
+	st2, err := s.AuditStatusFor(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st2.LastReview == nil || st2.LastReview.ThroughID != st.Head || st2.LastReview.Note != "weekly check" {
 		t.Fatalf("after review: %+v", st2)
 	}
@@ -396,19 +402,22 @@ func TestAuditReviews(t *testing.T) {
 	if _, err := s.ExportAudit(ctx, actor, models.AuditFilter{}, "csv", func(*models.AuditHead) error { return nil }, func(models.AuditEntry) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if st2, _ = s.AuditStatusFor(ctx, actor); st2.NewSinceReview != 0 {
+	if st2, err = s.AuditStatusFor(ctx, actor); err != nil || st2.NewSinceReview != 0 {
 		t.Fatalf("%d new since my own review and export, want 0", st2.NewSinceReview)
 	}
 	if _, err := s.RenameKey(ctx, actor, res.Key.ID, "Acme renamed"); err != nil {
 		t.Fatal(err)
 	}
-	if st2, _ = s.AuditStatusFor(ctx, actor); st2.NewSinceReview != 1 {
+	if st2, err = s.AuditStatusFor(ctx, actor); err != nil || st2.NewSinceReview != 1 {
 		t.Fatalf("%d new since review after a rename, want 1", st2.NewSinceReview)
 	}
 	// Reviews are per scope: an auditor's global review starts from nothing.
-	aud, _ := s.CreateStaffUser(ctx, "aud@keydesk.example", pw, models.RoleAuditor, models.SystemActor())
+	aud, err := s.CreateStaffUser(ctx, "aud@keydesk.example", pw, models.RoleAuditor, models.SystemActor())
+	if err != nil {
+		t.Fatal(err)
+	}
 	auditor := models.Actor{UserID: aud.ID, Email: aud.Email, Role: models.RoleAuditor}
-	if st3, _ := s.AuditStatusFor(ctx, auditor); st3.LastReview != nil {
+	if st3, err := s.AuditStatusFor(ctx, auditor); err != nil || st3.LastReview != nil {
 		t.Fatal("the owner's review counts as the auditor's")
 	}
 	if _, err := s.MarkReviewed(ctx, actor, 1<<40, ""); !errors.Is(err, models.ErrNotFound) {
@@ -419,7 +428,7 @@ func TestAuditReviews(t *testing.T) {
 		t.Fatalf("support marked reviewed: %v", err)
 	}
 	var n int64
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionAuditReviewed).Count(&n)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionAuditReviewed).Count(&n))
 	if n != 1 {
 		t.Fatalf("%d audit.reviewed entries", n)
 	}

@@ -87,14 +87,6 @@ func TestSecretChecksumRejectsTypos(t *testing.T) {
 	}
 }
 
-// owner signs up and returns an actor inside the sudo window.
-func owner(t *testing.T, s *models.Store, name, email string) (models.Actor, *models.SignUpResult) {
-	t.Helper()
-	res := mustAccount(t, s, name, email)
-	return models.Actor{UserID: res.User.ID, Email: res.User.Email, Role: models.RoleOwner, AccountID: res.Account.ID,
-		AuthAt: s.Now(), Meta: meta}, res
-}
-
 func TestVerify(t *testing.T) {
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
@@ -187,7 +179,7 @@ func TestVerifyInactiveKeyAndAccount(t *testing.T) {
 		t.Fatalf("deactivated key verified: %v", err)
 	}
 	var stored struct{ SecretDigest []byte }
-	s.DB().Table("api_keys").Select("secret_digest").Where("id = ?", k.ID).Scan(&stored)
+	testdb.Must(t, s.DB().Table("api_keys").Select("secret_digest").Where("id = ?", k.ID).Scan(&stored))
 	if !bytes.Equal(stored.SecretDigest, d[:]) {
 		t.Fatal("deactivation changed the secret")
 	}
@@ -198,7 +190,7 @@ func TestVerifyInactiveKeyAndAccount(t *testing.T) {
 		t.Fatalf("re-activated key: %v", err)
 	}
 	// A disabled parent account disables its sub-accounts' keys.
-	s.DB().Table("accounts").Where("id = ?", res.Account.ID).Update("is_active", false)
+	testdb.Must(t, s.DB().Table("accounts").Where("id = ?", res.Account.ID).Update("is_active", false))
 	s.InvalidateAllKeys()
 	if _, err := s.Verify(ctx, apiKey, secret); !errors.Is(err, models.ErrVerifyFailed) {
 		t.Fatalf("key of a sub-account whose parent is disabled verified: %v", err)
@@ -265,7 +257,7 @@ func TestKeysTenancy(t *testing.T) {
 		t.Fatalf("Bob's key was changed: %v", err)
 	}
 	var name string
-	s.DB().Table("api_keys").Where("id = ?", bobKey).Pluck("name", &name)
+	testdb.Must(t, s.DB().Table("api_keys").Where("id = ?", bobKey).Pluck("name", &name))
 	if name != "Bob" {
 		t.Fatalf("Bob's key renamed to %q", name)
 	}
@@ -283,12 +275,15 @@ func TestRenameKey(t *testing.T) {
 	if err != nil || k.Name != "Acme Production" {
 		t.Fatalf("rename: %+v %v", k, err)
 	}
-	got, _ := s.KeyByID(ctx, actor, res.Key.ID)
+	got, err := s.KeyByID(ctx, actor, res.Key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got.Name != "Acme Production" {
 		t.Fatalf("stored name %q", got.Name)
 	}
 	var details string
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionKeyRenamed).Pluck("details", &details)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionKeyRenamed).Pluck("details", &details))
 	if !strings.Contains(details, `"from":"Acme"`) || !strings.Contains(details, `"to":"Acme Production"`) {
 		t.Fatalf("rename audit details %s", details)
 	}
@@ -390,7 +385,7 @@ func TestKeyAuditTrail(t *testing.T) {
 		Action, ActorLabel, TargetType, TargetID, IP, Details string
 	}
 	var rows []row
-	s.DB().Table("audit_entries").Where("id > ?", before).Order("id").Scan(&rows)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("id > ?", before).Order("id").Scan(&rows))
 	want := []string{models.ActionSecretReset, models.ActionSecretRevealed, models.ActionKeyRenamed}
 	if len(rows) != len(want) {
 		t.Fatalf("%d entries, want %d: %+v", len(rows), len(want), rows)
@@ -407,8 +402,9 @@ func TestKeyAuditTrail(t *testing.T) {
 }
 
 func lastAuditID(t *testing.T, s *models.Store) uint64 {
+	t.Helper()
 	var id uint64
-	s.DB().Table("audit_entries").Select("COALESCE(MAX(id), 0)").Scan(&id)
+	testdb.Must(t, s.DB().Table("audit_entries").Select("COALESCE(MAX(id), 0)").Scan(&id))
 	return id
 }
 
@@ -420,12 +416,14 @@ func TestAuditChainLinksEveryEntry(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, _ = s.RenameKey(ctx, actor, res.Key.ID, "name "+strconv.Itoa(i))
+			if _, err := s.RenameKey(ctx, actor, res.Key.ID, "name "+strconv.Itoa(i)); err != nil {
+				t.Error(err)
+			}
 		}(i)
 	}
 	wg.Wait()
 	var entries []models.AuditEntry
-	s.DB().Order("id").Find(&entries)
+	testdb.Must(t, s.DB().Order("id").Find(&entries))
 	if len(entries) < 5 {
 		t.Fatalf("only %d entries", len(entries))
 	}

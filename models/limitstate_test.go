@@ -52,14 +52,14 @@ func TestSubaccountLimitStatusFollowsARequest(t *testing.T) {
 	if _, _, err := s.CreateSubaccount(ctx, actor, "client", ""); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ = s.SubaccountLimitStatus(ctx, actor); st.State != models.LimitAt {
+	if st, err = s.SubaccountLimitStatus(ctx, actor); err != nil || st.State != models.LimitAt {
 		t.Fatalf("at the limit: %+v", st)
 	}
 	req, err := s.RequestMoreSubaccounts(ctx, actor, 2, "two clients")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, _ = s.SubaccountLimitStatus(ctx, actor); st.State != models.LimitPending || st.Request == nil || st.Request.ID != req.ID {
+	if st, err = s.SubaccountLimitStatus(ctx, actor); err != nil || st.State != models.LimitPending || st.Request == nil || st.Request.ID != req.ID {
 		t.Fatalf("after asking: %+v", st)
 	}
 }

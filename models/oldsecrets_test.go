@@ -108,7 +108,7 @@ func TestEndOldSecretNow(t *testing.T) {
 		}
 	}
 	var entries []models.AuditEntry
-	s.DB().Where("id > ?", before).Order("id").Find(&entries)
+	testdb.Must(t, s.DB().Where("id > ?", before).Order("id").Find(&entries))
 	if len(entries) != 1 || entries[0].Action != models.ActionOldSecretEnded || entries[0].ActorLabel != "owner@acme.example" {
 		t.Fatalf("audit after End now: %+v", entries)
 	}
@@ -185,7 +185,7 @@ func TestLiveSecretsCapped(t *testing.T) {
 		t.Fatal("the capped secret still works")
 	}
 	var e models.AuditEntry
-	s.DB().Where("action = ?", models.ActionSecretReset).Order("id DESC").Take(&e)
+	testdb.Must(t, s.DB().Where("action = ?", models.ActionSecretReset).Order("id DESC").Take(&e))
 	if !strings.Contains(e.Details, "ended_early") || !strings.Contains(e.Details, hintOf(secrets[1])) {
 		t.Fatalf("the reset's audit entry does not say which secret the cap ended: %s", e.Details)
 	}

@@ -11,8 +11,6 @@ import (
 	"keydesk/models/testdb"
 )
 
-var meta = models.RequestMeta{IP: "203.0.113.7", UserAgent: "test"}
-
 func TestLoginFailuresAreGeneric(t *testing.T) {
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
@@ -20,7 +18,7 @@ func TestLoginFailuresAreGeneric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.DB().Table("users").Where("id = ?", staff.ID).Update("is_active", false)
+	testdb.Must(t, s.DB().Table("users").Where("id = ?", staff.ID).Update("is_active", false))
 	for name, email := range map[string]string{"wrong password": "owner@acme.example", "unknown e-mail": "nobody@acme.example", "inactive user": "off@support.example"} {
 		password := pw
 		if name == "wrong password" {
@@ -36,12 +34,12 @@ func TestLoginFailuresAreGeneric(t *testing.T) {
 		t.Fatalf("right password: %v %v", err, p)
 	}
 	var failed int64
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Count(&failed)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Count(&failed))
 	if failed != 3 {
 		t.Fatalf("%d login.failed entries, want 3", failed)
 	}
 	var details []string
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Pluck("details", &details)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Pluck("details", &details))
 	for _, d := range details {
 		if strings.Contains(d, "owner@acme.example") || strings.Contains(d, "not the password") {
 			t.Fatalf("audit entry leaks e-mail or password: %s", d)
@@ -160,7 +158,7 @@ func TestSessionLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int64
-		s.DB().Table("sessions").Where("id_hash = ?", tok).Count(&n)
+		testdb.Must(t, s.DB().Table("sessions").Where("id_hash = ?", tok).Count(&n))
 		if n != 0 {
 			t.Fatal("the raw session token is stored")
 		}
@@ -170,8 +168,14 @@ func TestSessionLifecycle(t *testing.T) {
 func TestChangePasswordEndsOtherSessions(t *testing.T) {
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
-	mine, _, _ := s.Login(ctx, "owner@acme.example", pw, "", meta)
-	other, _, _ := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	mine, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := s.ResolveSession(ctx, mine)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +204,7 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 		t.Fatalf("new password refused: %v", err)
 	}
 	var revoked int64
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionSessionRevoked).Count(&revoked)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionSessionRevoked).Count(&revoked))
 	if revoked != 1 {
 		t.Fatalf("%d session.revoked entries, want 1", revoked)
 	}
@@ -209,7 +213,10 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 func TestSudoWindow(t *testing.T) {
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
-	tok, _, _ := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
 	clock.Advance(14 * time.Minute)
 	p, err := s.ResolveSession(ctx, tok)
 	if err != nil {
@@ -237,7 +244,10 @@ func TestSudoWindow(t *testing.T) {
 func TestChangePasswordGuessesAreThrottled(t *testing.T) {
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
-	tok, _, _ := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := s.ResolveSession(ctx, tok)
 	if err != nil {
 		t.Fatal(err)

@@ -12,22 +12,6 @@ import (
 	"keydesk/models/testdb"
 )
 
-func support(t *testing.T, s *models.Store) models.Actor {
-	t.Helper()
-	u, err := s.CreateStaffUser(ctx, fmt.Sprintf("ana%d@support.example", time.Now().UnixNano()), pw, models.RoleSupport, models.SystemActor())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return models.Actor{UserID: u.ID, Email: u.Email, Role: models.RoleSupport, AuthAt: s.Now(), Meta: meta}
-}
-
-func setPlan(t *testing.T, s *models.Store, accountID uint, plan models.Plan) {
-	t.Helper()
-	if err := s.DB().Table("accounts").Where("id = ?", accountID).Update("plan", plan).Error; err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestPlanLimitsAndOverride(t *testing.T) {
 	s, _ := testdb.Open(t)
 	for plan, want := range map[models.Plan]int{models.PlanFree: 1, models.PlanEssential: 5, models.PlanPremium: 25} {
@@ -51,13 +35,16 @@ func TestPlanLimitsAndOverride(t *testing.T) {
 	if err := s.SetSubaccountLimit(ctx, staff, res.Account.ID, 3, "TICKET-42"); err != nil {
 		t.Fatal(err)
 	}
-	u, _ = s.SubaccountUsage(ctx, actor)
+	u, err = s.SubaccountUsage(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if u.Used != 1 || u.Limit != 3 {
 		t.Fatalf("after override %+v", u)
 	}
 	// The override wins over the plan, even a bigger plan.
 	setPlan(t, s, res.Account.ID, models.PlanPremium)
-	if u, _ = s.SubaccountUsage(ctx, actor); u.Limit != 3 {
+	if u, err = s.SubaccountUsage(ctx, actor); err != nil || u.Limit != 3 {
 		t.Fatalf("plan change overrode support's limit: %+v", u)
 	}
 	if _, _, err := s.CreateSubaccount(ctx, actor, "billing", "Invoices"); err != nil {
@@ -73,7 +60,7 @@ func TestPlanLimitsAndOverride(t *testing.T) {
 		t.Fatalf("owner raised their own limit: %v", err)
 	}
 	var details string
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionLimitChanged).Pluck("details", &details)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionLimitChanged).Pluck("details", &details))
 	if !strings.Contains(details, `"from":1`) || !strings.Contains(details, `"to":3`) || !strings.Contains(details, "TICKET-42") {
 		t.Fatalf("limit.changed details %s", details)
 	}
@@ -109,19 +96,25 @@ func TestCreateSubaccountRules(t *testing.T) {
 	if _, _, err := s.CreateSubaccount(ctx, actor, "late", ""); !errors.Is(err, models.ErrReauthRequired) {
 		t.Fatalf("outside sudo mode: %v", err)
 	}
-	keys, _ := s.ListKeys(ctx, actor)
+	keys, err := s.ListKeys(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(keys) != 2 || !keys[0].IsMaster || keys[1].Name != "newsletters" {
 		t.Fatalf("keys list %+v", keys)
 	}
-	subs, _ := s.ListSubaccounts(ctx, actor, "", 1)
+	subs, err := s.ListSubaccounts(ctx, actor, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if subs.Total != 1 || len(subs.Items) != 1 || subs.Items[0].Key.APIKey != secret.APIKey || subs.Items[0].Account.Description != "Weekly digest" {
 		t.Fatalf("sub-accounts list %+v", subs)
 	}
-	if none, _ := s.ListSubaccounts(ctx, actor, "no such name", 1); none.Total != 0 || len(none.Items) != 0 {
+	if none, err := s.ListSubaccounts(ctx, actor, "no such name", 1); err != nil || none.Total != 0 || len(none.Items) != 0 {
 		t.Fatalf("search for a missing name: %+v", none)
 	}
 	var actions []string
-	s.DB().Table("audit_entries").Where("action IN ?", []string{models.ActionSubaccountNew, models.ActionKeyCreated}).Order("id").Pluck("action", &actions)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action IN ?", []string{models.ActionSubaccountNew, models.ActionKeyCreated}).Order("id").Pluck("action", &actions))
 	if strings.Join(actions, ",") != "key.created,subaccount.created,key.created" {
 		t.Fatalf("audit actions %v", actions)
 	}
@@ -144,7 +137,7 @@ func TestSubaccountTenancy(t *testing.T) {
 	if _, err := s.AccountByID(ctx, alice, sub.Account.ID); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("Alice reads Bob's sub-account: %v", err)
 	}
-	if subs, _ := s.ListSubaccounts(ctx, alice, "", 1); subs.Total != 0 || len(subs.Items) != 0 {
+	if subs, err := s.ListSubaccounts(ctx, alice, "", 1); err != nil || subs.Total != 0 || len(subs.Items) != 0 {
 		t.Fatalf("Alice lists %d sub-accounts", len(subs.Items))
 	}
 	// Bob manages his sub-account's key.
@@ -192,11 +185,17 @@ func TestLimitRequestLifecycle(t *testing.T) {
 	if err := s.DecideLimitRequest(ctx, staff, req.ID, false, 0, "changed my mind"); models.FieldErrors(err)["form"] == "" {
 		t.Fatalf("second decision: %v", err)
 	}
-	u, _ := s.SubaccountUsage(ctx, actor)
+	u, err := s.SubaccountUsage(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if u.Limit != 5 {
 		t.Fatalf("limit after approval %d", u.Limit)
 	}
-	reqs, _ := s.LimitRequests(ctx, actor)
+	reqs, err := s.LimitRequests(ctx, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(reqs) != 1 || reqs[0].Status != models.RequestApproved || *reqs[0].NewLimit != 5 || reqs[0].Note != "OK for EU rollout" || reqs[0].DeciderEmail != staff.Email {
 		t.Fatalf("owner's view of the request %+v", reqs)
 	}
@@ -208,20 +207,20 @@ func TestLimitRequestLifecycle(t *testing.T) {
 	if err := s.DecideLimitRequest(ctx, staff, req2.ID, false, 0, "Upgrade to premium instead"); err != nil {
 		t.Fatal(err)
 	}
-	if u, _ := s.SubaccountUsage(ctx, actor); u.Limit != 5 {
+	if u, err := s.SubaccountUsage(ctx, actor); err != nil || u.Limit != 5 {
 		t.Fatalf("denial changed the limit to %d", u.Limit)
 	}
 	if err := s.DecideLimitRequest(ctx, staff, 999999, true, 5, "x"); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("unknown request: %v", err)
 	}
 	var actions []string
-	s.DB().Table("audit_entries").Where("action LIKE ? OR action = ?", "limit%", models.ActionLimitChanged).Order("id").Pluck("action", &actions)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action LIKE ? OR action = ?", "limit%", models.ActionLimitChanged).Order("id").Pluck("action", &actions))
 	want := "limit_request.created,limit.changed,limit_request.approved,limit_request.created,limit_request.denied"
 	if strings.Join(actions, ",") != want {
 		t.Fatalf("audit %v, want %s", actions, want)
 	}
 	var actorLabel string
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionLimitApproved).Pluck("actor_label", &actorLabel)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionLimitApproved).Pluck("actor_label", &actorLabel))
 	if actorLabel != staff.Email {
 		t.Fatalf("approval audited as %q", actorLabel)
 	}
@@ -262,7 +261,7 @@ func TestSubaccountLimitHoldsUnderConcurrency(t *testing.T) {
 		t.Fatalf("unexpected errors: %v", other)
 	}
 	var count int64
-	s.DB().Table("accounts").Where("parent_id = ?", res.Account.ID).Count(&count)
+	testdb.Must(t, s.DB().Table("accounts").Where("parent_id = ?", res.Account.ID).Count(&count))
 	if created != 5 || limited != n-5 || count != 5 {
 		t.Fatalf("created %d, refused %d, in database %d; want 5, %d, 5", created, limited, count, n-5)
 	}

@@ -61,7 +61,7 @@ func TestLoginReservesAttemptBeforeHashing(t *testing.T) {
 		t.Fatalf("%d wrong + %d throttled != %d", invalid, throttled, n)
 	}
 	var failed int64
-	s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Count(&failed)
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ?", models.ActionLoginFailed).Count(&failed))
 	if failed != int64(invalid) {
 		t.Fatalf("%d login.failed entries for %d evaluated failures", failed, invalid)
 	}
@@ -285,13 +285,13 @@ func TestExpiredThrottleCountersAreSwept(t *testing.T) {
 		_, _, _ = s.Login(ctx, fmt.Sprintf("guess%d@acme.example", i), "wrong password!!", "", models.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", i)})
 	}
 	var n int64
-	s.DB().Table("throttles").Count(&n)
+	testdb.Must(t, s.DB().Table("throttles").Count(&n))
 	if n != 90 {
 		t.Fatalf("%d counter rows after 30 failures, want 90 (pair, e-mail, address)", n)
 	}
 	clock.Advance(3 * time.Hour)
 	_, _, _ = s.Login(ctx, "later@acme.example", "wrong password!!", "", models.RequestMeta{IP: "203.0.113.1"})
-	s.DB().Table("throttles").Count(&n)
+	testdb.Must(t, s.DB().Table("throttles").Count(&n))
 	if n != 3 {
 		t.Fatalf("%d counter rows three hours later, want 3 (only the newest attempt's)", n)
 	}

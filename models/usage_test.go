@@ -19,20 +19,26 @@ func TestUsageIsBufferedThenFlushed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, _ := s.Verify(ctx, key, secret)
+	p, err := s.Verify(ctx, key, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.RecordUse(p, models.ChannelSMTP, "203.0.113.10", 2)
 	bad, _ := models.NewSecret()
 	if _, err := s.VerifyRequest(ctx, key, bad, "198.51.100.1", models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
 		t.Fatal(err)
 	}
 	// Nothing is written before the flush: authentication never waits on it.
-	if k, _ := s.KeyByID(ctx, actor, res.Key.ID); k.LastUsedAt != nil {
+	if k, err := s.KeyByID(ctx, actor, res.Key.ID); err != nil || k.LastUsedAt != nil {
 		t.Fatal("last use written synchronously")
 	}
 	if err := s.FlushUsage(ctx); err != nil {
 		t.Fatal(err)
 	}
-	k, _ := s.KeyByID(ctx, actor, res.Key.ID)
+	k, err := s.KeyByID(ctx, actor, res.Key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if k.LastUsedAt == nil || k.LastUsedIP != "203.0.113.10" {
 		t.Fatalf("last use %v from %q", k.LastUsedAt, k.LastUsedIP)
 	}
@@ -50,13 +56,20 @@ func TestUsageIsBufferedThenFlushed(t *testing.T) {
 	if _, err := s.VerifyRequest(ctx, key, secret, "203.0.113.9", models.ChannelAPI); err != nil {
 		t.Fatal(err)
 	}
-	s.FlushUsage(ctx)
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
 	clock.Advance(24 * time.Hour)
 	if _, err := s.VerifyRequest(ctx, key, secret, "203.0.113.9", models.ChannelAPI); err != nil {
 		t.Fatal(err)
 	}
-	s.FlushUsage(ctx)
-	u, _ = s.UsageForKey(ctx, actor, res.Key.ID, 30)
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err = s.UsageForKey(ctx, actor, res.Key.ID, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if u.Totals.APIRequests != 5 || u.Days[28].APIRequests != 4 || u.Days[29].APIRequests != 1 {
 		t.Fatalf("after two days: total %d, yesterday %d, today %d", u.Totals.APIRequests, u.Days[28].APIRequests, u.Days[29].APIRequests)
 	}
@@ -72,12 +85,20 @@ func TestOldSecretUseIsTrackedDuringGrace(t *testing.T) {
 	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "203.0.113.9", models.ChannelAPI); err != nil {
 		t.Fatalf("old secret in grace: %v", err)
 	}
-	s.FlushUsage(ctx)
-	k, _ := s.KeyByID(ctx, actor, res.Key.ID)
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.KeyByID(ctx, actor, res.Key.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(k.OldSecrets) != 1 || k.OldSecrets[0].LastUsedAt == nil || !k.OldSecrets[0].LastUsedAt.Equal(s.Now()) {
 		t.Fatalf("old secret use not recorded: %+v", k.OldSecrets)
 	}
-	u, _ := s.UsageForKey(ctx, actor, res.Key.ID, 7)
+	u, err := s.UsageForKey(ctx, actor, res.Key.ID, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if u.Totals.OldSecretUses != 1 {
 		t.Fatalf("old secret uses %d", u.Totals.OldSecretUses)
 	}
@@ -94,9 +115,14 @@ func TestUsageTenancyAndComparison(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := s.Verify(ctx, secret.APIKey, secret.Secret)
+	p, err := s.Verify(ctx, secret.APIKey, secret.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.RecordUse(p, models.ChannelSMTP, "203.0.113.1", 7)
-	s.FlushUsage(ctx)
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
 	rows, err := s.UsageForTree(ctx, alice, 30)
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("comparison rows %d %v", len(rows), err)

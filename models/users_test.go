@@ -1,7 +1,6 @@
 package models_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,19 +8,6 @@ import (
 	"keydesk/models"
 	"keydesk/models/testdb"
 )
-
-var ctx = context.Background()
-
-const pw = "correct horse battery staple"
-
-func mustAccount(t *testing.T, s *models.Store, name, email string) *models.SignUpResult {
-	t.Helper()
-	res, err := s.CreateAccount(ctx, models.SignUpInput{AccountName: name, Email: email, Password: pw}, models.Actor{}, models.ActionSignup)
-	if err != nil {
-		t.Fatalf("create account %s: %v", email, err)
-	}
-	return res
-}
 
 func TestMigrateIsVersionedAndIdempotent(t *testing.T) {
 	s, _ := testdb.Open(t)
@@ -88,7 +74,7 @@ func TestCreateAccountMakesOwnerMasterKeyAndAudit(t *testing.T) {
 		t.Fatalf("master secret does not verify: %v", err)
 	}
 	var actions []string
-	s.DB().Table("audit_entries").Order("id").Pluck("action", &actions)
+	testdb.Must(t, s.DB().Table("audit_entries").Order("id").Pluck("action", &actions))
 	want := []string{models.ActionSignup, models.ActionKeyCreated, models.ActionSecretRevealed}
 	if strings.Join(actions, ",") != strings.Join(want, ",") {
 		t.Fatalf("audit actions %v, want %v", actions, want)
@@ -106,7 +92,7 @@ func TestDefaultArgonParametersAreOWASP(t *testing.T) {
 	s := testdb.OpenDSN(t, dsn, models.Options{Now: clock.Now, AuditKey: testdb.AuditKey})
 	res := mustAccount(t, s, "Acme", "prod@example.com")
 	var hash string
-	s.DB().Table("users").Where("id = ?", res.User.ID).Pluck("password_hash", &hash)
+	testdb.Must(t, s.DB().Table("users").Where("id = ?", res.User.ID).Pluck("password_hash", &hash))
 	if !strings.HasPrefix(hash, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("hash %q does not record OWASP parameters", hash)
 	}

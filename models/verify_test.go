@@ -198,7 +198,7 @@ var sinkP models.KeyPrincipal
 // (two resets with grace): the worst warm case.
 func BenchmarkVerifyWarmOldSecret(b *testing.B) {
 	s := testdb.OpenDSN(b, testdb.DSN(b), models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey})
-	actor, res := owner(&testing.T{}, s, "Acme", "owner@acme.example")
+	actor, res := owner(b, s, "Acme", "owner@acme.example")
 	waitCache(b, s)
 	for _, g := range []time.Duration{7 * 24 * time.Hour, time.Hour} {
 		if _, _, err := s.ResetSecret(ctx, actor, res.Key.ID, g); err != nil {
@@ -223,7 +223,7 @@ func BenchmarkVerifyWarmOldSecret(b *testing.B) {
 // the DESIGN.md target "Verify ≤ 3× one bare sha256.Sum256, 0 allocations".
 func BenchmarkVerifyWarm(b *testing.B) {
 	s := testdb.OpenDSN(b, testdb.DSN(b), models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey}) // the real clock
-	_, res := owner(&testing.T{}, s, "Acme", "owner@acme.example")
+	_, res := owner(b, s, "Acme", "owner@acme.example")
 	waitCache(b, s)
 	if _, err := s.Verify(ctx, res.Secret.APIKey, res.Secret.Secret); err != nil {
 		b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 	kdsmtp "keydesk/smtp"
 )
 
@@ -52,7 +53,7 @@ func FuzzSMTPCommands(f *testing.F) {
 		if len(in) > 1<<16 {
 			in = in[:1<<16]
 		}
-		fz.logs.reset() // each iteration checks its own log lines
+		fz.logs.Reset() // each iteration checks its own log lines
 		out, hung := fz.session(in)
 		for _, l := range strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n") {
 			if l != "" && !reply.MatchString(l) {
@@ -118,11 +119,11 @@ func (pipeAddr) String() string  { return "192.0.2.1:2525" }
 
 type fuzzEnv struct {
 	ln   *pipeListener
-	logs *logBuffer
+	logs *testdb.LogBuffer
 }
 
 func fuzzServer(f *testing.F) *fuzzEnv {
-	logs := &logBuffer{}
+	logs := &testdb.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := kdsmtp.New(kdsmtp.Config{
 		Addr: "127.0.0.1:0", TLS: testCert().tls, AllowInsecureAuth: true, // no TLS over the pipe
@@ -174,12 +175,6 @@ func (fz *fuzzEnv) session(in []byte) (string, bool) {
 	case <-time.After(5 * time.Second):
 		return out.String(), true
 	}
-}
-
-func (l *logBuffer) reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Reset()
 }
 
 // watchedConn reports when the server closes its end.

@@ -56,24 +56,6 @@ var testCert = sync.OnceValue(func() struct {
 	}{certPEM, keyPEM, kdsmtp.TLSConfig(pair), pool}
 })
 
-// logBuffer collects a server's log output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // env is a real store with one account and a real listener on a random
 // loopback port. At the end of the test the log must not contain any
 // secret or message body the test registered.
@@ -85,7 +67,7 @@ type env struct {
 	sink   *kdsmtp.SinkRelay
 	srv    *kdsmtp.Server
 	addr   string
-	logs   *logBuffer
+	logs   *testdb.LogBuffer
 	secret []string // must never be logged
 }
 
@@ -97,7 +79,7 @@ func newEnv(t testing.TB, mod func(*kdsmtp.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: store, clock: clock, acct: res, logs: &logBuffer{}}
+	e := &env{store: store, clock: clock, acct: res, logs: &testdb.LogBuffer{}}
 	e.actor = models.Actor{UserID: res.User.ID, Email: res.User.Email, Role: models.RoleOwner, AccountID: res.Account.ID,
 		AuthAt: store.Now(), Meta: models.RequestMeta{IP: "203.0.113.7", UserAgent: "test"}}
 	e.secret = append(e.secret, res.Secret.Secret, password)

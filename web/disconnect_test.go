@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,37 +8,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"keydesk/models/testdb"
 	"keydesk/web"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // issue 13 #9: a client that disconnects is not a server error. Whether
 // the handler's error wraps context.Canceled (PostgreSQL) or not (SQLite's
 // "interrupted"), the request is logged once, at info, with status 499.
 func TestClientDisconnectLogged499AtInfo(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testdb.LogBuffer{}
 	s, err := web.New(web.Config{
 		BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		SessionKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef")},

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/a-h/templ"
@@ -18,24 +17,6 @@ import (
 	"keydesk/web"
 )
 
-// lockedLog is a log sink the server's goroutines and the test share.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRenderErrorMidwayIsACleanErrorPage: a component that fails after
 // writing part of the page (on the reveal, after the secret was rotated)
 // must not reach the browser as a cut-off 200. The central error handler
@@ -44,7 +25,7 @@ func (l *lockedLog) String() string {
 func TestRenderErrorMidwayIsACleanErrorPage(t *testing.T) {
 	t.Parallel()
 	store, _ := testdb.Open(t)
-	logs := &lockedLog{}
+	logs := &testdb.LogBuffer{}
 	s, err := web.New(web.Config{
 		BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		SessionKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef")},

@@ -14,11 +14,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
 
 	"keydesk/models"
 )
@@ -145,4 +147,60 @@ func Open(t testing.TB) (*models.Store, *Clock) {
 	// Signed heads go to an anchor file outside the database, as in serve.
 	opt.AuditAnchor = filepath.Join(t.TempDir(), "keydesk.audit-anchor")
 	return OpenDSN(t, DSN(t), opt), clock
+}
+
+// Must fails the test when a raw database call (tx is what a GORM chain
+// returns: Exec, Update, Scan, Pluck, Count…) failed, so setup and
+// tampering never fail silently and let a check pass on nothing. It
+// returns tx for RowsAffected.
+func Must(t testing.TB, tx *gorm.DB) *gorm.DB {
+	t.Helper()
+	if tx.Error != nil {
+		t.Fatalf("testdb: %s: %v", tx.Statement.SQL.String(), tx.Error)
+	}
+	return tx
+}
+
+// AllowTampering lifts the audit log's append-only triggers, as someone
+// with rights on the database could, so a test can check that
+// verification still catches what they then change.
+func AllowTampering(t testing.TB, s *models.Store) {
+	t.Helper()
+	var stmts []string
+	if s.Engine() == models.Postgres {
+		stmts = []string{"ALTER TABLE audit_entries DISABLE TRIGGER USER", "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"}
+	} else {
+		stmts = []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete",
+			"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete"}
+	}
+	for _, q := range stmts {
+		Must(t, s.DB().Exec(q))
+	}
+}
+
+// LogBuffer is a log sink safe for a server's goroutines: a test reads
+// what was logged while the server may still write.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything logged so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Reset forgets what was logged.
+func (l *LogBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
