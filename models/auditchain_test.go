@@ -359,7 +359,10 @@ func TestAuditCheckIsIncrementalAndExclusive(t *testing.T) {
 	}
 	// Another instance holds the lock: this one does not run the check.
 	other, _ := openAnchored(t, dsn, testdb.AuditKey)
-	sqlDB, _ := other.DB().DB()
+	sqlDB, err := other.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn, err := sqlDB.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
