@@ -378,12 +378,20 @@ var signedOutSteps = []layoutStep{
 	{name: "sign up", path: "/signup"},
 }
 
+// newDeadline bounds what the tab does next by browserTimeout, from now.
+func (b *browserT) newDeadline() {
+	ctx, cancel := context.WithTimeout(b.tab, browserTimeout)
+	b.t.Cleanup(cancel)
+	b.ctx = ctx
+}
+
 // runLayoutSteps checks each step at each width.
 func (b *browserT) runLayoutSteps(role string, steps []layoutStep) {
 	b.t.Helper()
 	for _, w := range layoutWidths {
 		b.do(fmt.Sprintf("viewport %d px", w), chromedp.EmulateViewport(w, 800))
 		for _, s := range steps {
+			b.newDeadline()
 			where := fmt.Sprintf("%s @%dpx: %s (%s)", role, w, s.name, s.path)
 			b.navigate("open "+where, chromedp.Navigate(b.app.srv.URL+s.path))
 			if got := b.path(); got != strings.SplitN(s.path, "?", 2)[0] {
@@ -405,30 +413,34 @@ func (b *browserT) runLayoutSteps(role string, steps []layoutStep) {
 func TestBrowserLayoutEveryPageEveryWidth(t *testing.T) {
 	b := newBrowser(t)
 	// Three roles (owners below, at and waiting past the limit), three
-	// widths, some thirty screens: more than one flow.
-	ctx, cancel := context.WithTimeout(b.tab, 9*browserTimeout)
-	t.Cleanup(cancel)
-	b.ctx = ctx
+	// widths, some thirty screens: far more than one flow, so each screen
+	// (and each sign-in between roles) gets a deadline of its own.
+	b.newDeadline()
 	f := newLayoutFixture(b)
 	b.logOutViaMenu()
 	b.runLayoutSteps("signed out", signedOutSteps)
 
+	b.newDeadline()
 	b.logInAs(layoutOwner, "/keys")
 	b.runLayoutSteps("owner", ownerSteps(f))
 	b.logOutViaMenu()
 
+	b.newDeadline()
 	b.logInAs(layoutAtLimit, "/keys")
 	b.runLayoutSteps("owner at the limit", atLimitSteps)
 	b.logOutViaMenu()
 
+	b.newDeadline()
 	b.logInAs(layoutPending, "/keys")
 	b.runLayoutSteps("owner with a request pending", pendingSteps)
 	b.logOutViaMenu()
 
+	b.newDeadline()
 	b.logInAs(layoutSupport, "/support")
 	b.runLayoutSteps("support", supportSteps(f))
 	b.logOutViaMenu()
 
+	b.newDeadline()
 	b.logInAs(layoutAuditor, "/audit")
 	b.runLayoutSteps("auditor", auditorSteps)
 }
