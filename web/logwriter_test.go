@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"keydesk/models/testdb"
 	"keydesk/web"
 )
 
@@ -19,7 +20,7 @@ import (
 // lost or reordered, WARN/ERROR lines go out at once, and Close writes
 // what is left.
 func TestLogWriterBatchesInOrderAndFlushesUrgentLines(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testdb.LogBuffer{}
 	w := web.NewLogWriter(out, time.Hour) // no timed flush during the test
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
@@ -68,7 +69,7 @@ func TestLogWriterBatchesInOrderAndFlushesUrgentLines(t *testing.T) {
 }
 
 func TestLogWriterWritesOnItsTimer(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testdb.LogBuffer{}
 	w := web.NewLogWriter(out, 10*time.Millisecond)
 	defer w.Close()
 	fmt.Fprint(w, "time=x level=INFO msg=one\n")
@@ -88,7 +89,7 @@ func TestAccessLogWritesRequestLinesAtTheLoggersLevel(t *testing.T) {
 		level slog.Level
 		want  bool
 	}{{slog.LevelInfo, true}, {slog.LevelWarn, false}} {
-		out := &syncBuffer{}
+		out := &testdb.LogBuffer{}
 		s, err := web.New(web.Config{
 			BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: tc.level})), AccessLog: out,
 			SessionKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef")},
