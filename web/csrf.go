@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -50,8 +52,12 @@ func unsafeMethod(m string) bool {
 	return true
 }
 
+// ErrCSRF is every CSRF refusal (wrapped with the reason, for the log):
+// the error handler recognises it with errors.Is and answers 403.
+var ErrCSRF = errors.New("csrf: request refused")
+
 func errCSRF(why string) error {
-	return echo.NewHTTPError(http.StatusForbidden, "csrf: "+why)
+	return fmt.Errorf("%w: %s", ErrCSRF, why)
 }
 
 // fetchMetadata refuses unsafe requests a browser marks as coming from

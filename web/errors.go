@@ -50,6 +50,8 @@ func classify(err error) problem {
 		return problem{http.StatusConflict, "Limit reached", "Your plan's limit is reached."}
 	case errors.As(err, &ve):
 		return problem{http.StatusUnprocessableEntity, "Check your input", "Some values were not accepted. Go back and correct them."}
+	case errors.Is(err, ErrCSRF):
+		return problem{http.StatusForbidden, "Request blocked", "This form could not be verified (it came from another site, or it expired). Go back, reload the page and try again."}
 	case errors.As(err, &he):
 		return fromHTTPError(he)
 	}
@@ -63,8 +65,6 @@ func fromHTTPError(he *echo.HTTPError) problem {
 		return problem{404, "Page not found", "There is no page at this address."}
 	case he.Code == http.StatusMethodNotAllowed:
 		return problem{405, "Not allowed", "This address does not accept that kind of request."}
-	case strings.Contains(msg, "csrf") || strings.Contains(msg, "CSRF"):
-		return problem{http.StatusForbidden, "Request blocked", "This form could not be verified (it came from another site, or it expired). Go back, reload the page and try again."}
 	case he.Code == http.StatusRequestEntityTooLarge:
 		return problem{413, "Too large", "The request is larger than keydesk accepts."}
 	case he.Code == http.StatusUnauthorized:
