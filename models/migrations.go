@@ -434,7 +434,9 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 		if m.Version > through {
 			break
 		}
+		ran := false
 		err := s.tx(ctx, func(tx *gorm.DB) error {
+			ran = false
 			var n int64
 			if err := tx.Table("schema_migrations").Where("version = ?", m.Version).Count(&n).Error; err != nil {
 				return err
@@ -451,11 +453,15 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 					return fmt.Errorf("%s: %w", strings.TrimSpace(stmt)[:min(60, len(strings.TrimSpace(stmt)))], err)
 				}
 			}
-			applied = append(applied, m.Version)
+			ran = true
 			return tx.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, s.Now()).Error
 		})
 		if err != nil {
 			return applied, fmt.Errorf("models: migration %d (%s): %w", m.Version, m.Name, err)
+		}
+		if ran {
+			// Recorded only now that its transaction committed.
+			applied = append(applied, m.Version)
 		}
 	}
 	return applied, nil
