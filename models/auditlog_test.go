@@ -242,8 +242,13 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 		t.Fatalf("newer page: %d entries", len(back.Entries))
 	}
 	// A cursor, a filter or an account filter naming Bob's data changes nothing.
-	staffFilter := models.AuditFilter{AccountID: bob.AccountID, Target: "Bob"}
-	p, err := s.AuditEntries(ctx, alice, staffFilter, &models.AuditCursor{At: clock.Now().Add(time.Hour), ID: 1 << 40}, nil)
+	// Bob's account ID answers as unknown (the error was dropped here
+	// before, so this went unchecked).
+	cursor := &models.AuditCursor{At: clock.Now().Add(time.Hour), ID: 1 << 40}
+	if _, err := s.AuditEntries(ctx, alice, models.AuditFilter{AccountID: bob.AccountID, Target: "Bob"}, cursor, nil); !errors.Is(err, models.ErrNotFound) {
+		t.Fatalf("Alice filters by Bob's account: %v, want not found", err)
+	}
+	p, err := s.AuditEntries(ctx, alice, models.AuditFilter{Target: "Bob"}, cursor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
