@@ -12,33 +12,6 @@ import (
 	"gorm.io/gorm"
 )
 
-// Audit actions. Stable strings: they are stored, filtered on and exported.
-const (
-	ActionSignup          = "account.signup"
-	ActionAccountCreated  = "account.created"
-	ActionUserCreated     = "user.created"
-	ActionLoginSucceeded  = "login.succeeded"
-	ActionLoginFailed     = "login.failed"
-	ActionLogout          = "logout"
-	ActionPasswordChanged = "password.changed"
-	ActionLanguageChanged = "user.language_changed"
-	ActionSessionRevoked  = "session.revoked"
-	ActionReauthenticated = "session.reauthenticated"
-	ActionKeyCreated      = "key.created"
-	ActionSecretRevealed  = "secret.revealed"
-	ActionSecretReset     = "secret.reset"
-	ActionOldSecretEnded  = "secret.ended"
-	ActionKeyRenamed      = "key.renamed"
-	ActionKeyDeactivated  = "key.deactivated"
-	ActionKeyActivated    = "key.activated"
-	ActionAccessDenied    = "access.denied"
-	ActionSubaccountNew   = "subaccount.created"
-	ActionLimitRequested  = "limit_request.created"
-	ActionLimitApproved   = "limit_request.approved"
-	ActionLimitDenied     = "limit_request.denied"
-	ActionLimitChanged    = "limit.changed"
-)
-
 // AuditEntry is one append-only record. The application never updates or
 // deletes one; Hash chains it to the entry before it.
 type AuditEntry struct {

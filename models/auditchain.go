@@ -29,16 +29,6 @@ import (
 // audit_checkpoints. A head is signed only after the entries since the
 // previous signed head verify: a tampered log is reported, never sealed.
 
-// More audit actions: the chain's own hand-overs.
-const (
-	// ActionAuditKeyRotated hands the chain over to a new audit key: the
-	// entry is linked under the old key and names the new one.
-	ActionAuditKeyRotated = "audit.key_rotated"
-	// ActionAuditChainKeyed follows a log written before entries were
-	// keyed: it is the first keyed entry and covers the unkeyed ones.
-	ActionAuditChainKeyed = "audit.chain_keyed"
-)
-
 // ErrAuditUnverified is returned when the audit log does not verify and a
 // head would have to be signed over it. errors.As gives the report.
 var ErrAuditUnverified = errors.New("models: the audit log does not verify")

@@ -10,12 +10,6 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// More audit actions (the audit trail's own).
-const (
-	ActionAuditExported = "audit.exported"
-	ActionAuditReviewed = "audit.reviewed"
-)
-
 // AuditPageSize is how many entries one page shows.
 const AuditPageSize = 50
 
@@ -188,17 +182,6 @@ func (s *Store) AuditEntryByID(ctx context.Context, actor Actor, id uint64) (*Au
 		return nil, notFound(err)
 	}
 	return &e, nil
-}
-
-// AuditActions lists the action names for the filter menu.
-func AuditActions() []string {
-	return []string{
-		ActionSignup, ActionAccountCreated, ActionUserCreated, ActionLoginSucceeded, ActionLoginFailed, ActionLogout,
-		ActionPasswordChanged, ActionLanguageChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
-		ActionSecretReset, ActionKeyRenamed, ActionKeyDeactivated, ActionKeyActivated, ActionSubaccountNew,
-		ActionLimitRequested, ActionLimitApproved, ActionLimitDenied, ActionLimitChanged, ActionAccessDenied,
-		ActionAuditExported, ActionAuditReviewed, ActionAuditKeyRotated, ActionAuditChainKeyed,
-	}
 }
 
 // RecordVerification stores the result of a verification where every
