@@ -250,7 +250,8 @@ func TestRESTAuthIsThrottled(t *testing.T) {
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
-	wrong, _ := models.NewSecretForTest()
+	// A well-formed secret of another key: right format, wrong pair.
+	_, wrong := a.client().signup("Other Mail", "owner@other.example")
 	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
 		if st, _, _ := restDo(t, a, "GET", "/v3/REST/apikey", apiKey, wrong, ""); st != 401 {
 			t.Fatalf("attempt %d: %d", i, st)

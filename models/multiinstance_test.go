@@ -37,7 +37,7 @@ func TestThreeInstancesShareTheAPIThrottle(t *testing.T) {
 	st, dsn := threeInstances(t)
 	res := mustAccount(t, st[0], "Acme", "owner@acme.example")
 	key, secret := res.Secret.APIKey, res.Secret.Secret
-	wrong, _ := models.NewSecretForTest()
+	wrong, _ := models.NewSecret()
 	const ip = "198.51.100.66"
 	for i := 0; i < models.DefaultAPIThrottle.PerPair; i++ {
 		if _, err := st[i%3].VerifyRequest(ctx, key, wrong, ip, models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {

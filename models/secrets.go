@@ -135,7 +135,3 @@ func digestEqual(a [32]byte, b []byte) bool {
 func secretHint(secret string) string {
 	return SecretPrefix + "…" + secret[len(secret)-4:]
 }
-
-// NewSecretForTest returns a well-formed secret that belongs to no key, for
-// tests in other packages.
-func NewSecretForTest() (string, error) { return newSecret() }

@@ -114,7 +114,7 @@ func TestLoginPerAccountCeilingStopsDistributedGuessing(t *testing.T) {
 func TestAPIKeyLockoutIsPerAddress(t *testing.T) {
 	s, _ := testdb.Open(t)
 	res := mustAccount(t, s, "Acme", "owner@acme.example")
-	wrong, _ := models.NewSecretForTest()
+	wrong, _ := models.NewSecret()
 	for i := 0; i < models.DefaultAPIThrottle.PerPair; i++ {
 		if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, wrong, "198.51.100.66", models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
 			t.Fatalf("guess %d: %v", i, err)
@@ -137,7 +137,7 @@ func TestAuthThrottleTableStaysBounded(t *testing.T) {
 	s, _ := testdb.Open(t)
 	const bound = 1_000
 	s.SetAuthLimiterMax(bound)
-	secret, _ := models.NewSecretForTest()
+	secret, _ := models.NewSecret()
 	secret = secret[:len(secret)-1] + string('A'+(secret[len(secret)-1]+1)%26) // bad checksum: no database lookup
 	const n = 3 * bound
 	for i := 0; i < n; i++ {
@@ -326,7 +326,7 @@ func TestAPISuccessIssuesNoDatabaseStatement(t *testing.T) {
 	if n := statements.Load(); n != 0 {
 		t.Fatalf("100 successful authentications issued %d database statements", n)
 	}
-	wrong, _ := models.NewSecretForTest()
+	wrong, _ := models.NewSecret()
 	if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, wrong, "203.0.113.10", models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
 		t.Fatal(err)
 	}

@@ -24,10 +24,10 @@ const (
 
 // usageDelta accumulates one key's activity between flushes.
 type usageDelta struct {
-	apiRequests, smtpMessages, authFailures, oldSecretUses int64
-	apiMessages                                            int64 // sent through the Send API
-	lastUsed                                               time.Time
-	lastIP                                                 string
+	apiRequests, smtpMessages, oldSecretUses int64
+	apiMessages                              int64 // sent through the Send API
+	lastUsed                                 time.Time
+	lastIP                                   string
 	// oldLastUsed is the last use of each old secret (by ID) during its
 	// grace period; nil until one is used, so the common case allocates nothing.
 	oldLastUsed map[uint]time.Time

@@ -197,7 +197,3 @@ func mailjetErrorV31(status int, msg string) map[string]any {
 	}
 	return out
 }
-
-// StatusOf reports the HTTP status an error maps to (for handlers that
-// render a form with errors themselves).
-func StatusOf(err error) int { return classify(err).Status }
