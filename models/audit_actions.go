@@ -37,6 +37,25 @@ const (
 	// ActionAuditChainKeyed follows a log written before entries were
 	// keyed: it is the first keyed entry and covers the unkeyed ones.
 	ActionAuditChainKeyed = "audit.chain_keyed"
+
+	// People: members, invitations, two-factor sign-in, password reset
+	// and suspension.
+	ActionMemberInvited      = "member.invited"
+	ActionInvitationRevoked  = "invitation.revoked"
+	ActionInvitationAccepted = "invitation.accepted"
+	ActionMemberChanged      = "member.changed"
+	ActionMemberRemoved      = "member.removed"
+	ActionAccountSwitched    = "account.switched"
+	ActionRequire2FAChanged  = "account.require_2fa"
+	ActionPasswordResetAsked = "password.reset_requested"
+	ActionPasswordReset      = "password.reset"
+	ActionTOTPEnabled        = "2fa.enabled"
+	ActionTOTPDisabled       = "2fa.disabled"
+	ActionRecoveryCodesNew   = "2fa.recovery_codes"
+	ActionRecoveryCodeUsed   = "2fa.recovery_code_used"
+	ActionSecondFactorFailed = "login.second_factor_failed"
+	ActionAccountSuspended   = "account.suspended"
+	ActionAccountReinstated  = "account.reinstated"
 )
 
 // AuditActions lists the action names for the filter menu.
@@ -47,5 +66,9 @@ func AuditActions() []string {
 		ActionSecretReset, ActionOldSecretEnded, ActionKeyRenamed, ActionKeyDeactivated, ActionKeyActivated, ActionSubaccountNew,
 		ActionLimitRequested, ActionLimitApproved, ActionLimitDenied, ActionLimitChanged, ActionAccessDenied,
 		ActionAuditExported, ActionAuditReviewed, ActionAuditKeyRotated, ActionAuditChainKeyed,
+		ActionMemberInvited, ActionInvitationRevoked, ActionInvitationAccepted, ActionMemberChanged, ActionMemberRemoved,
+		ActionAccountSwitched, ActionRequire2FAChanged, ActionPasswordResetAsked, ActionPasswordReset, ActionTOTPEnabled,
+		ActionTOTPDisabled, ActionRecoveryCodesNew, ActionRecoveryCodeUsed, ActionSecondFactorFailed,
+		ActionAccountSuspended, ActionAccountReinstated,
 	}
 }

@@ -186,26 +186,6 @@ func defaultAccount(db *gorm.DB, u *User) (uint, error) {
 	return ids[0], nil
 }
 
-// Audit actions of people.
-const (
-	ActionMemberInvited      = "member.invited"
-	ActionInvitationRevoked  = "invitation.revoked"
-	ActionInvitationAccepted = "invitation.accepted"
-	ActionMemberChanged      = "member.changed"
-	ActionMemberRemoved      = "member.removed"
-	ActionAccountSwitched    = "account.switched"
-	ActionRequire2FAChanged  = "account.require_2fa"
-	ActionPasswordResetAsked = "password.reset_requested"
-	ActionPasswordReset      = "password.reset"
-	ActionTOTPEnabled        = "2fa.enabled"
-	ActionTOTPDisabled       = "2fa.disabled"
-	ActionRecoveryCodesNew   = "2fa.recovery_codes"
-	ActionRecoveryCodeUsed   = "2fa.recovery_code_used"
-	ActionSecondFactorFailed = "login.second_factor_failed"
-	ActionAccountSuspended   = "account.suspended"
-	ActionAccountReinstated  = "account.reinstated"
-)
-
 // TeamMember is one row of /team.
 type TeamMember struct {
 	MemberID    uint
