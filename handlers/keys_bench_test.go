@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkKeysPage renders /keys for an owner with 10 and with 1,000
-// sub-accounts (DESIGN.md target 4: within 2x). The page shows the master
+// sub-accounts (docs/DESIGN.md target 4: within 1.5×). The page shows the master
 // key and one page of sub-account keys, so its cost is bounded.
 func BenchmarkKeysPage(b *testing.B) {
 	for _, n := range []int{10, 1000} {

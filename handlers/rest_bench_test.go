@@ -10,8 +10,8 @@ import (
 )
 
 // REST throughput over loopback, keydesk versus a bare Echo handler that
-// returns the same bytes, in one run (DESIGN.md target 2: warm ≥ 70 %,
-// cold ≥ 40 %). Each benchmark drives keep-alive connections from
+// returns the same bytes, in one run (docs/DESIGN.md target 2: warm ≥ 90 %,
+// cold ≥ 50 %). Each benchmark drives keep-alive connections from
 // parallel goroutines.
 func BenchmarkREST(b *testing.B) {
 	a := newApp(b)

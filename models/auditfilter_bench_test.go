@@ -85,7 +85,7 @@ func filterBenchLog(b *testing.B) *models.Store {
 // BenchmarkAuditFilters: the first page of each filter of the audit page,
 // alone and combined, as an auditor and as an owner, against the
 // unfiltered first page of the same reader, alternated in one loop.
-// x-unfiltered is the ratio of their times (DESIGN.md target 7: ≤ 2).
+// x-unfiltered is the ratio of their times (docs/DESIGN.md target 7: ≤ 2).
 func BenchmarkAuditFilters(b *testing.B) {
 	s := filterBenchLog(b)
 	// Reading the page needs the role only (no user row in a read-only

@@ -100,7 +100,7 @@ func TestAuditFiltersOnAVariedLog(t *testing.T) {
 // testAuditFiltersSearchAnIndex: every filter of the audit page, alone and
 // combined, as an auditor and as an owner, first page and a later one, is
 // answered by searching an index on a filtered column: never a scan of the
-// log (DESIGN.md target 7). On SQLite, which keeps no statistics, the
+// log (docs/DESIGN.md target 7). On SQLite, which keeps no statistics, the
 // index must also give the (at, id) order: no sort of the matches.
 func testAuditFiltersSearchAnIndex(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
 	cursor := &models.AuditCursor{At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: 1 << 40}

@@ -14,7 +14,7 @@ import (
 )
 
 // benchLogSize is the audit log size for the paging and export benchmarks
-// (DESIGN.md targets 3 and 5 are stated at 1,000,000). KEYDESK_BENCH_AUDIT
+// (docs/DESIGN.md targets 3 and 5 are stated at 1,000,000). KEYDESK_BENCH_AUDIT
 // overrides it for a quicker look.
 func benchLogSize() int {
 	if n, err := strconv.Atoi(os.Getenv("KEYDESK_BENCH_AUDIT")); err == nil && n > 0 {

@@ -9,7 +9,7 @@ import (
 	"gorm.io/gorm"
 )
 
-// How the audit page's filters reach an index (DESIGN.md target 7: every
+// How the audit page's filters reach an index (docs/DESIGN.md target 7: every
 // filter within 2× of the unfiltered first page, never a scan).
 //
 // Every filterable column has an index ending in (at, id), migration 11:

@@ -220,7 +220,7 @@ func BenchmarkVerifyWarmOldSecret(b *testing.B) {
 }
 
 // BenchmarkVerifyWarm and BenchmarkSHA256Bare run together; their ratio is
-// the DESIGN.md target "Verify ≤ 3× one bare sha256.Sum256, 0 allocations".
+// the docs/DESIGN.md target "Verify ≤ 3× one bare sha256.Sum256, 0 allocations".
 func BenchmarkVerifyWarm(b *testing.B) {
 	s := testdb.OpenDSN(b, testdb.DSN(b), models.Options{Argon: testdb.FastArgon, AuditKey: testdb.AuditKey}) // the real clock
 	_, res := owner(b, s, "Acme", "owner@acme.example")
