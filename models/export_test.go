@@ -162,3 +162,18 @@ func MigrationVersions() []int {
 	}
 	return v
 }
+
+// ExplainAuditStatus returns the plans of AuditStatusFor's two queries
+// (the head, then the count since since).
+func (s *Store) ExplainAuditStatus(ctx context.Context, actor Actor, since uint64) ([]string, []string, error) {
+	head, count, err := s.auditStatusQueries(ctx, actor, since)
+	if err != nil {
+		return nil, nil, err
+	}
+	hp, err := s.explain(ctx, head.sql, head.args)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp, err := s.explain(ctx, count.sql, count.args)
+	return hp, cp, err
+}
