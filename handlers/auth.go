@@ -142,6 +142,7 @@ func (h *authHandlers) signup(c echo.Context) error {
 	var te *models.ThrottledError
 	if errors.As(err, &te) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		// The view picks "1 minute" or "2 minutes" from the count (msg.signup_throttled).
 		props.Errors = map[string]string{"form": fmt.Sprintf("Too many sign-ups from your network. Try again in %d minutes.", (te.RetryAfterSeconds()+59)/60)}
 		return web.Render(c, http.StatusTooManyRequests, views.SignupPage(props))
 	}

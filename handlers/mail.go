@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"keydesk/models"
+	"keydesk/views"
 	"keydesk/web"
 )
 
@@ -43,9 +44,10 @@ func newMailer(s *web.Server) *mailer {
 	return &mailer{relay: s.Config.MailRelay, from: from, log: s.Log}
 }
 
-// buildMessage is a real MIME message: multipart/alternative with a plain
-// text part and an HTML part, both quoted-printable UTF-8.
-func buildMessage(from, to, subject, text, html string, now time.Time) ([]byte, error) {
+// buildMessage is a real MIME message in one language (Content-Language):
+// multipart/alternative with a plain text part and an HTML part, both
+// quoted-printable UTF-8.
+func buildMessage(from, to, lang, subject, text, html string, now time.Time) ([]byte, error) {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for _, part := range []struct{ typ, content string }{{"text/plain", text}, {"text/html", html}} {
@@ -71,48 +73,76 @@ func buildMessage(from, to, subject, text, html string, now time.Time) ([]byte, 
 	_, _ = rand.Read(id)
 	domain := from[strings.LastIndex(from, "@")+1:]
 	var msg bytes.Buffer
-	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-Id: <%s@%s>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=%q\r\n\r\n",
-		from, to, mime.QEncoding.Encode("utf-8", subject), now.Format(time.RFC1123Z), hex.EncodeToString(id), domain, mw.Boundary())
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-Id: <%s@%s>\r\nMIME-Version: 1.0\r\nContent-Language: %s\r\nContent-Type: multipart/alternative; boundary=%q\r\n\r\n",
+		from, to, mime.QEncoding.Encode("utf-8", subject), now.Format(time.RFC1123Z), hex.EncodeToString(id), domain, lang, mw.Boundary())
 	msg.Write(body.Bytes())
 	return msg.Bytes(), nil
 }
 
-var mailHTML = template.Must(template.New("mail").Parse(`<!DOCTYPE html><html><body style="font-family:sans-serif">
+var mailHTML = template.Must(template.New("mail").Parse(`<!DOCTYPE html><html lang="{{.Lang}}"><body style="font-family:sans-serif">
 <p>{{.Intro}}</p>
 <p><a href="{{.Link}}">{{.Action}}</a></p>
 <p style="color:#555">{{.Note}}</p>
 </body></html>`))
 
+// mailText is one message's texts, already in the reader's language.
+type mailText struct {
+	lang, subject, intro, action, note string
+}
+
 // send hands one message to the relay; false when there is no relay or it
 // refused (logged without the link: the link is a credential).
-func (m *mailer) send(c echo.Context, to, subject, intro, action, link, note string) bool {
+func (m *mailer) send(c echo.Context, to, link string, t mailText) bool {
 	if m == nil || m.relay == nil {
 		return false
 	}
-	text := intro + "\n\n" + action + ":\n" + link + "\n\n" + note + "\n"
+	text := t.intro + "\n\n" + views.Messages().Locale(t.lang).T("mail.link", views.Args{"Action": t.action}) + "\n" + link + "\n\n" + t.note + "\n"
 	var html bytes.Buffer
-	if err := mailHTML.Execute(&html, map[string]string{"Intro": intro, "Link": link, "Action": action, "Note": note}); err != nil {
+	if err := mailHTML.Execute(&html, map[string]string{"Lang": t.lang, "Intro": t.intro, "Link": link, "Action": t.action, "Note": t.note}); err != nil {
 		return false
 	}
-	msg, err := buildMessage(m.from, to, subject, text, html.String(), time.Now())
+	msg, err := buildMessage(m.from, to, t.lang, t.subject, text, html.String(), time.Now())
 	if err == nil {
 		err = m.relay.Relay(c.Request().Context(), models.NewOutgoing(models.Envelope{From: m.from, To: []string{to}, RemoteIP: c.RealIP()}, msg))
 	}
 	if err != nil {
-		m.log.Warn("outgoing mail refused", "subject", subject, "to", models.MaskEmail(to), "err", err)
+		m.log.Warn("outgoing mail refused", "lang", t.lang, "to", models.MaskEmail(to), "err", err)
 		return false
 	}
 	return true
 }
 
-func (m *mailer) invitation(c echo.Context, inv *models.Invitation, account, link string) bool {
-	return m.send(c, inv.Email, "You are invited to "+account+" on keydesk",
-		inv.InviterEmail+" invited you to join "+account+" on keydesk as "+string(inv.Role)+".",
-		"Accept the invitation", link, "The link works once, for 7 days. If you did not expect it, ignore this message.")
+// mailLanguage is the language of a message to someone: their own saved
+// choice when they have one, else the language of the request that sends
+// it (the inviter's console, the browser that asked for the reset link).
+func mailLanguage(c echo.Context, saved string) string {
+	if views.Messages().Has(saved) {
+		return saved
+	}
+	return web.LanguageOf(c)
 }
 
-func (m *mailer) passwordReset(c echo.Context, to, link string) bool {
-	return m.send(c, to, "Reset your keydesk password",
-		"Someone (hopefully you) asked to reset the password of your keydesk sign-in.",
-		"Choose a new password", link, "The link works once, for 30 minutes. If you did not ask, ignore this message: your password stays as it is.")
+// invitation mails an invitation link in lang.
+func (m *mailer) invitation(c echo.Context, lang string, inv *models.Invitation, account, link string) bool {
+	l := views.Messages().Locale(lang)
+	return m.send(c, inv.Email, link, mailText{
+		lang:    l.Lang,
+		subject: l.T("mail.invite_subject", views.Args{"Account": account}),
+		intro: l.T("mail.invite_intro", views.Args{"Inviter": inv.InviterEmail, "Account": account,
+			"Role": l.T("layout.role_" + string(inv.Role))}),
+		action: l.T("mail.invite_action"),
+		note:   l.T("mail.invite_note", views.Args{"Valid": l.TN("time.days", int(models.InvitationTTL/(24*time.Hour)))}),
+	})
+}
+
+// passwordReset mails a password reset link in lang.
+func (m *mailer) passwordReset(c echo.Context, lang, to, link string) bool {
+	l := views.Messages().Locale(lang)
+	return m.send(c, to, link, mailText{
+		lang:    l.Lang,
+		subject: l.T("mail.reset_subject"),
+		intro:   l.T("mail.reset_intro"),
+		action:  l.T("mail.reset_action"),
+		note:    l.T("mail.reset_note", views.Args{"Valid": l.TN("time.minutes", int(models.PasswordResetTTL/time.Minute))}),
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"image/png"
 	"net/http"
 	"net/url"
@@ -264,7 +265,12 @@ func (h *peopleHandlers) invite(c echo.Context) error {
 	// The link carries the token in its query: request logs record paths
 	// only, so it never reaches a log line.
 	link := h.web.Config.BaseURL + "/invite?" + url.Values{"t": {token}}.Encode()
-	mailed := h.mail.invitation(c, inv, web.Principal(c).Account.Name, link)
+	// In the invitee's own language when they already chose one, else the inviter's.
+	saved, err := h.store.SavedLanguage(c.Request().Context(), inv.Email)
+	if err != nil {
+		return err
+	}
+	mailed := h.mail.invitation(c, mailLanguage(c, saved), inv, web.Principal(c).Account.Name, link)
 	web.NoStore(c)
 	if props, err = h.teamProps(c); err != nil {
 		return err
@@ -433,7 +439,8 @@ func (h *peopleHandlers) acceptInvitation(c echo.Context) error {
 		return web.Render(c, http.StatusGone, views.InvitationPage(props))
 	}
 	if secs, ok := throttled(c, err); ok {
-		props.Errors = map[string]string{"password": "Too many attempts. Try again in " + strconv.Itoa((secs+59)/60) + " minutes."}
+		// The view picks "1 minute" or "2 minutes" from the count (msg.attempts_throttled).
+		props.Errors = map[string]string{"password": fmt.Sprintf("Too many attempts. Try again in %d minutes.", (secs+59)/60)}
 		return web.Render(c, http.StatusTooManyRequests, views.InvitationPage(props))
 	}
 	if fe := models.FieldErrors(err); fe != nil {
@@ -474,7 +481,8 @@ func (h *peopleHandlers) forgot(c echo.Context) error {
 	}
 	if u != nil {
 		link := h.web.Config.BaseURL + "/password/reset?" + url.Values{"t": {token}}.Encode()
-		h.mail.passwordReset(c, u.Email, link)
+		// In the language the person chose, else the one they asked in.
+		h.mail.passwordReset(c, mailLanguage(c, u.Language), u.Email, link)
 	}
 	return c.Redirect(http.StatusSeeOther, "/password/forgot?sent=1")
 }

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -381,7 +382,7 @@ func (s *Store) AcceptInvitationAs(ctx context.Context, p *Principal, token stri
 			return err
 		}
 		if p.User.Role.IsStaff() || inv.Email != p.User.Email {
-			return &ValidationError{Fields: map[string]string{"invitation": "This invitation is for " + MaskEmail(inv.Email) + ". Log out and open the link again to accept it."}}
+			return &ValidationError{Fields: map[string]string{"invitation": fmt.Sprintf("This invitation is for %s. Log out and open the link again to accept it.", MaskEmail(inv.Email))}}
 		}
 		if err := s.join(tx, inv, &p.User, meta); err != nil {
 			return err
@@ -392,4 +393,18 @@ func (s *Store) AcceptInvitationAs(ctx context.Context, p *Principal, token stri
 		return wrapOp("accept invitation", err)
 	}
 	return nil
+}
+
+// SavedLanguage is the console language the person with this address chose
+// ("" when no user has the address or they follow their browser): their
+// invitation is written in it.
+func (s *Store) SavedLanguage(ctx context.Context, rawEmail string) (string, error) {
+	var langs []string
+	if err := s.db.WithContext(ctx).Model(&User{}).Where("email = ?", NormalizeEmail(rawEmail)).Limit(1).Pluck("language", &langs).Error; err != nil {
+		return "", wrapOp("saved language", err)
+	}
+	if len(langs) == 0 {
+		return "", nil
+	}
+	return langs[0], nil
 }

@@ -3,7 +3,7 @@ package models
 import (
 	"context"
 	"errors"
-	"strconv"
+	"fmt"
 	"strings"
 
 	"gorm.io/gorm"
@@ -186,8 +186,9 @@ func (s *Store) changeLimit(tx *gorm.DB, actor Actor, a *Account, newLimit int, 
 		return err
 	}
 	if newLimit < used {
-		return &ValidationError{Fields: map[string]string{"limit": "The account already uses " + strconv.Itoa(used) +
-			" sub-accounts; the limit cannot be lower than that."}}
+		return &ValidationError{Fields: map[string]string{"limit": fmt.Sprintf(
+			// The view picks the singular or plural form from the count (catalog: msg.limit_below_use).
+			"The account already uses %d sub-accounts; the limit cannot be lower than that.", used)}}
 	}
 	old := a.SubaccountLimitValue()
 	if err := tx.Model(&Account{}).Where("id = ?", a.ID).Updates(map[string]any{"subaccount_limit": newLimit, "updated_at": s.Now()}).Error; err != nil {

@@ -52,6 +52,9 @@ type englishPattern struct {
 	id      string
 	names   []string
 	literal int // length of its fixed text
+	// plural: the message has plural forms chosen by its {{.Count}}.
+	plural bool
+	text   string // the English text, {{.Values}} and all
 }
 
 // Locale is one language's localizer, put in each request's context.
@@ -209,28 +212,50 @@ func (c *Catalog) indexEnglish(fsys fs.FS) error {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		text, ok := all[id].(string)
-		if !ok {
-			return fmt.Errorf("views: catalog: %s must be a plain string (no plural forms)", id)
+		var texts []string
+		plural := false
+		switch v := all[id].(type) {
+		case string:
+			texts = []string{v}
+		case map[string]any:
+			// A sentence with a count: each English form is a pattern,
+			// and {{.Count}} chooses the reader's form.
+			plural = true
+			for _, form := range []string{"one", "other"} {
+				text, ok := v[form].(string)
+				if !ok || !strings.Contains(text, "{{.Count}}") {
+					return fmt.Errorf("views: catalog: %s: a [msg] message with plural forms needs one and other, both with {{.Count}}", id)
+				}
+				texts = append(texts, text)
+			}
+		default:
+			return fmt.Errorf("views: catalog: %s must be a string or a table of plural forms", id)
 		}
-		if !field.MatchString(text) {
-			c.english[text] = id
-			continue
+		for _, text := range texts {
+			if !field.MatchString(text) {
+				c.english[text] = id
+				continue
+			}
+			var re strings.Builder
+			var names []string
+			re.WriteString("^")
+			last := 0
+			for _, m := range field.FindAllStringSubmatchIndex(text, -1) {
+				re.WriteString(regexp.QuoteMeta(text[last:m[0]]))
+				name := text[m[2]:m[3]]
+				if plural && name == "Count" {
+					re.WriteString("([0-9][0-9,]*)")
+				} else {
+					re.WriteString("(.*?)")
+				}
+				names = append(names, name)
+				last = m[1]
+			}
+			re.WriteString(regexp.QuoteMeta(text[last:]))
+			re.WriteString("$")
+			c.patterns = append(c.patterns, englishPattern{re: regexp.MustCompile(re.String()), id: id, names: names,
+				literal: len(field.ReplaceAllString(text, "")), plural: plural, text: text})
 		}
-		var re strings.Builder
-		var names []string
-		re.WriteString("^")
-		last := 0
-		for _, m := range field.FindAllStringSubmatchIndex(text, -1) {
-			re.WriteString(regexp.QuoteMeta(text[last:m[0]]))
-			re.WriteString("(.*?)")
-			names = append(names, text[m[2]:m[3]])
-			last = m[1]
-		}
-		re.WriteString(regexp.QuoteMeta(text[last:]))
-		re.WriteString("$")
-		c.patterns = append(c.patterns, englishPattern{re: regexp.MustCompile(re.String()), id: id, names: names,
-			literal: len(field.ReplaceAllString(text, ""))})
 	}
 	// The most specific pattern (the most fixed text) is tried first.
 	sort.SliceStable(c.patterns, func(i, j int) bool { return c.patterns[i].literal > c.patterns[j].literal })
@@ -393,12 +418,17 @@ func (l *Locale) Msg(english string) string {
 		if m == nil {
 			continue
 		}
-		if l.Lang == "en" {
+		if l.Lang == "en" && !p.plural {
 			return english
 		}
 		d := Args{}
+		count := 0
 		for i, name := range p.names {
 			v := m[i+1]
+			if p.plural && name == "Count" {
+				count, _ = strconv.Atoi(strings.ReplaceAll(v, ",", ""))
+				continue
+			}
 			if n, err := strconv.Atoi(v); err == nil {
 				d[name] = l.Number(n)
 				continue
@@ -410,6 +440,11 @@ func (l *Locale) Msg(english string) string {
 				v = lead + l.Msg(t)
 			}
 			d[name] = v
+		}
+		if p.plural {
+			// The form follows the count in every language: a lower
+			// layer's "1 minutes" reads "1 minute".
+			return l.TN(p.id, count, d)
 		}
 		return l.T(p.id, d)
 	}

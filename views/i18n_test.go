@@ -113,18 +113,17 @@ func TestFrenchTypography(t *testing.T) {
 func TestMsgTranslatesEnglishSentences(t *testing.T) {
 	fr := Messages().Locale("fr")
 	for in, want := range map[string]string{
-		"Enter your password to confirm.": "Saisissez votre mot de passe pour confirmer.",
-		"Use at least 12 characters.":     "12 caractères au moins.",
-		"Sub-account \"news\" created":    "Sous-compte «\u00a0news\u00a0» créé",
-		"The account already uses 1234 sub-accounts; the limit cannot be lower than that.":                                                                                               "Le compte utilise déjà 1\u202f234 sous-comptes\u202f; la limite ne peut pas être inférieure.",
-		"entry #48211 was altered: its content does not match its hash":                                                                                                                  "l’entrée n°\u00a048\u202f211 a été modifiée\u00a0: son contenu ne correspond plus à son empreinte",
-		"anchor head seq 3 (entry #12) on line 4 has an invalid signature: forged or edited":                                                                                             "la tête n°\u00a03 de l’ancre (entrée n°\u00a012) à la ligne 4 porte une signature non valide\u00a0: falsifiée ou modifiée",
-		"signed head seq 2 (entry #9) in the database has an invalid signature: forged or edited":                                                                                        "la tête signée n°\u00a02 (entrée n°\u00a09) dans la base porte une signature non valide\u00a0: falsifiée ou modifiée",
+		"Enter your password to confirm.":                                                         "Saisissez votre mot de passe pour confirmer.",
+		"Use at least 12 characters.":                                                             "12 caractères au moins.",
+		"Sub-account \"news\" created":                                                            "Sous-compte «\u00a0news\u00a0» créé",
+		"entry #48211 was altered: its content does not match its hash":                           "l’entrée n°\u00a048\u202f211 a été modifiée\u00a0: son contenu ne correspond plus à son empreinte",
+		"anchor head seq 3 (entry #12) on line 4 has an invalid signature: forged or edited":      "la tête n°\u00a03 de l’ancre (entrée n°\u00a012) à la ligne 4 porte une signature non valide\u00a0: falsifiée ou modifiée",
+		"signed head seq 2 (entry #9) in the database has an invalid signature: forged or edited": "la tête signée n°\u00a02 (entrée n°\u00a09) dans la base porte une signature non valide\u00a0: falsifiée ou modifiée",
 		"The audit log does not verify (entry #5 was altered: its content does not match its hash). A tampered log is never signed, so it cannot be exported; run keydesk audit verify.": "Le journal d’audit n’est pas vérifié (l’entrée n°\u00a05 a été modifiée\u00a0: son contenu ne correspond plus à son empreinte). Un journal altéré n’est jamais signé et ne peut donc pas être exporté\u202f; lancez keydesk audit verify.",
-		"More than 20 actors start with “ana”: type more of it.":                                                                                                                         "Plus de 20 auteurs commencent par «\u00a0ana\u00a0»\u00a0: précisez davantage.",
-		"Unknown action filter “key.eaten” was ignored.":                                                                                                                                 "Le filtre d’action inconnu «\u00a0key.eaten\u00a0» a été ignoré.",
-		"anchor head seq 3 (entry #12) has an invalid signature: forged or edited":                                                                                                       "la tête n°\u00a03 de l’ancre (entrée n°\u00a012) porte une signature non valide\u00a0: falsifiée ou modifiée",
-		"something the catalog does not know":                                                                                                                                            "something the catalog does not know",
+		"More than 20 actors start with “ana”: type more of it.":                   "Plus de 20 auteurs commencent par «\u00a0ana\u00a0»\u00a0: précisez davantage.",
+		"Unknown action filter “key.eaten” was ignored.":                           "Le filtre d’action inconnu «\u00a0key.eaten\u00a0» a été ignoré.",
+		"anchor head seq 3 (entry #12) has an invalid signature: forged or edited": "la tête n°\u00a03 de l’ancre (entrée n°\u00a012) porte une signature non valide\u00a0: falsifiée ou modifiée",
+		"something the catalog does not know":                                      "something the catalog does not know",
 	} {
 		if got := fr.Msg(in); got != want {
 			t.Errorf("Msg(%q) = %q, want %q", in, got, want)
@@ -181,5 +180,100 @@ func TestAcceptLanguage(t *testing.T) {
 	}
 	if strings.Join([]string{cat.Languages[0].Name, cat.Languages[1].Name}, ",") != "English,Français" {
 		t.Errorf("language names %v", cat.Languages)
+	}
+}
+
+// A sentence with a count written below the views takes the form its
+// count needs, in English too: "Try again in 1 minutes." was shown as
+// such (issue 14 #3).
+func TestMsgPluralSentences(t *testing.T) {
+	en, fr := Messages().Locale("en"), Messages().Locale("fr")
+	for _, c := range []struct{ in, en, fr string }{
+		{"Too many sign-ups from your network. Try again in 1 minutes.",
+			"Too many sign-ups from your network. Try again in 1 minute.",
+			"Trop d’inscriptions depuis votre réseau. Réessayez dans 1 minute."},
+		{"Too many sign-ups from your network. Try again in 5 minutes.",
+			"Too many sign-ups from your network. Try again in 5 minutes.",
+			"Trop d’inscriptions depuis votre réseau. Réessayez dans 5 minutes."},
+		{"Too many attempts. Try again in 1 minutes.",
+			"Too many attempts. Try again in 1 minute.",
+			"Trop de tentatives. Réessayez dans 1 minute."},
+		{"Too many attempts. Try again in 2 minutes.",
+			"Too many attempts. Try again in 2 minutes.",
+			"Trop de tentatives. Réessayez dans 2 minutes."},
+		{"The account already uses 1 sub-accounts; the limit cannot be lower than that.",
+			"The account already uses 1 sub-account; the limit cannot be lower than that.",
+			"Le compte utilise déjà 1 sous-compte\u202f; la limite ne peut pas être inférieure."},
+		{"The account already uses 1234 sub-accounts; the limit cannot be lower than that.",
+			"The account already uses 1,234 sub-accounts; the limit cannot be lower than that.",
+			"Le compte utilise déjà 1\u202f234 sous-comptes\u202f; la limite ne peut pas être inférieure."},
+	} {
+		if got := en.Msg(c.in); got != c.en {
+			t.Errorf("English Msg(%q) = %q, want %q", c.in, got, c.en)
+		}
+		if got := fr.Msg(c.in); got != c.fr {
+			t.Errorf("French Msg(%q) = %q, want %q", c.in, got, c.fr)
+		}
+	}
+	ctxFR := WithLocale(context.Background(), fr)
+	for _, c := range []struct{ got, want string }{
+		{TN(context.Background(), "people.tfa_on", 1), "Two-factor sign-in is on. 1 recovery code left."},
+		{TN(context.Background(), "people.tfa_on", 9), "Two-factor sign-in is on. 9 recovery codes left."},
+		{TN(ctxFR, "people.tfa_on", 1), "La connexion en deux étapes est activée. Il vous reste 1 code de secours."},
+		{TN(context.Background(), "keys.overdue", 1, Args{"Days": TN(context.Background(), "time.days", 1)}), "1 secret key is older than 1 day:"},
+		{TN(ctxFR, "keys.overdue", 2, Args{"Days": TN(ctxFR, "time.days", 90)}), "2 clés secrètes ont plus de 90 jours\u00a0:"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// Every message whose text holds a number next to a noun takes its form
+// from that number: a plural table chosen by {{.Count}}. A number other
+// than the count ({{.Days}}, {{.Minutes}}) must come in as a phrase
+// already in its form ("1 day"), or be a fixed figure the program never
+// sets to 1 (listed here).
+func TestCountsNextToNounsArePlural(t *testing.T) {
+	fixed := map[string]bool{
+		"common.password_sudo": true, // models.SudoWindow, 15 minutes
+		"usage.empty":          true, // the chart's 30 days
+		"usage.chart_title":    true,
+		"msg.password_min":     true, // models.PasswordMinLen, 12
+		"msg.password_max":     true,
+		"msg.prefix_names":     true, // 20 names
+		// "of 1 sub-accounts": the noun counts the used ones, the form
+		// follows {{.Count}} ("1 of 5 sub-accounts used", "0/1 sub-accounts").
+		"subaccounts.usage": true,
+		"support.usage":     true,
+	}
+	noun := regexp.MustCompile(`\{\{\.(\w+)\}\} (minutes?|days?|hours?|seconds?|sub-accounts?|keys?|codes?|recovery codes?|entries|entry|characters?)\b`)
+	raw, _ := localeFiles.ReadFile("locales/en.toml")
+	all, err := flatten(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, v := range all {
+		var texts []string
+		plural := false
+		switch v := v.(type) {
+		case string:
+			texts = []string{v}
+		case map[string]any:
+			plural = true
+			for _, f := range v {
+				if s, ok := f.(string); ok {
+					texts = append(texts, s)
+				}
+			}
+		}
+		for _, s := range texts {
+			for _, m := range noun.FindAllStringSubmatch(s, -1) {
+				if (plural && m[1] == "Count") || fixed[id] {
+					continue
+				}
+				t.Errorf("en %s: %q: {{.%s}} %s takes no plural form from its number", id, s, m[1], m[2])
+			}
+		}
 	}
 }

@@ -118,9 +118,9 @@ func KeysPage(p KeysPageProps) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var4 string
-				templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(TN(ctx, "keys.overdue", p.OverdueTotal, Args{"Days": Num(ctx, p.RotationDays)}))
+				templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(TN(ctx, "keys.overdue", p.OverdueTotal, Args{"Days": TN(ctx, "time.days", p.RotationDays)}))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/keys.templ`, Line: 54, Col: 87}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/keys.templ`, Line: 54, Col: 99}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 				if templ_7745c5c3_Err != nil {
