@@ -38,11 +38,25 @@ var layoutWidths = []int64{375, 768, 1280}
 const layoutProblems = `(() => {
 	const out = [];
 	const de = document.documentElement;
-	if (de.scrollWidth > innerWidth) out.push("the page is " + de.scrollWidth + " px wide in a " + innerWidth + " px viewport");
 	const describe = el => {
 		const label = el.getAttribute("aria-label") || el.getAttribute("data-testid") || el.textContent.trim().replace(/\s+/g, " ").slice(0, 40);
 		return el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + " “" + label + "”";
 	};
+	if (de.scrollWidth > innerWidth) {
+		// Name the outermost element that sticks out (not a 1 px
+		// screen-reader-only one), so the report says what to fix.
+		const out_ = el => {
+			const r = el.getBoundingClientRect();
+			if (r.width <= 1 || !el.checkVisibility()) return false;
+			// Its box, or text that overflows its box (a long unbroken word).
+			return r.right > innerWidth + 0.5 || (getComputedStyle(el).overflowX === "visible" && r.left + el.scrollWidth > innerWidth + 0.5);
+		};
+		let culprit = null;
+		for (const el of document.body.querySelectorAll("*")) {
+			if (out_(el) && !(el.parentElement && out_(el.parentElement))) { culprit = el; break; }
+		}
+		out.push("the page is " + de.scrollWidth + " px wide in a " + innerWidth + " px viewport" + (culprit ? " (" + describe(culprit) + " ends at " + Math.round(culprit.getBoundingClientRect().right) + " px)" : ""));
+	}
 	const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])';
 	// With a modal or a menu open, only its content can be reached.
 	const root = document.querySelector('[aria-modal="true"]') || document.querySelector('details[data-menu][open] [role="menu"]') || document.body;
@@ -273,6 +287,8 @@ func atLimitOwner(b *browserT, account, email, reason string) {
 type layoutStep struct {
 	name string
 	path string
+	// before runs before each load (put the state the screen needs back).
+	before func(b *browserT)
 	// then runs after the page loaded (open a menu, a dialog through htmx).
 	then func(b *browserT)
 }
@@ -393,6 +409,9 @@ func (b *browserT) runLayoutSteps(role string, steps []layoutStep) {
 		for _, s := range steps {
 			b.newDeadline()
 			where := fmt.Sprintf("%s @%dpx: %s (%s)", role, w, s.name, s.path)
+			if s.before != nil {
+				s.before(b)
+			}
 			b.navigate("open "+where, chromedp.Navigate(b.app.srv.URL+s.path))
 			if got := b.path(); got != strings.SplitN(s.path, "?", 2)[0] {
 				b.t.Fatalf("%s: landed on %s", where, got)
