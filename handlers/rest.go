@@ -126,21 +126,37 @@ func (h *restHandlers) list(c echo.Context) error {
 			return err
 		}
 	}
-	body, err := h.store.APIListKeysEncoded(c.Request().Context(), web.APIPrincipal(c), q, func(rows []models.APIKeyRecord, total int64) ([]byte, error) {
-		env := envelope{Data: make([]apikeyJSON, 0, len(rows)), Total: total}
-		for _, r := range rows {
-			env.Data = append(env.Data, toJSON(r))
-		}
-		env.Count = len(env.Data)
-		if countOnly {
-			env.Count = int(total)
-		}
-		return encodeJSON(env)
-	})
+	encode := encodeList
+	if countOnly {
+		encode = encodeCount
+	}
+	body, err := h.store.APIListKeysEncoded(c.Request().Context(), web.APIPrincipal(c), q, encode)
 	if err != nil {
 		return err
 	}
-	return c.JSONBlob(http.StatusOK, body)
+	return web.JSONBlob(c, http.StatusOK, body)
+}
+
+// encodeList and encodeCount make a list's answer (package functions, not
+// a closure made for each request).
+func encodeList(rows []models.APIKeyRecord, total int64) ([]byte, error) {
+	return encodeEnvelope(rows, total, false)
+}
+
+func encodeCount(rows []models.APIKeyRecord, total int64) ([]byte, error) {
+	return encodeEnvelope(rows, total, true)
+}
+
+func encodeEnvelope(rows []models.APIKeyRecord, total int64, countOnly bool) ([]byte, error) {
+	env := envelope{Data: make([]apikeyJSON, 0, len(rows)), Total: total}
+	for _, r := range rows {
+		env.Data = append(env.Data, toJSON(r))
+	}
+	env.Count = len(env.Data)
+	if countOnly {
+		env.Count = int(total)
+	}
+	return encodeJSON(env)
 }
 
 // encodeJSON encodes v as c.JSON would (with its final newline).

@@ -57,7 +57,7 @@ func ipBytes(ip string) [16]byte {
 // owner cheaply, that N instances do not give N times the tries, and that
 // the table cannot be grown without bound.
 type authLimiter struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // checks (every request) share it; failures take it alone
 	policy ThrottlePolicy
 	max    int
 	m      map[limiterKey]*failWindow
@@ -68,8 +68,8 @@ func newAuthLimiter(p ThrottlePolicy, maxEntries int) *authLimiter {
 }
 
 func (l *authLimiter) blocked(now time.Time, keys ...limiterKey) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if len(l.m) == 0 {
 		return 0
 	}
@@ -290,7 +290,7 @@ func (s *Store) VerifyRequest(ctx context.Context, apiKey, secret, ip string, ch
 		s.stats.throttledAPI.Add(1)
 		return KeyPrincipal{}, &ThrottledError{RetryAfter: wait}
 	}
-	p, err := s.Verify(ctx, apiKey, secret)
+	p, err := s.verifyAt(ctx, apiKey, secret, now)
 	if err != nil {
 		if errors.Is(err, ErrVerifyFailed) {
 			s.recordAPIFailure(now, []apiRule{{pairK, s.apiThrottle.PerPair}, {keyK, s.apiThrottle.PerIdentity}, {ipK, s.apiThrottle.PerIP}})
@@ -299,7 +299,7 @@ func (s *Store) VerifyRequest(ctx context.Context, apiKey, secret, ip string, ch
 		return KeyPrincipal{}, err
 	}
 	if ch == ChannelAPI {
-		s.RecordUse(p, ch, ip, 0)
+		s.recordUse(now, p, ch, ip, 0)
 	}
 	return p, nil
 }

@@ -47,7 +47,10 @@ func newUsageBuffer() *usageBuffer {
 
 // RecordUse notes a successful authentication (and, for SMTP, a message).
 func (s *Store) RecordUse(p KeyPrincipal, ch Channel, ip string, messages int) {
-	now := s.now()
+	s.recordUse(s.now(), p, ch, ip, messages)
+}
+
+func (s *Store) recordUse(now time.Time, p KeyPrincipal, ch Channel, ip string, messages int) {
 	b := s.usageBuf
 	b.mu.Lock()
 	d := b.byKey[p.KeyID]

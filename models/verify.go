@@ -133,16 +133,21 @@ var ErrVerifyFailed = errors.New("invalid API key or secret key")
 // old secret, inactive key or account). The secret is compared as a
 // SHA-256 digest in constant time. Later callers (REST, SMTP) use only this.
 func (s *Store) Verify(ctx context.Context, apiKey, secret string) (KeyPrincipal, error) {
-	p, err := s.verify(ctx, apiKey, secret)
+	return s.verifyAt(ctx, apiKey, secret, s.now())
+}
+
+// verifyAt is Verify at a time the caller read already (one clock read a
+// request).
+func (s *Store) verifyAt(ctx context.Context, apiKey, secret string, now time.Time) (KeyPrincipal, error) {
+	p, err := s.verify(ctx, apiKey, secret, now)
 	s.stats.verified(err)
 	return p, err
 }
 
-func (s *Store) verify(ctx context.Context, apiKey, secret string) (KeyPrincipal, error) {
+func (s *Store) verify(ctx context.Context, apiKey, secret string, now time.Time) (KeyPrincipal, error) {
 	if !ValidAPIKeyFormat(apiKey) || len(secret) != SecretLen {
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
-	now := s.now()
 	e, ok, epoch := s.cache.get(apiKey, now)
 	if ok {
 		s.stats.cacheHits.Add(1)

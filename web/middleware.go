@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -25,17 +25,77 @@ func randomID(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// newRequestIDs makes request IDs: a random per-process prefix and a
+// requestIDs makes request IDs: a random per-process prefix and a
 // counter. They only correlate log lines with error pages, so they need
-// to be unique, not secret, and cost no system call per request.
-func newRequestIDs() func() string {
-	prefix := randomID(6)
-	var n atomic.Uint64
-	return func() string { return prefix + "-" + strconv.FormatUint(n.Add(1), 36) }
+// to be unique, not secret, and cost no system call per request. They are
+// made requestIDBlock at a time, as substrings of one string and elements
+// of one slice, so a request's ID costs no allocation of its own (issue
+// 13 #1): each is handed out as a one-element slice of capacity one, the
+// header's value as it is, which an append cannot spill into the next.
+type requestIDs struct {
+	prefix string
+	mu     sync.Mutex
+	n      uint64
+	block  []string
+}
+
+const requestIDBlock = 128
+
+func newRequestIDs() *requestIDs { return &requestIDs{prefix: randomID(6)} }
+
+// next returns a fresh ID as a header value.
+func (g *requestIDs) next() []string {
+	g.mu.Lock()
+	if len(g.block) == 0 {
+		g.fill()
+	}
+	v := g.block[:1:1]
+	g.block = g.block[1:]
+	g.mu.Unlock()
+	return v
+}
+
+// fill makes the next block of IDs (g.mu held).
+func (g *requestIDs) fill() {
+	var b strings.Builder
+	ends := make([]int, requestIDBlock)
+	for i := range ends {
+		g.n++
+		b.WriteString(g.prefix)
+		b.WriteByte('-')
+		var num [16]byte
+		b.Write(strconv.AppendUint(num[:0], g.n, 36))
+		ends[i] = b.Len()
+	}
+	all := b.String()
+	g.block = make([]string, requestIDBlock)
+	start := 0
+	for i, end := range ends {
+		g.block[i] = all[start:end]
+		start = end
+	}
+}
+
+// middleware sets the response's X-Request-Id: the client's own when it
+// sent one (as Echo's RequestID middleware does), else a new one.
+func (g *requestIDs) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header[echo.HeaderXRequestID]
+		if len(id) == 0 || id[0] == "" {
+			id = g.next()
+		} else {
+			id = id[:1:1]
+		}
+		c.Response().Header()[echo.HeaderXRequestID] = id
+		return next(c)
+	}
 }
 
 func requestID(c echo.Context) string {
-	return c.Response().Header().Get(echo.HeaderXRequestID)
+	if v := c.Response().Header()[echo.HeaderXRequestID]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // logRequests writes one structured line per request. It logs the path,

@@ -112,15 +112,18 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	// then headers, body limit, CSRF and the session. The Mailjet API
 	// (/v3, /v3.1: Basic auth, JSON) gets a lean chain of its own: no
 	// session, CSRF, nonce or compression applies there.
-	requestIDs := middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestIDs()})
+	requestIDs := newRequestIDs().middleware
 	recoverPanics := middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.Log.Error("panic", "request_id", requestID(c), "err", err, "stack", string(stack))
 			return err
 		}})
 	// 1 MB for everything but the Send API, whose handler reads up to
-	// Mailjet's payload limit itself (and answers its mj-0011 error).
-	bodyLimit := middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: isSendAPI})
+	// Mailjet's payload limit itself (and answers its mj-0011 error). A
+	// request without a body (http.NoBody: most GETs) has nothing to limit.
+	bodyLimit := middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M", Skipper: func(c echo.Context) bool {
+		return c.Request().Body == http.NoBody || isSendAPI(c)
+	}})
 	first := []echo.MiddlewareFunc{requestIDs}
 	if cfg.Metrics != nil {
 		first = append(first, cfg.Metrics.observe) // outside the log: it sees the final status

@@ -1,0 +1,96 @@
+package web
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// basicAuth decodes on the stack (issue 13 #1) but must answer exactly as
+// net/http's Request.BasicAuth for any header.
+func TestBasicAuthAnswersAsNetHTTP(t *testing.T) {
+	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	key := strings.Repeat("ab", 16)
+	headers := []string{
+		"Basic " + enc(key+":sk_secret"),
+		"basic " + enc(key+":sk_secret"),
+		"BASIC " + enc(key+":a:b"),
+		"Basic " + enc(key),
+		"Basic " + enc(":"),
+		"Basic " + enc(""),
+		"Basic " + enc(strings.Repeat("u", 190)+":p"), // decodes to 192 bytes: the stack buffer's size
+		"Basic " + enc(strings.Repeat("u", 191)+":p"), // past it: the standard path
+		"Basic " + enc(strings.Repeat("u", 4096)+":p"),
+		"Basic " + enc(key + ":sk")[:10],
+		"Basic " + enc(key+":sk") + "=",
+		"Basic !!!!",
+		"Basic",
+		"Basic ",
+		"Bearer " + enc(key+":sk"),
+		"Basi\u017f " + enc(key+":sk"), // a Unicode fold of "s" is not "s" here
+		"Basic  " + enc(key+":sk"),
+		"",
+	}
+	for _, h := range headers {
+		r := httptest.NewRequest(http.MethodGet, "/v3/REST/apikey", nil)
+		if h != "" {
+			r.Header.Set("Authorization", h)
+		}
+		u, p, ok := basicAuth(r)
+		wu, wp, wok := r.BasicAuth()
+		if u != wu || p != wp || ok != wok {
+			t.Errorf("header %.60q: got (%q, %q, %v), net/http (%q, %q, %v)", h, u, p, ok, wu, wp, wok)
+		}
+	}
+	if testing.AllocsPerRun(100, func() {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", headers[0])
+		_, _, _ = basicAuth(r)
+	}) > testing.AllocsPerRun(100, func() {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", headers[0])
+	})+1 {
+		t.Error("basicAuth allocates more than the one string of the credentials")
+	}
+}
+
+// Request IDs are made in blocks (issue 13 #1): each is unique, has the
+// prefix, and is its own header value, which an append cannot spill into
+// the next ID.
+func TestRequestIDsUniqueAcrossBlocks(t *testing.T) {
+	g := newRequestIDs()
+	seen := map[string]bool{}
+	for i := 0; i < 3*requestIDBlock+5; i++ {
+		v := g.next()
+		if len(v) != 1 || cap(v) != 1 || !strings.HasPrefix(v[0], g.prefix+"-") || seen[v[0]] {
+			t.Fatalf("id %d: %q (cap %d), seen before: %v", i, v, cap(v), seen[v[0]])
+		}
+		seen[v[0]] = true
+	}
+	v1, v2 := g.next(), g.next()
+	want := v2[0]
+	_ = append(v1, "added")
+	if v2[0] != want {
+		t.Fatal("an append to one ID's value changed the next ID")
+	}
+
+	e := echo.New()
+	e.Use(g.middleware)
+	e.GET("/", func(c echo.Context) error { return c.String(http.StatusOK, requestID(c)) })
+	for _, sent := range []string{"", "client-id-1"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if sent != "" {
+			r.Header.Set(echo.HeaderXRequestID, sent)
+		}
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, r)
+		got := w.Header().Get(echo.HeaderXRequestID)
+		if got == "" || w.Body.String() != got || (sent != "" && got != sent) || (sent == "" && seen[got]) {
+			t.Errorf("sent %q: header %q, handler saw %q", sent, got, w.Body.String())
+		}
+	}
+}
