@@ -101,7 +101,7 @@ func (h *peopleHandlers) twoFactorProps(c echo.Context) (views.TwoFactorProps, e
 	props := views.TwoFactorProps{Enabled: p.User.Has2FA(), Required: p.MustEnrol2FA, NeedPassword: !p.InSudo(h.store.Now())}
 	if props.Enabled {
 		n, err := h.store.RecoveryCodesLeft(c.Request().Context(), p.User.ID)
-		props.RecoveryLeft = n
+		props.RecoveryLeft, props.CanTurnOff = n, !h.store.Requires2FA(p)
 		return props, err
 	}
 	e, err := h.store.PendingTOTP(p)
@@ -120,6 +120,9 @@ func (h *peopleHandlers) twoFactorPage(c echo.Context) error {
 	}
 	if !props.Enabled && props.Enrolment == nil {
 		// Nothing pending yet: one click starts (GET changes nothing).
+		if c.QueryParam("done") == "off" {
+			props.Notice = "Two-factor sign-in is off: your password alone opens your account."
+		}
 		return web.Render(c, http.StatusOK, views.TwoFactorStart(props))
 	}
 	web.NoStore(c)
@@ -155,6 +158,30 @@ func (h *peopleHandlers) twoFactorConfirm(c echo.Context) error {
 	return web.Render(c, http.StatusOK, views.TwoFactorPage(views.TwoFactorProps{Enabled: true, Codes: codes, Notice: "Two-factor sign-in is on."}))
 }
 
+// twoFactorOff turns two-factor sign-in off (sudo: password and code).
+func (h *peopleHandlers) twoFactorOff(c echo.Context) error {
+	fe, err := ensureSudo(c, h.store, h.store.Now())
+	if err != nil {
+		return err
+	}
+	if fe == nil {
+		err = h.store.DisableTOTP(c.Request().Context(), web.Principal(c), web.Meta(c))
+		fe = models.FieldErrors(err)
+		if fe == nil && err != nil {
+			return err
+		}
+	}
+	if fe != nil {
+		props, perr := h.twoFactorProps(c)
+		if perr != nil {
+			return perr
+		}
+		props.Errors, props.Failed = fe, views.TwoFactorFormOff
+		return web.Render(c, http.StatusUnprocessableEntity, views.TwoFactorPage(props))
+	}
+	return web.Redirect(c, "/account/2fa?done=off")
+}
+
 // recoveryCodes replaces the recovery codes (sudo: password and code).
 func (h *peopleHandlers) recoveryCodes(c echo.Context) error {
 	fe, err := ensureSudo(c, h.store, h.store.Now())
@@ -175,7 +202,7 @@ func (h *peopleHandlers) recoveryCodes(c echo.Context) error {
 		if perr != nil {
 			return perr
 		}
-		props.Errors = fe
+		props.Errors, props.Failed = fe, views.TwoFactorFormCodes
 		return web.Render(c, http.StatusUnprocessableEntity, views.TwoFactorPage(props))
 	}
 	return web.Render(c, http.StatusOK, views.TwoFactorPage(views.TwoFactorProps{Enabled: true, Codes: codes, Notice: "New recovery codes: the old ones no longer work."}))

@@ -146,6 +146,7 @@ var routeRoles = map[string][]string{
 	"POST /account/2fa":                      everyone,
 	"POST /account/2fa/setup":                everyone,
 	"POST /account/2fa/recovery-codes":       everyone,
+	"POST /account/2fa/off":                  everyone,
 	"POST /account/switch":                   everyone,
 	"POST /account/language":                 everyone,
 	"POST /logout":                           everyone,

@@ -70,6 +70,7 @@ func Register(s *web.Server) {
 	e.POST("/account/2fa/setup", people.twoFactorSetup, session).Name = "2fa.setup"
 	e.POST("/account/2fa", people.twoFactorConfirm, session).Name = "2fa.confirm"
 	e.POST("/account/2fa/recovery-codes", people.recoveryCodes, signedIn).Name = "2fa.recovery"
+	e.POST("/account/2fa/off", people.twoFactorOff, signedIn).Name = "2fa.off"
 	e.POST("/account/switch", people.switchAccount, session).Name = "account.switch"
 
 	// The team of an account (owner and admins).

@@ -682,3 +682,71 @@ func TestSuspensionReachesOtherInstances(t *testing.T) {
 		t.Logf("instance B refused %s %v after the suspension", r.APIKey, d)
 	}
 }
+
+// Turning two-factor sign-in off takes sudo (the password and a code, or
+// a sign-in with them, within SudoWindow), drops the recovery codes, is
+// audited, and leaves the password alone enough to sign in. Where the
+// account requires it, it cannot be turned off.
+func TestDisableTOTP(t *testing.T) {
+	t.Parallel()
+	s, clock := testdb.Open(t)
+	tm := newTeam(t, s)
+	seed, _ := enrol(t, s, "owner@acme.example")
+	clock.Advance(90 * time.Second)
+	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.CompleteSignIn(ctx, tok, models.TOTPCode(seed, s.Now()), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Required by the account: refused, 2FA stays on.
+	if err := s.SetRequire2FA(ctx, p.Actor(meta), true); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = s.ResolveSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DisableTOTP(ctx, p, meta); models.FieldErrors(err)["form"] == "" {
+		t.Fatalf("turned off where it is required: %v", err)
+	}
+	if err := s.SetRequire2FA(ctx, p.Actor(meta), false); err != nil {
+		t.Fatal(err)
+	}
+
+	// Outside the sudo window: refused until the prompt is answered.
+	clock.Advance(models.SudoWindow + time.Minute)
+	if p, err = s.ResolveSession(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DisableTOTP(ctx, p, meta); !errors.Is(err, models.ErrReauthRequired) {
+		t.Fatalf("outside sudo: %v", err)
+	}
+	if !p.User.Has2FA() {
+		t.Fatal("2FA went off outside sudo")
+	}
+	if err := s.ReauthenticateWithCode(ctx, p, pw, models.TOTPCode(seed, s.Now()), meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DisableTOTP(ctx, p, meta); err != nil {
+		t.Fatalf("in sudo: %v", err)
+	}
+	if left, _ := s.RecoveryCodesLeft(ctx, p.User.ID); left != 0 {
+		t.Fatalf("%d recovery codes left after turning 2FA off", left)
+	}
+	var entries int64
+	testdb.Must(t, s.DB().Table("audit_entries").Where("action = ? AND account_id = ?", models.ActionTOTPDisabled, tm.res.Account.ID).Count(&entries))
+	if entries != 1 {
+		t.Fatalf("%d %s entries", entries, models.ActionTOTPDisabled)
+	}
+	// The password alone signs in again.
+	if _, lp, err := s.Login(ctx, "owner@acme.example", pw, "", meta); err != nil || lp.Session.Pending {
+		t.Fatalf("sign-in after turning 2FA off: %v pending=%v", err, lp != nil && lp.Session.Pending)
+	}
+	// Twice is harmless.
+	if err := s.DisableTOTP(ctx, p, meta); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+}

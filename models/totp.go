@@ -406,9 +406,13 @@ func (s *Store) CompleteSignIn(ctx context.Context, token, code string, meta Req
 	return p, nil
 }
 
-// DisableTOTP turns two-factor sign-in off (sudo mode, and a current
-// code). Refused while the account or the operator requires it.
-func (s *Store) DisableTOTP(ctx context.Context, p *Principal, code string, meta RequestMeta) error {
+// DisableTOTP turns two-factor sign-in off for the signed-in person: their
+// password alone opens the account again. It needs sudo, which for a
+// person with two-factor sign-in means the password and a code within the
+// last SudoWindow (sign-in or the sudo prompt), as every sensitive action
+// does; the recovery codes go with it. Refused where two-factor sign-in is
+// required (the account's rule, or --staff-2fa for staff).
+func (s *Store) DisableTOTP(ctx context.Context, p *Principal, meta RequestMeta) error {
 	a := p.Actor(meta)
 	if err := s.requireSudo(a); err != nil {
 		return err
@@ -416,13 +420,10 @@ func (s *Store) DisableTOTP(ctx context.Context, p *Principal, code string, meta
 	if !p.User.Has2FA() {
 		return nil
 	}
-	if (p.Account != nil && p.Account.Require2FA) || (p.User.Role.IsStaff() && s.staff2FA) {
-		return &ValidationError{Fields: map[string]string{"code": "Two-factor sign-in is required here; it cannot be turned off."}}
+	if s.Requires2FA(p) {
+		return &ValidationError{Fields: map[string]string{"form": "Two-factor sign-in is required here; it cannot be turned off."}}
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := s.checkSecondFactor(tx, &p.User, code, meta); err != nil {
-			return err
-		}
 		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{
 			"totp_secret": "", "totp_pending": "", "totp_enabled_at": nil, "totp_last_step": 0}).Error; err != nil {
 			return err
@@ -437,4 +438,11 @@ func (s *Store) DisableTOTP(ctx context.Context, p *Principal, code string, meta
 	}
 	p.User.TOTPEnabledAt, p.User.TOTPSecret = nil, ""
 	return nil
+}
+
+// Requires2FA reports whether two-factor sign-in is required of the person
+// where they work now: the account requires it of every member, or they are
+// staff and --staff-2fa is on.
+func (s *Store) Requires2FA(p *Principal) bool {
+	return (p.Account != nil && p.Account.Require2FA) || (p.User.Role.IsStaff() && s.staff2FA)
 }
