@@ -172,14 +172,19 @@ func (h *peopleHandlers) twoFactorOff(c echo.Context) error {
 		}
 	}
 	if fe != nil {
-		props, perr := h.twoFactorProps(c)
-		if perr != nil {
-			return perr
-		}
-		props.Errors, props.Failed = fe, views.TwoFactorFormOff
-		return web.Render(c, http.StatusUnprocessableEntity, views.TwoFactorPage(props))
+		return h.twoFactorRefused(c, views.TwoFactorFormOff, fe)
 	}
 	return web.Redirect(c, "/account/2fa?done=off")
+}
+
+// twoFactorRefused shows the two-factor page again with form's errors.
+func (h *peopleHandlers) twoFactorRefused(c echo.Context, form views.TwoFactorForm, fe map[string]string) error {
+	props, err := h.twoFactorProps(c)
+	if err != nil {
+		return err
+	}
+	props.Errors, props.Failed = fe, form
+	return web.Render(c, http.StatusUnprocessableEntity, views.TwoFactorPage(props))
 }
 
 // recoveryCodes replaces the recovery codes (sudo: password and code).
@@ -198,12 +203,7 @@ func (h *peopleHandlers) recoveryCodes(c echo.Context) error {
 	}
 	web.NoStore(c)
 	if fe != nil {
-		props, perr := h.twoFactorProps(c)
-		if perr != nil {
-			return perr
-		}
-		props.Errors, props.Failed = fe, views.TwoFactorFormCodes
-		return web.Render(c, http.StatusUnprocessableEntity, views.TwoFactorPage(props))
+		return h.twoFactorRefused(c, views.TwoFactorFormCodes, fe)
 	}
 	return web.Render(c, http.StatusOK, views.TwoFactorPage(views.TwoFactorProps{Enabled: true, Codes: codes, Notice: "New recovery codes: the old ones no longer work."}))
 }
