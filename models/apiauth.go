@@ -193,7 +193,7 @@ func (s *Store) recordAPIFailure(now time.Time, rules []apiRule) {
 			}
 			if !wasLocked && w.lockedFor(now) > 0 && s.engine == Postgres {
 				payload := throttleNotifyPrefix + dbKey + " " + strconv.FormatInt(w.until.UnixNano(), 10)
-				if err := tx.Exec("SELECT pg_notify(?, ?)", notifyChannel, payload).Error; err != nil {
+				if err := tx.Exec("SELECT pg_notify(?, ?)", s.pg.channel, payload).Error; err != nil {
 					return err
 				}
 			}

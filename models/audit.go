@@ -86,7 +86,7 @@ func (s *Store) appendAudit(tx *gorm.DB, a Actor, action string, accountID uint,
 
 func (s *Store) appendAuditEntry(tx *gorm.DB, a Actor, action string, accountID uint, t auditTarget, details map[string]any) error {
 	if s.engine == Postgres {
-		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockAuditAppend).Error; err != nil {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", s.lock(lockAuditAppend)).Error; err != nil {
 			return fmt.Errorf("models: audit lock: %w", err)
 		}
 	}

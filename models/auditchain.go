@@ -438,7 +438,7 @@ func (s *Store) signHead(ctx context.Context, e *AuditEntry, reason string) (*Au
 	var h AuditHead
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if s.engine == Postgres {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockAuditSign).Error; err != nil {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", s.lock(lockAuditSign)).Error; err != nil {
 				return err
 			}
 		}
@@ -703,7 +703,7 @@ func (s *Store) keyLegacyAudit(ctx context.Context) error {
 	var handed bool
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		if s.engine == Postgres {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockAuditAppend).Error; err != nil {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", s.lock(lockAuditAppend)).Error; err != nil {
 				return err
 			}
 		}
@@ -756,7 +756,7 @@ func (s *Store) RotateAuditKey(ctx context.Context, actor Actor) (from, to strin
 	}
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		if s.engine == Postgres {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lockAuditAppend).Error; err != nil {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", s.lock(lockAuditAppend)).Error; err != nil {
 				return err
 			}
 		}
@@ -806,13 +806,13 @@ func (s *Store) CheckAudit(ctx context.Context) (r ChainReport, ran bool, err er
 		}
 		defer conn.Close()
 		var got bool
-		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", lockAuditCheck).Scan(&got); err != nil {
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", s.lock(lockAuditCheck)).Scan(&got); err != nil {
 			return r, false, wrapOp("audit check lock", err)
 		}
 		if !got {
 			return r, false, nil
 		}
-		defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockAuditCheck) //nolint:errcheck
+		defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", s.lock(lockAuditCheck)) //nolint:errcheck
 	}
 	r, err = s.VerifyAudit(ctx, VerifyOptions{})
 	if err != nil {

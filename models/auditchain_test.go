@@ -368,13 +368,13 @@ func TestAuditCheckIsIncrementalAndExclusive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", models.LockAuditCheck); err != nil {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", other.AuditCheckLock()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ran, err := s.CheckAudit(ctx); err != nil || ran {
 		t.Fatalf("check while another instance holds the lock: ran=%v %v", ran, err)
 	}
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", models.LockAuditCheck); err != nil {
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", other.AuditCheckLock()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ran, err := s.CheckAudit(ctx); err != nil || !ran {

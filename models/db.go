@@ -120,6 +120,8 @@ type Store struct {
 	staff2FA      bool       // Options.StaffRequire2FA
 	stats         storeStats // stats.go
 
+	pg pgScope // PostgreSQL: NOTIFY channel and advisory locks of the schema
+
 	stopListen context.CancelFunc
 	listenDone chan struct{}
 }
@@ -230,6 +232,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	if engine == Postgres {
+		if s.pg, err = lookupPGScope(pingCtx, db); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
 		// Off until the listener is connected; see keyCache.
 		s.cache = newCache[string, *cachedKey](opt.CacheEntries, cacheTTL, false)
 		s.trees = newCache[uint, *treeEntry](opt.CacheEntries, cacheTTL, false)

@@ -13,9 +13,10 @@ var (
 	NewSecret    = newSecret
 	NewAPIKey    = newAPIKey
 	DigestSecret = digestSecret
-	// LockAuditCheck is the advisory lock the periodic audit check tries.
-	LockAuditCheck = lockAuditCheck
 )
+
+// AuditCheckLock is the advisory lock the store's periodic audit check tries.
+func (s *Store) AuditCheckLock() int64 { return s.lock(lockAuditCheck) }
 
 // MigrateTo applies the migrations up to version v only.
 func (s *Store) MigrateTo(ctx context.Context, v int) ([]int, error) { return s.migrateUpTo(ctx, v) }

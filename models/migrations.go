@@ -426,10 +426,10 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 			return nil, fmt.Errorf("models: migrate: %w", err)
 		}
 		defer c.Close()
-		if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lockMigrate); err != nil {
+		if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock($1)", s.lock(lockMigrate)); err != nil {
 			return nil, fmt.Errorf("models: migrate lock: %w", err)
 		}
-		defer c.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockMigrate) //nolint:errcheck
+		defer c.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", s.lock(lockMigrate)) //nolint:errcheck
 	}
 	if err := db.Exec(s.expand(`CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,

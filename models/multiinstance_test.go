@@ -145,3 +145,78 @@ func TestThreeInstancesRefuseChangedKeysWithinASecond(t *testing.T) {
 		}
 	}
 }
+
+// Two schemas of one PostgreSQL database are two deployments (as each
+// test is, in the PostgreSQL suite): a lockout announced in one must not
+// reach the other. PostgreSQL delivers notifications in commit order, so
+// once the second schema's own later lockout has arrived, the first one's
+// would have too had it been sent on the same channel.
+func TestSchemasOfOneDatabaseDoNotShareNotifications(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("schemas and NOTIFY are PostgreSQL's (KEYDESK_TEST_DB)")
+	}
+	clock := testdb.NewClock()
+	a := testdb.OpenDSN(t, testdb.DSN(t), testdb.Options(clock))
+	dsnB := testdb.DSN(t)
+	b := testdb.OpenDSN(t, dsnB, testdb.Options(clock))
+	b2 := testdb.OpenDSN(t, dsnB, testdb.Options(clock))
+	waitCache(t, a, b, b2)
+	res := mustAccount(t, b, "Acme", "owner@acme.example")
+	key, secret := res.Secret.APIKey, res.Secret.Secret
+	lockOut := func(s *models.Store, ip string) {
+		t.Helper()
+		for i := 0; i < models.DefaultAPIThrottle.PerIP; i++ {
+			if _, err := s.VerifyRequest(ctx, "not-a-key", "x", ip, models.ChannelAPI); !errors.Is(err, models.ErrVerifyFailed) {
+				t.Fatalf("guess %d from %s: %v", i+1, ip, err)
+			}
+		}
+		var te *models.ThrottledError
+		if _, err := s.VerifyRequest(ctx, key, secret, ip, models.ChannelAPI); !errors.As(err, &te) {
+			t.Fatalf("%s is not locked out after %d failures: %v", ip, models.DefaultAPIThrottle.PerIP, err)
+		}
+	}
+	const ipA, ipB = "198.51.100.71", "198.51.100.72"
+	lockOut(a, ipA)  // announced in schema A
+	lockOut(b2, ipB) // announced in schema B, after
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		var te *models.ThrottledError
+		if _, err := b.VerifyRequest(ctx, key, secret, ipB, models.ChannelAPI); errors.As(err, &te) {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the other instance on schema B never learnt schema B's lockout")
+		}
+	}
+	if _, err := b.VerifyRequest(ctx, key, secret, ipA, models.ChannelAPI); err != nil {
+		t.Fatalf("schema B refuses an address locked out in schema A: %v", err)
+	}
+}
+
+// Advisory locks are per database too: the audit check another schema
+// runs (holds its lock) does not stop this schema's.
+func TestSchemasOfOneDatabaseDoNotShareLocks(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("schemas and advisory locks are PostgreSQL's (KEYDESK_TEST_DB)")
+	}
+	a, _ := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
+	b, _ := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
+	sqlDB, err := a.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", a.AuditCheckLock()); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", a.AuditCheckLock()) //nolint:errcheck
+	if _, ran, err := b.CheckAudit(ctx); err != nil || !ran {
+		t.Fatalf("schema B's audit check while schema A's runs: ran=%v %v", ran, err)
+	}
+	if _, ran, err := a.CheckAudit(ctx); err != nil || ran {
+		t.Fatalf("schema A's audit check while its lock is held: ran=%v %v", ran, err)
+	}
+}

@@ -64,7 +64,7 @@ func (s *Store) setSuspended(ctx context.Context, actor Actor, accountID uint, r
 		// The path deactivation uses, for every key of the tree at once:
 		// other instances drop them from their caches at commit.
 		if s.engine == Postgres {
-			if err := tx.Exec("SELECT pg_notify(?, api_key) FROM api_keys WHERE tree_id = ?", notifyChannel, a.ID).Error; err != nil {
+			if err := tx.Exec("SELECT pg_notify(?, api_key) FROM api_keys WHERE tree_id = ?", s.pg.channel, a.ID).Error; err != nil {
 				return err
 			}
 		}

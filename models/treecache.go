@@ -42,7 +42,7 @@ func (s *Store) notifyTreeChanged(tx *gorm.DB, root uint) error {
 	if s.engine != Postgres {
 		return nil
 	}
-	return tx.Exec("SELECT pg_notify(?, ?)", notifyChannel, treePrefix+strconv.FormatUint(uint64(root), 10)).Error
+	return tx.Exec("SELECT pg_notify(?, ?)", s.pg.channel, treePrefix+strconv.FormatUint(uint64(root), 10)).Error
 }
 
 // invalidateTree drops a tree from this process's cache (after commit).

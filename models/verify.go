@@ -66,15 +66,13 @@ func (s *Store) InvalidateAllKeys() {
 	s.trees.reset(s.trees.isEnabled())
 }
 
-const notifyChannel = "keydesk_keys"
-
 // notifyKeyChanged tells every other instance, when tx commits, to drop the
 // key from its cache (PostgreSQL delivers NOTIFY only on commit).
 func (s *Store) notifyKeyChanged(tx *gorm.DB, apiKey string) error {
 	if s.engine != Postgres {
 		return nil
 	}
-	return tx.Exec("SELECT pg_notify(?, ?)", notifyChannel, apiKey).Error
+	return tx.Exec("SELECT pg_notify(?, ?)", s.pg.channel, apiKey).Error
 }
 
 // listenForKeyChanges keeps a dedicated connection LISTENing for other
@@ -106,7 +104,7 @@ func (s *Store) listenOnce(ctx context.Context, dsn string) error {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+	if _, err := conn.Exec(ctx, s.listenSQL()); err != nil {
 		return err
 	}
 	// Lockouts set while this instance was not listening (before the
