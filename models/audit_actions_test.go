@@ -16,6 +16,7 @@ import (
 // Every action an operation writes can be picked in the audit filter: an
 // action missing from the list is refused as "unknown" by the page.
 func TestAuditActionsListsEveryAction(t *testing.T) {
+	t.Parallel()
 	list := models.AuditActions()
 	for _, a := range []string{models.ActionOldSecretEnded, models.ActionSecretReset, models.ActionAuditChainKeyed} {
 		if !slices.Contains(list, a) {
@@ -35,6 +36,7 @@ func TestAuditActionsListsEveryAction(t *testing.T) {
 // filter menu: an action written but missing from AuditActions could not be
 // filtered on (the page refuses an unknown action).
 func TestEveryAuditActionIsInOneFileAndInTheFilterMenu(t *testing.T) {
+	t.Parallel()
 	offered := map[string]bool{}
 	for _, a := range models.AuditActions() {
 		if offered[a] {

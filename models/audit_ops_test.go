@@ -11,6 +11,7 @@ import (
 // Every security-relevant operation appends exactly its entries, with the
 // right actor, action and target, in the same transaction as the change.
 func TestEveryOperationIsAudited(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	owner1, res := owner(t, s, "Acme", "owner@acme.example")
 	setPlan(t, s, res.Account.ID, models.PlanEssential)

@@ -57,6 +57,7 @@ func checkpoints(t *testing.T, s *models.Store) int64 {
 }
 
 func TestAuditEntriesAreKeyedAndHeadsAnchored(t *testing.T) {
+	t.Parallel()
 	s, anchor := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
 	seedLog(t, s)
 	var es []models.AuditEntry
@@ -114,6 +115,7 @@ func TestAuditEntriesAreKeyedAndHeadsAnchored(t *testing.T) {
 // Verify before sign: entries appended since the last head that do not
 // verify are reported and never sealed, by the sealer or an export.
 func TestAuditNeverSealsATamperedLog(t *testing.T) {
+	t.Parallel()
 	for name, tamper := range map[string]func(t *testing.T, s *models.Store, head uint64){
 		"forged entry at the head": func(t *testing.T, s *models.Store, head uint64) {
 			var e models.AuditEntry
@@ -171,6 +173,7 @@ func TestAuditNeverSealsATamperedLog(t *testing.T) {
 }
 
 func TestAuditSealerSignsAfterAppends(t *testing.T) {
+	t.Parallel()
 	s, anchor := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
 	seedLog(t, s)
 	sctx, cancel := context.WithCancel(context.Background())
@@ -209,6 +212,7 @@ func TestAuditSealerSignsAfterAppends(t *testing.T) {
 // Logs written before entries were keyed: verified once, then covered by
 // a keyed hand-over entry and a signed head.
 func TestAuditMigratesUnkeyedLog(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	s, anchor := openAnchored(t, dsn, testdb.AuditKey)
 	if err := s.SeedLegacyAuditLog(30, []uint{1}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
@@ -258,6 +262,7 @@ func TestAuditMigratesUnkeyedLog(t *testing.T) {
 }
 
 func TestAuditMigrationRefusesATamperedUnkeyedLog(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	s, anchor := openAnchored(t, dsn, testdb.AuditKey)
 	if err := s.SeedLegacyAuditLog(10, []uint{1}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
@@ -285,6 +290,7 @@ func TestAuditMigrationRefusesATamperedUnkeyedLog(t *testing.T) {
 }
 
 func TestAuditKeyRotation(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	k1 := []byte("first audit key, 32 bytes or more!!")
 	k2 := []byte("second audit key, 32 bytes or more!")
@@ -336,6 +342,7 @@ func TestAuditKeyRotation(t *testing.T) {
 // The background check is incremental and, on PostgreSQL, runs on one
 // instance at a time.
 func TestAuditCheckIsIncrementalAndExclusive(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	s, _ := openAnchored(t, dsn, testdb.AuditKey)
 	seedLog(t, s)
@@ -385,6 +392,7 @@ func TestAuditCheckIsIncrementalAndExclusive(t *testing.T) {
 // RunAuditChecker (serve's periodic check) verifies at once, records the
 // result for the audit page, and returns when its context ends.
 func TestRunAuditCheckerChecksAtOnceAndStops(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := openAnchored(t, testdb.DSN(t), testdb.AuditKey)
 	seedLog(t, s)
@@ -417,6 +425,7 @@ func TestRunAuditCheckerChecksAtOnceAndStops(t *testing.T) {
 
 // --anchor accepts the log lines of "audit head signed" as a copy.
 func TestAuditVerifiesAgainstLogLines(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	opt := testdb.Options(testdb.NewClock())
 	opt.AuditAnchor = filepath.Join(t.TempDir(), "anchor")

@@ -84,6 +84,7 @@ func seededFilterLog(t *testing.T, s *models.Store) (auditor, owner models.Actor
 // TestAuditFiltersOnAVariedLog runs the filter tests below on one seeded
 // log (seeding is the slow part).
 func TestAuditFiltersOnAVariedLog(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	auditor, owner, cases := seededFilterLog(t, s)
 	t.Run("SearchAnIndex", func(t *testing.T) { testAuditFiltersSearchAnIndex(t, s, auditor, owner, cases) })

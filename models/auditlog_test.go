@@ -32,6 +32,7 @@ func seedLog(t *testing.T, s *models.Store) (models.Actor, *models.SignUpResult)
 }
 
 func TestAuditIsAppendOnlyInTheDatabase(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	seedLog(t, s)
 	if err := s.DB().Exec("UPDATE audit_entries SET action = 'x' WHERE id = 1").Error; err == nil {
@@ -49,6 +50,7 @@ func TestAuditIsAppendOnlyInTheDatabase(t *testing.T) {
 }
 
 func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
+	t.Parallel()
 	fields := map[string]string{
 		"at":          "at = ?",
 		"actor_label": "actor_label = ?",
@@ -159,6 +161,7 @@ func TestAuditChainVerifiesAndDetectsTampering(t *testing.T) {
 }
 
 func TestAuditConcurrentAppendsFormOneChain(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	var wg sync.WaitGroup
@@ -179,6 +182,7 @@ func TestAuditConcurrentAppendsFormOneChain(t *testing.T) {
 }
 
 func TestAuditPagingAndTenancy(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	alice, aliceRes := owner(t, s, "Alice", "alice@example.com")
 	bob, _ := owner(t, s, "Bob", "bob@example.com")
@@ -304,6 +308,7 @@ func TestAuditPagingAndTenancy(t *testing.T) {
 }
 
 func TestAuditFilters(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := seedLog(t, s)
 	clock.Advance(48 * time.Hour)
@@ -343,6 +348,7 @@ func TestAuditFilters(t *testing.T) {
 }
 
 func TestAuditExportMatchesPageAndCarriesCheckpoint(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, _ := seedLog(t, s)
 	f := models.AuditFilter{Actions: []string{models.ActionLoginSucceeded, models.ActionSecretReset}}
@@ -380,6 +386,7 @@ func TestAuditExportMatchesPageAndCarriesCheckpoint(t *testing.T) {
 }
 
 func TestAuditReviews(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := seedLog(t, s)
 	st, err := s.AuditStatusFor(ctx, actor)
@@ -440,6 +447,7 @@ func TestAuditReviews(t *testing.T) {
 }
 
 func TestAuditCursorRoundTrip(t *testing.T) {
+	t.Parallel()
 	c := models.AuditCursor{At: time.Date(2026, 11, 26, 14, 3, 11, 123456000, time.UTC), ID: 48211}
 	back, ok := models.ParseAuditCursor(c.String())
 	if !ok || !back.At.Equal(c.At) || back.ID != c.ID {

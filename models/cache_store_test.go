@@ -12,6 +12,7 @@ import (
 // More distinct keys than the bound authenticate: the verification cache
 // stays at its bound and an evicted key still verifies (from the database).
 func TestVerifyCacheStaysBounded(t *testing.T) {
+	t.Parallel()
 	const bound, extra = 3, 2
 	clock := testdb.NewClock()
 	opt := testdb.Options(clock)
@@ -38,6 +39,7 @@ func TestVerifyCacheStaysBounded(t *testing.T) {
 // A cached key past the cache TTL is read again: a change the cache was
 // not told about is seen after at most the TTL.
 func TestVerifyCacheDoesNotServeExpiredEntry(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	_, res := owner(t, s, "Acme", "owner@acme.example")
 	waitCache(t, s)

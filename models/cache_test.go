@@ -8,6 +8,7 @@ import (
 )
 
 func TestCacheStaysBoundedAndEvictsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
 	const n, k = 4, 3
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache[string, int](n, time.Minute, true)
@@ -48,6 +49,7 @@ func TestCacheStaysBoundedAndEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestCacheDoesNotServeExpiredEntry(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache[uint, string](10, time.Minute, true)
 	_, _, ep := c.get(7, now)
@@ -62,6 +64,7 @@ func TestCacheDoesNotServeExpiredEntry(t *testing.T) {
 
 // An expired entry is the first evicted, even when recently used.
 func TestCacheEvictsExpiredFirst(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache[int, int](2, time.Minute, true)
 	_, _, ep := c.get(1, now)
@@ -80,6 +83,7 @@ func TestCacheEvictsExpiredFirst(t *testing.T) {
 }
 
 func TestCacheDropsFillThatRacedInvalidation(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache[string, int](10, time.Minute, true)
 	_, _, ep := c.get("k", now) // a fill starts: reads the database…
@@ -102,6 +106,7 @@ func TestCacheDropsFillThatRacedInvalidation(t *testing.T) {
 }
 
 func TestCacheOffServesAndStoresNothing(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache[string, int](10, time.Minute, true)
 	_, _, ep := c.get("k", now)
@@ -116,6 +121,7 @@ func TestCacheOffServesAndStoresNothing(t *testing.T) {
 
 // Invalidated slots are reused before anything is evicted.
 func TestCacheReusesInvalidatedSlots(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
 	c := newCache[int, int](3, time.Minute, true)
 	for i := 0; i < 3; i++ {

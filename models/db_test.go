@@ -13,6 +13,7 @@ import (
 // hashes, secret digests and the audit log: only the owner may read them,
 // like the key files beside them. (SQLite on purpose, on both suites.)
 func TestSQLiteFilesAreCreatedOwnerOnly(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "data", "keydesk.db")
 	s := testdb.OpenDSN(t, path, testdb.Options(testdb.NewClock()))
 	mustAccount(t, s, "Acme", "owner@acme.example") // something in the WAL
@@ -30,6 +31,7 @@ func TestSQLiteFilesAreCreatedOwnerOnly(t *testing.T) {
 // Migrations run in slice order and stop past the newest version, so the
 // slice must ascend: a step appended out of order would never run.
 func TestMigrationsAscend(t *testing.T) {
+	t.Parallel()
 	v := models.MigrationVersions()
 	for i := 1; i < len(v); i++ {
 		if v[i] <= v[i-1] {

@@ -42,6 +42,7 @@ func deniedTotal(es []map[string]any) int64 {
 // Issue 9, finding 11: a flood of denials from one actor on one route
 // costs at most two entries a minute, and the count is recorded.
 func TestAccessDeniedFloodIsAggregated(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, _ := owner(t, s, "Acme", "owner@acme.example")
 	now := clock.Now() // start 5 s into a minute

@@ -23,6 +23,7 @@ var (
 )
 
 func TestSecretGeneration(t *testing.T) {
+	t.Parallel()
 	const n = 100_000
 	seenKeys := make(map[string]struct{}, n)
 	seenSecrets := make(map[string]struct{}, n)
@@ -52,6 +53,7 @@ func TestSecretGeneration(t *testing.T) {
 }
 
 func TestSecretChecksumRejectsTypos(t *testing.T) {
+	t.Parallel()
 	s, err := models.NewSecret()
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,7 @@ func TestSecretChecksumRejectsTypos(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	key, first := res.Secret.APIKey, res.Secret.Secret
@@ -154,6 +157,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestVerifyInactiveKeyAndAccount(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	// A sub-account key (the sub-accounts issue creates them through the
@@ -201,6 +205,7 @@ func TestVerifyInactiveKeyAndAccount(t *testing.T) {
 }
 
 func TestMasterKeyCannotBeDeactivated(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	_, err := s.SetKeyActive(ctx, actor, res.Key.ID, false)
@@ -213,6 +218,7 @@ func TestMasterKeyCannotBeDeactivated(t *testing.T) {
 }
 
 func TestResetNeedsSudo(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	clock.Advance(models.SudoWindow + time.Second)
@@ -229,6 +235,7 @@ func TestResetNeedsSudo(t *testing.T) {
 }
 
 func TestKeysTenancy(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	alice, _ := owner(t, s, "Alice", "alice@example.com")
 	_, bob := owner(t, s, "Bob", "bob@example.com")
@@ -264,6 +271,7 @@ func TestKeysTenancy(t *testing.T) {
 }
 
 func TestRenameKey(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	for _, bad := range []string{"", "   ", strings.Repeat("n", 65), "tab\there", "nl\nhere", "nul\x00"} {
@@ -290,6 +298,7 @@ func TestRenameKey(t *testing.T) {
 }
 
 func TestConcurrentResetsLeaveOneValidSecret(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	const n = 8
@@ -325,6 +334,7 @@ func TestConcurrentResetsLeaveOneValidSecret(t *testing.T) {
 // The plaintext of a secret must appear nowhere in the database: not in a
 // column, not in an audit entry, not in the WAL.
 func TestSecretsStoredOnlyAsDigests(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	clock := testdb.NewClock()
 	s := testdb.OpenDSN(t, dsn, testdb.Options(clock))
@@ -372,6 +382,7 @@ func TestSecretsStoredOnlyAsDigests(t *testing.T) {
 }
 
 func TestKeyAuditTrail(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	before := lastAuditID(t, s)
@@ -409,6 +420,7 @@ func lastAuditID(t *testing.T, s *models.Store) uint64 {
 }
 
 func TestAuditChainLinksEveryEntry(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 )
 
 func TestLimitStatusStates(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	recent, old := now.Add(-time.Hour), now.Add(-8*24*time.Hour)
 	five := 5
@@ -43,6 +44,7 @@ func TestLimitStatusStates(t *testing.T) {
 }
 
 func TestSubaccountLimitStatusFollowsARequest(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, _ := owner(t, s, "Acme", "owner@acme.example") // free plan: 1 sub-account
 	st, err := s.SubaccountLimitStatus(ctx, actor)

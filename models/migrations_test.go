@@ -15,6 +15,7 @@ import (
 // recording a migration fails, its transaction rolls back, so the version
 // must be neither in the list returned nor in schema_migrations.
 func TestMigrateReportsOnlyWhatWasApplied(t *testing.T) {
+	t.Parallel()
 	clock := testdb.NewClock()
 	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(clock))
 	if err != nil {

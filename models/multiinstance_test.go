@@ -152,6 +152,7 @@ func TestThreeInstancesRefuseChangedKeysWithinASecond(t *testing.T) {
 // once the second schema's own later lockout has arrived, the first one's
 // would have too had it been sent on the same channel.
 func TestSchemasOfOneDatabaseDoNotShareNotifications(t *testing.T) {
+	t.Parallel()
 	if testdb.Engine() != models.Postgres {
 		t.Skip("schemas and NOTIFY are PostgreSQL's (KEYDESK_TEST_DB)")
 	}
@@ -195,6 +196,7 @@ func TestSchemasOfOneDatabaseDoNotShareNotifications(t *testing.T) {
 // Advisory locks are per database too: the audit check another schema
 // runs (holds its lock) does not stop this schema's.
 func TestSchemasOfOneDatabaseDoNotShareLocks(t *testing.T) {
+	t.Parallel()
 	if testdb.Engine() != models.Postgres {
 		t.Skip("schemas and advisory locks are PostgreSQL's (KEYDESK_TEST_DB)")
 	}

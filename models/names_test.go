@@ -13,6 +13,7 @@ import (
 // Characters that make a name display as something else, or as nothing,
 // are refused with a message that says which kind.
 func TestValidateNameRefusesBidiAndInvisibleCharacters(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ name, value, want string }{
 		{"RLO", "invoice\u202Efdp.exe", "text-direction"},
 		{"LRO", "a\u202Db", "text-direction"},
@@ -45,6 +46,7 @@ func TestValidateNameRefusesBidiAndInvisibleCharacters(t *testing.T) {
 // Renaming follows creation's rules: a name is unique in the account tree
 // (main account, master key and sub-accounts), case-insensitively.
 func TestRenameKeepsNamesUniqueInTheTree(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	setPlan(t, s, res.Account.ID, models.PlanEssential)

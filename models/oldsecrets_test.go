@@ -13,6 +13,7 @@ import (
 // Each secret keeps the deadline it was given: a later reset never
 // shortens an earlier promise (issue 11, item 1).
 func TestStackedGraceEachOldSecretKeepsItsDeadline(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	key, first := res.Secret.APIKey, res.Secret.Secret
@@ -54,6 +55,7 @@ func TestStackedGraceEachOldSecretKeepsItsDeadline(t *testing.T) {
 // current secret working; it needs sudo, is audited, and refuses other
 // keys' (and tenants') secrets with 404.
 func TestEndOldSecretNow(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	key, first := res.Secret.APIKey, res.Secret.Secret
@@ -127,6 +129,7 @@ func hintOf(secret string) string { return models.SecretPrefix + "…" + secret[
 // would make a fourth ends the old secret whose deadline comes first, and
 // CapVictim names it beforehand (for the dialog).
 func TestLiveSecretsCapped(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	key := res.Secret.APIKey
@@ -193,6 +196,7 @@ func TestLiveSecretsCapped(t *testing.T) {
 
 // Each old secret's use is tracked on its own row.
 func TestOldSecretUseTrackedPerSecret(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	if _, _, err := s.ResetSecret(ctx, actor, res.Key.ID, 7*24*time.Hour); err != nil {
@@ -225,6 +229,7 @@ func TestOldSecretUseTrackedPerSecret(t *testing.T) {
 // Migration 8 moves a key's previous secret (migration 2's one column pair)
 // into old_secrets with its deadline and last use.
 func TestMigrationMovesPreviousSecret(t *testing.T) {
+	t.Parallel()
 	clock := testdb.NewClock()
 	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(clock))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestNewOutgoingWrapsAnInMemoryMessage(t *testing.T) {
+	t.Parallel()
 	msg := []byte("From: a@x\r\nMessage-ID:\r\n <id@x>\r\nSubject: s\r\n\r\nMessage-ID: <not-a-header@x>\r\n")
 	m := models.NewOutgoing(models.Envelope{From: "a@x", To: []string{"b@y"}, Channel: models.ChannelAPI}, msg)
 	if m.MessageID != "<id@x>" || m.Size != int64(len(msg)) || m.From != "a@x" || m.Channel != models.ChannelAPI {

@@ -658,6 +658,7 @@ func TestSuspensionStopsKeysAndSessions(t *testing.T) {
 // deactivation uses: a key cached as valid on instance B is refused as
 // soon as instance A commits the suspension.
 func TestSuspensionReachesOtherInstances(t *testing.T) {
+	t.Parallel()
 	if testdb.Engine() != models.Postgres {
 		t.Skip("multi-instance cache invalidation runs in the PostgreSQL suite (KEYDESK_TEST_DB); a SQLite file has one instance")
 	}

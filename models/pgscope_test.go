@@ -10,6 +10,7 @@ import (
 // upgrade); elsewhere they are the schema's own and fit PostgreSQL's
 // identifier length.
 func TestPGScopeNames(t *testing.T) {
+	t.Parallel()
 	for _, schema := range []string{"", "public"} {
 		sc := newPGScope(schema)
 		s := &Store{pg: sc}

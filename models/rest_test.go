@@ -48,6 +48,7 @@ func (f *failNth) disarm()     { f.n.Store(0) }
 // answers with the secret or commits nothing (so the retry works): the
 // response is read inside the transaction and answered from memory.
 func TestAPICreateSubaccountNeverCommitsWithoutTheSecret(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	_, res := owner(t, s, "Acme", "owner@acme.example")
 	setPlan(t, s, res.Account.ID, models.PlanPremium)

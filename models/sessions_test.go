@@ -12,6 +12,7 @@ import (
 )
 
 func TestLoginFailuresAreGeneric(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	staff, err := s.CreateStaffUser(ctx, "off@support.example", pw, models.RoleSupport, models.SystemActor())
@@ -48,6 +49,7 @@ func TestLoginFailuresAreGeneric(t *testing.T) {
 }
 
 func TestLoginThrottlePerAccountAndAddress(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	for i := 0; i < models.DefaultThrottle.PerPair; i++ {
@@ -68,6 +70,7 @@ func TestLoginThrottlePerAccountAndAddress(t *testing.T) {
 }
 
 func TestLoginThrottlePerIP(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	ip := models.RequestMeta{IP: "198.51.100.9"}
@@ -87,6 +90,7 @@ func TestLoginThrottlePerIP(t *testing.T) {
 }
 
 func TestSessionLifecycle(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 
@@ -166,6 +170,7 @@ func TestSessionLifecycle(t *testing.T) {
 }
 
 func TestChangePasswordEndsOtherSessions(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	mine, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
@@ -211,6 +216,7 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 }
 
 func TestSudoWindow(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
@@ -242,6 +248,7 @@ func TestSudoWindow(t *testing.T) {
 }
 
 func TestChangePasswordGuessesAreThrottled(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
@@ -266,6 +273,7 @@ func TestChangePasswordGuessesAreThrottled(t *testing.T) {
 // An idle timeout under a minute must not end a session that is in use:
 // last-seen is written at most a tenth of the timeout apart.
 func TestShortIdleTimeoutKeepsActiveSessionsAlive(t *testing.T) {
+	t.Parallel()
 	clock := testdb.NewClock()
 	opt := testdb.Options(clock)
 	opt.SessionIdle = 30 * time.Second

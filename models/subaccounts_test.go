@@ -13,6 +13,7 @@ import (
 )
 
 func TestPlanLimitsAndOverride(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	for plan, want := range map[models.Plan]int{models.PlanFree: 1, models.PlanEssential: 5, models.PlanPremium: 25} {
 		a := models.Account{Plan: plan}
@@ -67,6 +68,7 @@ func TestPlanLimitsAndOverride(t *testing.T) {
 }
 
 func TestCreateSubaccountRules(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	setPlan(t, s, res.Account.ID, models.PlanEssential)
@@ -121,6 +123,7 @@ func TestCreateSubaccountRules(t *testing.T) {
 }
 
 func TestSubaccountTenancy(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	alice, _ := owner(t, s, "Alice", "alice@example.com")
 	bob, _ := owner(t, s, "Bob", "bob@example.com")
@@ -147,6 +150,7 @@ func TestSubaccountTenancy(t *testing.T) {
 }
 
 func TestLimitRequestLifecycle(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, _ := owner(t, s, "Acme", "owner@acme.example")
 	staff := support(t, s)
@@ -228,6 +232,7 @@ func TestLimitRequestLifecycle(t *testing.T) {
 
 // 50 parallel creations against a limit of 5 leave exactly 5 sub-accounts.
 func TestSubaccountLimitHoldsUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	setPlan(t, s, res.Account.ID, models.PlanEssential)
@@ -268,6 +273,7 @@ func TestSubaccountLimitHoldsUnderConcurrency(t *testing.T) {
 }
 
 func TestSupportSearchAndAccountViewHideSecrets(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	actor, res := owner(t, s, "Acme Mail", "owner@acme.example")
 	sub, _, err := s.CreateSubaccount(ctx, actor, "newsletters", "")

@@ -18,6 +18,7 @@ import (
 // reserved before the password is hashed, so at most the limit is ever
 // evaluated, however many arrive at once.
 func TestLoginReservesAttemptBeforeHashing(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	before := s.PasswordEvaluations()
@@ -70,6 +71,7 @@ func TestLoginReservesAttemptBeforeHashing(t *testing.T) {
 // An attacker's address is stopped for that account; the owner's right
 // password from another address still works.
 func TestLoginLockoutIsPerAddress(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	attacker := models.RequestMeta{IP: "198.51.100.66"}
@@ -90,6 +92,7 @@ func TestLoginLockoutIsPerAddress(t *testing.T) {
 // Distributed guessing (a few guesses from each of many addresses) meets
 // the per-account ceiling, which stops everyone until it expires.
 func TestLoginPerAccountCeilingStopsDistributedGuessing(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	pol := models.DefaultThrottle
@@ -112,6 +115,7 @@ func TestLoginPerAccountCeilingStopsDistributedGuessing(t *testing.T) {
 // The same rule for API keys (REST Basic auth and SMTP AUTH): wrong secrets
 // from one address do not lock the key's owner out elsewhere.
 func TestAPIKeyLockoutIsPerAddress(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	res := mustAccount(t, s, "Acme", "owner@acme.example")
 	wrong, _ := models.NewSecret()
@@ -134,6 +138,7 @@ func TestAPIKeyLockoutIsPerAddress(t *testing.T) {
 // fresh key). The bound is lowered for the test (each failure is also a
 // database write); the production bound is the same code.
 func TestAuthThrottleTableStaysBounded(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	const bound = 1_000
 	s.SetAuthLimiterMax(bound)
@@ -167,6 +172,7 @@ func TestAuthThrottleTableStaysBounded(t *testing.T) {
 // them all taken for the whole short wait gets a BusyError, and its
 // reserved attempt is given back (it was never evaluated).
 func TestPasswordHashingIsBoundedAndBusyIsNotAFailure(t *testing.T) {
+	t.Parallel()
 	clock := testdb.NewClock()
 	opt := testdb.Options(clock)
 	opt.HashConcurrency, opt.HashWait = 1, 5*time.Millisecond
@@ -204,6 +210,7 @@ func TestPasswordHashingIsBoundedAndBusyIsNotAFailure(t *testing.T) {
 // the e-mail check counts (a taken e-mail too), so probing which addresses
 // are registered gets no speed. The throttled attempt hashes nothing.
 func TestSignupIsRateLimitedPerAddress(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	mustAccount(t, s, "Taken", "taken@acme.example")
 	from := models.Actor{Meta: models.RequestMeta{IP: "198.51.100.23"}}
@@ -250,6 +257,7 @@ func TestSignupIsRateLimitedPerAddress(t *testing.T) {
 // deadlocks (PostgreSQL) and every answer is a session, a refusal or a
 // throttle, never an error.
 func TestConcurrentLoginsAnswerCleanly(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	var wg sync.WaitGroup
@@ -280,6 +288,7 @@ func TestConcurrentLoginsAnswerCleanly(t *testing.T) {
 // rows whose window and lockout are long over are swept, so the table
 // does not grow forever.
 func TestExpiredThrottleCountersAreSwept(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	for i := 0; i < 30; i++ {
 		_, _, _ = s.Login(ctx, fmt.Sprintf("guess%d@acme.example", i), "wrong password!!", "", models.RequestMeta{IP: fmt.Sprintf("192.0.2.%d", i)})
@@ -300,6 +309,7 @@ func TestExpiredThrottleCountersAreSwept(t *testing.T) {
 // Only failures write the shared REST/SMTP throttle (issue 13 #8): a
 // successful, cached authentication issues no database statement.
 func TestAPISuccessIssuesNoDatabaseStatement(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	res := mustAccount(t, s, "Acme", "owner@acme.example")
 	waitCache(t, s)

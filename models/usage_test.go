@@ -11,6 +11,7 @@ import (
 )
 
 func TestUsageIsBufferedThenFlushed(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	key, secret := res.Secret.APIKey, res.Secret.Secret
@@ -76,6 +77,7 @@ func TestUsageIsBufferedThenFlushed(t *testing.T) {
 }
 
 func TestOldSecretUseIsTrackedDuringGrace(t *testing.T) {
+	t.Parallel()
 	s, clock := testdb.Open(t)
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
 	if _, _, err := s.ResetSecret(ctx, actor, res.Key.ID, 24*time.Hour); err != nil {
@@ -105,6 +107,7 @@ func TestOldSecretUseIsTrackedDuringGrace(t *testing.T) {
 }
 
 func TestUsageTenancyAndComparison(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	alice, _ := owner(t, s, "Alice", "alice@example.com")
 	_, bres := owner(t, s, "Bob", "bob@example.com")
@@ -142,6 +145,7 @@ func TestUsageTenancyAndComparison(t *testing.T) {
 // and last use arrive, and a last use already ahead (another instance's)
 // is not moved backwards.
 func TestFlushOfManyKeys(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	_, res := owner(t, s, "Acme", "owner@acme.example")
 	const n = 450

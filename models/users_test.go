@@ -10,6 +10,7 @@ import (
 )
 
 func TestMigrateIsVersionedAndIdempotent(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	v, err := s.CurrentSchemaVersion(ctx)
 	if err != nil {
@@ -28,6 +29,7 @@ func TestMigrateIsVersionedAndIdempotent(t *testing.T) {
 }
 
 func TestCreateAccountValidation(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Taken", "taken@example.com")
 	cases := []struct {
@@ -59,6 +61,7 @@ func TestCreateAccountValidation(t *testing.T) {
 }
 
 func TestCreateAccountMakesOwnerMasterKeyAndAudit(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	res := mustAccount(t, s, "  Acme Mail ", " Owner@Acme.Example ")
 	if res.Account.Name != "Acme Mail" || res.User.Email != "owner@acme.example" || res.User.Role != models.RoleOwner {
@@ -82,6 +85,7 @@ func TestCreateAccountMakesOwnerMasterKeyAndAudit(t *testing.T) {
 }
 
 func TestDefaultArgonParametersAreOWASP(t *testing.T) {
+	t.Parallel()
 	if models.DefaultArgon.MemoryKiB < 19*1024 || models.DefaultArgon.Time < 2 || models.DefaultArgon.Threads < 1 {
 		t.Fatalf("argon2id parameters below OWASP: %+v", models.DefaultArgon)
 	}
@@ -108,6 +112,7 @@ func TestDefaultArgonParametersAreOWASP(t *testing.T) {
 }
 
 func TestCreateStaffUser(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	u, err := s.CreateStaffUser(ctx, "ana@support.example", pw, models.RoleSupport, models.SystemActor())
 	if err != nil {
@@ -125,6 +130,7 @@ func TestCreateStaffUser(t *testing.T) {
 }
 
 func TestMaskEmail(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"ana@example.com": "a**@example.com",
 		"x":               "***",
@@ -141,6 +147,7 @@ func TestMaskEmail(t *testing.T) {
 // The language a person chooses is saved on their user (a session sees it
 // at once), checked for shape, and an unchanged choice writes nothing.
 func TestSetLanguage(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)

@@ -73,6 +73,7 @@ func waitCache(t testing.TB, stores ...*models.Store) {
 // deactivation on one must stop the other from accepting the old secret,
 // even though the other has it cached.
 func TestVerifyCacheInvalidatedAcrossInstances(t *testing.T) {
+	t.Parallel()
 	if testdb.Engine() != models.Postgres {
 		t.Skip("multi-instance cache invalidation runs in the PostgreSQL suite (KEYDESK_TEST_DB); a SQLite file has one instance")
 	}
