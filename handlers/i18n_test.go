@@ -1,16 +1,20 @@
 package handlers_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 
 	"keydesk/models"
+	"keydesk/models/testdb"
 	"keydesk/views"
 )
 
@@ -126,6 +130,111 @@ func i18nPages(t *testing.T, a *app, header func(*client) *client) (pages []stru
 		"/keys/"+master+"/reset", "/keys/"+sub+"/rename", "/keys/"+sub+"/deactivate", "/keys/"+master+"/usage", oldHref, "/no-such-page")
 	add("support", support, "/support", "/support?q=Acme", accountPath(accountID), accountPath(pendingAcct), "/audit")
 	add("auditor", auditor, "/audit", "/support")
+	pages = append(pages, peoplePages(t, a, header, owner)...)
+	return pages
+}
+
+// peoplePages are the people screens (issue 15) in every state a person
+// can meet them, and the limit screens: /team with a member and a pending
+// invitation, a member's change and remove dialogs, two-factor enrolment
+// (off, in progress, on), the code step after the password, invitation
+// links (new person, existing sign-in, signed in, expired, used, revoked,
+// unknown), forgot and reset password (valid, expired, used, unknown),
+// the suspended-account page, and the at-limit and pending-request
+// sub-account dialogs.
+func peoplePages(t *testing.T, a *app, header func(*client) *client, owner *client) (pages []struct {
+	who, path string
+	c         *client
+}) {
+	t.Helper()
+	ctx := context.Background()
+	add := func(who string, c *client, paths ...string) {
+		for _, p := range paths {
+			pages = append(pages, struct {
+				who, path string
+				c         *client
+			}{who, p, header(c)})
+		}
+	}
+	ownerActor := a.actorOf("proprio@acme.example")
+	invite := func(email, role string) string {
+		t.Helper()
+		_, tok, err := a.store.Invite(ctx, ownerActor, email, role, models.ScopeInput{All: true})
+		if err != nil {
+			t.Fatalf("invite %s: %v", email, err)
+		}
+		return "/invite?" + url.Values{"t": {tok}}.Encode()
+	}
+	// A member (a developer who turned on two-factor sign-in) and pending invitations.
+	devLink := invite("dev@acme.example", "developer")
+	dev := a.client()
+	if r := dev.submit(devLink, "/invite", url.Values{"t": {strings.TrimPrefix(devLink, "/invite?t=")}, "password": {testPassword}}); r.status != http.StatusSeeOther {
+		t.Fatalf("developer accepts: %d", r.status)
+	}
+	enrolClient(t, a, dev)
+	var devMember uint
+	testdb.Must(t, a.store.DB().Raw(`SELECT m.id FROM members m JOIN users u ON u.id = m.user_id WHERE u.email = ?`, "dev@acme.example").Scan(&devMember))
+	newLink := invite("nouveau@agence.example", "viewer")
+	add("owner", owner, "/team", fmt.Sprintf("/team/members/%d", devMember), fmt.Sprintf("/team/members/%d/remove", devMember),
+		"/account/2fa")
+	add("developer", dev, "/account/2fa", "/keys")
+	// Enrolment in progress (the QR code and the code field).
+	if r := owner.submit("/account/2fa", "/account/2fa/setup", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("2FA setup: %d", r.status)
+	}
+	add("owner enrolling", owner, "/account/2fa")
+	// The code step after the password.
+	step := a.client()
+	if r := step.login("dev@acme.example", testPassword); r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/login/code") {
+		t.Fatalf("password step: %d %q", r.status, r.header.Get("Location"))
+	}
+	add("developer, code step", step, "/login/code")
+	// Invitation links in each state.
+	other, _, _, _ := a.owner("Autre", "autre@exemple.fr")
+	existingLink := invite("autre@exemple.fr", "viewer")
+	add("visitor", a.client(), newLink, existingLink, "/invite?t=nonsense")
+	add("invitee signed in", other, existingLink)
+	expired := invite("expire@agence.example", "viewer")
+	testdb.Must(t, a.store.DB().Exec(`UPDATE invitations SET expires_at = ? WHERE email = ?`, a.clock.Now().Add(-time.Hour), "expire@agence.example"))
+	revoked := invite("retire@agence.example", "viewer")
+	var revokedID uint
+	testdb.Must(t, a.store.DB().Raw(`SELECT id FROM invitations WHERE email = ?`, "retire@agence.example").Scan(&revokedID))
+	if err := a.store.RevokeInvitation(ctx, ownerActor, revokedID); err != nil {
+		t.Fatal(err)
+	}
+	add("visitor", a.client(), expired, revoked, devLink)
+	// Forgot and reset password.
+	reset := func(email string) string {
+		t.Helper()
+		tok, u, err := a.store.RequestPasswordReset(ctx, email, models.RequestMeta{IP: "192.0.2.1"})
+		if err != nil || u == nil {
+			t.Fatalf("reset link for %s: %v", email, err)
+		}
+		return "/password/reset?" + url.Values{"t": {tok}}.Encode()
+	}
+	valid := reset("autre@exemple.fr")
+	old := reset("proprio@acme.example")
+	testdb.Must(t, a.store.DB().Exec(`UPDATE password_resets SET expires_at = ? WHERE expires_at > ? AND user_id = (SELECT id FROM users WHERE email = ?)`,
+		a.clock.Now().Add(-time.Minute), a.clock.Now(), "proprio@acme.example"))
+	a.owner("Oubli", "oubli@exemple.fr")
+	usedLink := reset("oubli@exemple.fr")
+	if r := a.client().submit(usedLink, "/password/reset", url.Values{"t": {strings.TrimPrefix(usedLink, "/password/reset?t=")}, "password": {testPassword + " again"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("reset: %d", r.status)
+	}
+	add("visitor", a.client(), "/password/forgot", "/password/forgot?sent=1", valid, old, usedLink, "/password/reset?t=nonsense")
+	// A suspended account's owner.
+	suspendedOwner, suspendedID, _, _ := a.owner("Suspendue", "suspendu@exemple.fr")
+	if err := a.store.SuspendAccount(ctx, a.actorOf("support@keydesk.example"), suspendedID, "impayés"); err != nil {
+		t.Fatal(err)
+	}
+	suspendedOwner.login("suspendu@exemple.fr", testPassword)
+	add("suspended owner", suspendedOwner, "/keys")
+	// At the plan's limit, and with a pending request for more.
+	full, fullID, _, _ := a.owner("Pleine", "plein@exemple.fr")
+	a.setSubaccountLimit(fullID, 0)
+	pending, _, _ := a.pendingOwner("Attente", "attente@exemple.fr", 2, "Deux nouveaux clients")
+	add("owner at the limit", full, "/subaccounts/new?from=keys", "/subaccounts/new", "/subaccounts", "/keys")
+	add("owner with a pending request", pending, "/subaccounts/new?from=keys", "/subaccounts")
 	return pages
 }
 
@@ -169,8 +278,60 @@ func TestPagesInFrenchWithAcceptLanguage(t *testing.T) {
 	if got := r.text(`#e-new`); got != "12 caractères au moins." {
 		t.Errorf("password policy message in French: %q", got)
 	}
+	// People's refused forms.
+	r = c.submit("/team", "/team/invitations", url.Values{"email": {"proprio@exemple.fr"}, "role": {"viewer"}, "scope": {"all"}})
+	check("owner", "POST /team/invitations", r)
+	if !strings.Contains(pageWords(r.doc), "Cette personne est déjà membre du compte.") {
+		t.Errorf("inviting a member: %d, no French refusal", r.status)
+	}
+	c.submit("/account/2fa", "/account/2fa/setup", nil)
+	r = c.submit("/account/2fa", "/account/2fa", url.Values{"code": {"000000"}})
+	check("owner", "POST /account/2fa", r)
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(pageWords(r.doc), "Ce code est incorrect.") {
+		t.Errorf("a wrong enrolment code: %d, no French refusal", r.status)
+	}
 	for _, p := range i18nPages(t, a, fr) {
-		check(p.who, p.path, p.c.get(p.path))
+		r := p.c.get(p.path)
+		if r.status/100 == 3 {
+			t.Errorf("%s GET %s: redirected to %q, not a page", p.who, p.path, r.header.Get("Location"))
+			continue
+		}
+		check(p.who, p.path, r)
+	}
+}
+
+// The audit page of a log that does not verify, with its finding, in
+// French and in English (norm turns no-break spaces into spaces; the finding is written in English by the
+// chain's check and shown in the reader's language).
+func TestBrokenChainAuditPageInBothLanguages(t *testing.T) {
+	a := newApp(t)
+	owner, _, _, _ := a.owner("Acme Mail", "proprio@acme.example")
+	owner.mustCreateSub("newsletters")
+	auditor := a.staff(models.RoleAuditor, "auditor@keydesk.example")
+	var newest uint64
+	testdb.Must(t, a.store.DB().Raw(`SELECT MAX(id) FROM audit_entries`).Scan(&newest))
+	testdb.AllowTampering(t, a.store)
+	testdb.Must(t, a.store.DB().Exec("UPDATE audit_entries SET ip = ? WHERE id = ?", "10.6.6.6", newest))
+	if rep, _, err := a.store.CheckAudit(context.Background()); err != nil || rep.OK {
+		t.Fatalf("tampered log: %+v %v", rep, err)
+	}
+	for _, lang := range []struct{ header, lang, other, want string }{
+		{"fr-FR", "fr", "en", fmt.Sprintf("La chaîne d’audit n’est pas vérifiée. l’entrée n° %d a été modifiée", newest)},
+		{"en", "en", "fr", fmt.Sprintf("The audit chain does not verify. entry #%d was altered", newest)},
+	} {
+		foreign := catalogFragments(t, lang.other, lang.lang)
+		for who, c := range map[string]*client{"owner": owner, "auditor": auditor} {
+			r := c.with("Accept-Language", lang.header).get("/audit")
+			if got, _ := r.doc.Find("html").Attr("lang"); got != lang.lang || r.status != http.StatusOK {
+				t.Errorf("%s, %s: status %d, lang %q", who, lang.lang, r.status, got)
+			}
+			if got := norm(r.text(`[data-testid="chain-status"]`)); !strings.Contains(got, lang.want) {
+				t.Errorf("%s, %s: chain status %q, want it to contain %q", who, lang.lang, got, lang.want)
+			}
+			if left := wrongLanguage(pageWords(r.doc), foreign); len(left) > 0 {
+				t.Errorf("%s, %s: %s words on the page: %q", who, lang.lang, lang.other, left)
+			}
+		}
 	}
 }
 
