@@ -42,6 +42,7 @@ func (f *failingExportStore) ExportAudit(ctx context.Context, actor models.Actor
 // without the row-count trailer), the client sees a broken download, and
 // the log says why.
 func TestAuditExportThatCannotFinishFailsVisibly(t *testing.T) {
+	t.Parallel()
 	for _, format := range []string{"csv", "jsonl"} {
 		t.Run(format, func(t *testing.T) {
 			logs := &testdb.LogBuffer{}

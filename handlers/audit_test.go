@@ -217,6 +217,7 @@ var auditHex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // ---- Tenancy ----
 
 func TestAuditOwnerSeesOnlyTheirAccountTree(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	alice, bob := f.client(), f.client()
 	alice.signup("Alice Co", "alice@example.com")
@@ -382,6 +383,7 @@ func auditTenancyLinks(t *testing.T, c *client, href string, mine map[uint]bool)
 }
 
 func TestAuditStaffSeeEveryAccountAndFilterByAccount(t *testing.T) {
+	t.Parallel()
 	for _, role := range []models.Role{models.RoleAuditor, models.RoleSupport} {
 		t.Run(string(role), func(t *testing.T) {
 			f := newAuditFixture(t)
@@ -472,6 +474,7 @@ func TestAuditStaffSeeEveryAccountAndFilterByAccount(t *testing.T) {
 }
 
 func TestAuditNeedsSignIn(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	if r := c.get("/audit"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login?next=%2Faudit" {
@@ -488,6 +491,7 @@ func TestAuditNeedsSignIn(t *testing.T) {
 // ---- Filters ----
 
 func TestAuditFiltersApplyAndStayInLinksAndExports(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -644,6 +648,7 @@ func auditSameQuery(a, b url.Values) bool {
 }
 
 func TestAuditInvalidFiltersAnswer400WithInlineMessage(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -713,6 +718,7 @@ func TestAuditInvalidFiltersAnswer400WithInlineMessage(t *testing.T) {
 // names than the indexes can merge (issue 13 #6) is refused on the page and
 // by the export with a message, not answered by scanning the log.
 func TestAuditFilterTooBroadPrefixAnswers400(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -736,6 +742,7 @@ func TestAuditFilterTooBroadPrefixAnswers400(t *testing.T) {
 // ---- Paging ----
 
 func TestAuditPagingOlderAndNewerWithoutOverlap(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -809,6 +816,7 @@ func TestAuditPagingOlderAndNewerWithoutOverlap(t *testing.T) {
 // ---- Rows ----
 
 func TestAuditRowDetailsShowJSONAndHash(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -848,6 +856,7 @@ func TestAuditRowDetailsShowJSONAndHash(t *testing.T) {
 }
 
 func TestAuditEscapesUserSuppliedText(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -988,6 +997,7 @@ func auditCSVIDs(t *testing.T, recs [][]string) []uint64 {
 }
 
 func TestAuditExportCSVMatchesThePageAndIsSigned(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -1102,6 +1112,7 @@ func auditUint(t *testing.T, s string) uint64 {
 }
 
 func TestAuditExportJSONLines(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -1196,6 +1207,7 @@ func TestAuditExportJSONLines(t *testing.T) {
 // TestAuditExportStreamsLargeResults pages through more than one store
 // batch (1000) and flushes while writing.
 func TestAuditExportStreamsLargeResults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("short")
 	}
@@ -1214,6 +1226,7 @@ func TestAuditExportStreamsLargeResults(t *testing.T) {
 // A server-wide write timeout far shorter than the export does not cut it:
 // the deadline moves with each batch (issue 13, item 4).
 func TestAuditExportOutlivesTheServerWriteTimeout(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")
@@ -1245,6 +1258,7 @@ func TestAuditExportOutlivesTheServerWriteTimeout(t *testing.T) {
 
 // A client that goes away mid-export is not a server error.
 func TestAuditExportClientDisconnectIsNotAnError(t *testing.T) {
+	t.Parallel()
 	logs := &testdb.LogBuffer{}
 	f := &auditFixture{t: t, app: newApp(t, func(cfg *web.Config) { cfg.Logger = slog.New(slog.NewTextHandler(logs, nil)) })}
 	c := f.client()
@@ -1282,6 +1296,7 @@ func TestAuditExportClientDisconnectIsNotAnError(t *testing.T) {
 // ---- Reviews ----
 
 func TestAuditReviews(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	alice, bob := f.client(), f.client()
 	alice.signup("Alice Co", "alice@example.com")
@@ -1425,6 +1440,7 @@ func TestAuditReviews(t *testing.T) {
 // ---- Chain status ----
 
 func TestAuditChainStatusOnThePage(t *testing.T) {
+	t.Parallel()
 	f := newAuditFixture(t)
 	c := f.client()
 	c.signup("Alice Co", "alice@example.com")

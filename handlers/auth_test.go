@@ -16,6 +16,7 @@ import (
 // ---- Landing, sign-up ----
 
 func TestHomeSendsSignedOutVisitorToLoginWhichLinksToSignup(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	r := c.get("/")
@@ -35,6 +36,7 @@ func TestHomeSendsSignedOutVisitorToLoginWhichLinksToSignup(t *testing.T) {
 }
 
 func TestHomeSendsOwnerToKeys(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -52,6 +54,7 @@ func TestHomeSendsOwnerToKeys(t *testing.T) {
 }
 
 func TestSignupValidationErrorsRerenderInline(t *testing.T) {
+	t.Parallel()
 	const shortPw = "tiny-pw-1"
 	cases := []struct {
 		name, field, want string
@@ -106,6 +109,7 @@ func TestSignupValidationErrorsRerenderInline(t *testing.T) {
 // ---- Login ----
 
 func TestLoginSucceedsAndRedirectsToKeys(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	c := a.client()
@@ -119,6 +123,7 @@ func TestLoginSucceedsAndRedirectsToKeys(t *testing.T) {
 }
 
 func TestLoginFailureIsTheSameForUnknownEmailAndWrongPassword(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	c := a.client()
@@ -168,6 +173,7 @@ func assertThrottled(t *testing.T, r *resp) int {
 }
 
 func TestLoginThrottledPerAccount(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	a.client().signup("Other", "other@acme.example")
@@ -200,6 +206,7 @@ func TestLoginThrottledPerAccount(t *testing.T) {
 }
 
 func TestLoginThrottledPerIPAcrossManyEmails(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	c := a.client()
@@ -218,6 +225,7 @@ func TestLoginThrottledPerIPAcrossManyEmails(t *testing.T) {
 }
 
 func TestLoginIPThrottleIsPerClientBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(cfg *web.Config) { cfg.TrustProxy = true })
 	a.client().signup("Acme Mail", "owner@acme.example")
 	attacker := a.client().with("X-Forwarded-For", "203.0.113.7")
@@ -232,6 +240,7 @@ func TestLoginIPThrottleIsPerClientBehindTrustedProxy(t *testing.T) {
 }
 
 func TestLoginIPThrottleIgnoresSpoofedForwardedFor(t *testing.T) {
+	t.Parallel()
 	a := newApp(t) // TrustProxy off: X-Forwarded-For must not pick the IP
 	a.client().signup("Acme Mail", "owner@acme.example")
 	for i := 0; i < models.DefaultThrottle.PerIP; i++ {
@@ -243,6 +252,7 @@ func TestLoginIPThrottleIgnoresSpoofedForwardedFor(t *testing.T) {
 // ---- Sessions ----
 
 func TestLogoutDeletesSessionSoReplayedCookieIsRejected(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -277,6 +287,7 @@ func TestLogoutDeletesSessionSoReplayedCookieIsRejected(t *testing.T) {
 }
 
 func TestLogoutNeedsPostAndSession(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -289,6 +300,7 @@ func TestLogoutNeedsPostAndSession(t *testing.T) {
 }
 
 func TestSessionIDChangesAtLogin(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -313,6 +325,7 @@ func TestSessionIDChangesAtLogin(t *testing.T) {
 }
 
 func TestSessionIdleTimeout(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -327,6 +340,7 @@ func TestSessionIdleTimeout(t *testing.T) {
 }
 
 func TestSessionAbsoluteLifetime(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -348,6 +362,7 @@ func TestSessionAbsoluteLifetime(t *testing.T) {
 // ---- Change password ----
 
 func TestChangePasswordEndsOtherSessionsButKeepsThisOne(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -378,6 +393,7 @@ func TestChangePasswordEndsOtherSessionsButKeepsThisOne(t *testing.T) {
 }
 
 func TestChangePasswordValidation(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -405,6 +421,7 @@ func TestChangePasswordValidation(t *testing.T) {
 }
 
 func TestChangePasswordNeedsSignIn(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	if r := c.get("/account/password"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login?next=%2Faccount%2Fpassword" {
@@ -419,6 +436,7 @@ func TestChangePasswordNeedsSignIn(t *testing.T) {
 // ---- Sign-up switched off ----
 
 func TestSignupDisabled(t *testing.T) {
+	t.Parallel()
 	a := newApp(t, func(cfg *web.Config) { cfg.SignupEnabled = false })
 	c := a.client()
 	r := c.get("/signup")

@@ -34,6 +34,7 @@ func gunzip(t *testing.T, body string) string {
 // REST throughput: see BENCHMARKS.md). Sizes of /keys with 25 rows are
 // logged for BENCHMARKS.md.
 func TestCompressionOfPagesAssetsButNotSecretsOrAPI(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	gz := c.with("Accept-Encoding", "gzip")

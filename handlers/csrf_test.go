@@ -13,6 +13,7 @@ import (
 // pattern's weakness) are refused, with or without same-site fetch
 // metadata.
 func TestPlantedCSRFCookieIsRejected(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -31,6 +32,7 @@ func TestPlantedCSRFCookieIsRejected(t *testing.T) {
 // A token taken from another session (another person's, or this
 // browser's previous one) is refused.
 func TestCSRFTokenFromAnotherSessionIsRejected(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	alice := a.client()
 	alice.signup("Acme Mail", "owner@acme.example")
@@ -66,6 +68,7 @@ func TestCSRFTokenFromAnotherSessionIsRejected(t *testing.T) {
 // the browser is signed in: a token an attacker can obtain for a cookie
 // they planted never authorises a signed-in action.
 func TestPreSessionTokenDoesNotWorkSignedIn(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	c := a.client()
@@ -91,6 +94,7 @@ func TestPreSessionTokenDoesNotWorkSignedIn(t *testing.T) {
 // Sign-up and login forms work with the token of the page that carried
 // them; the sign-up page's reveal carries a token of the new session.
 func TestSignupRevealCarriesTheNewSessionsToken(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	r, _, _ := c.signupResp("Acme Mail", "owner@acme.example")

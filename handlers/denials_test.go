@@ -15,6 +15,7 @@ import (
 // Issue 9, finding 11: a signed-in user hammering staff pages cannot
 // flood the audit log; the number of attempts is still recorded.
 func TestAccessDeniedFloodLeavesBoundedEntries(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	const n = 300

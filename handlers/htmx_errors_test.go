@@ -13,6 +13,7 @@ import (
 // An htmx request that is throttled gets a dialog for the dialog slot, not
 // a whole page swapped into it.
 func TestHTMXThrottledAnswerIsADialog(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")

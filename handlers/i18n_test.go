@@ -245,6 +245,7 @@ func acceptLanguage(v string) func(*client) *client {
 // Every page, signed out or in, speaks French to a French browser: lang
 // is fr and no English text of the catalog is left on it.
 func TestPagesInFrenchWithAcceptLanguage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	english := catalogFragments(t, "en", "fr")
 	fr := acceptLanguage("fr-FR,fr;q=0.9,en;q=0.5")
@@ -304,6 +305,7 @@ func TestPagesInFrenchWithAcceptLanguage(t *testing.T) {
 // French and in English (norm turns no-break spaces into spaces; the finding is written in English by the
 // chain's check and shown in the reader's language).
 func TestBrokenChainAuditPageInBothLanguages(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, _, _, _ := a.owner("Acme Mail", "proprio@acme.example")
 	owner.mustCreateSub("newsletters")
@@ -338,6 +340,7 @@ func TestBrokenChainAuditPageInBothLanguages(t *testing.T) {
 // Without Accept-Language (or with a language keydesk does not have) the
 // console is in English, with no French text.
 func TestPagesInEnglishByDefault(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	french := catalogFragments(t, "fr", "en")
 	for _, h := range []func(*client) *client{func(c *client) *client { return c }, acceptLanguage("de-DE,de;q=0.9")} {
@@ -364,6 +367,7 @@ func TestPagesInEnglishByDefault(t *testing.T) {
 // kept across sign-ins, and "the browser's language" goes back to
 // Accept-Language. The API stays English whatever the header.
 func TestSavedLanguageWinsOverAcceptLanguage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, _, apiKey, secret := a.owner("Acme Mail", "owner@acme.example")
 	en := owner.with("Accept-Language", "en-US,en;q=0.9")

@@ -57,6 +57,7 @@ func assertNoStore(t *testing.T, what string, r *resp) {
 // ---- Sign-up reveal and the keys page ----
 
 func TestSignupRevealIsNoStoreAndKeysPageShowsOnlyTheHint(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	r, apiKey, secret := c.signupResp("Acme Mail", "owner@acme.example")
@@ -114,6 +115,7 @@ func TestSignupRevealIsNoStoreAndKeysPageShowsOnlyTheHint(t *testing.T) {
 // ---- Reset Secret Key ----
 
 func TestResetWithoutCSRFTokenIsRejected(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -131,6 +133,7 @@ func TestResetWithoutCSRFTokenIsRejected(t *testing.T) {
 }
 
 func TestOtherAccountsKeyAnswers404(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	alice := a.client()
 	aliceKey, aliceSecret := alice.signup("Alice Co", "alice@acme.example")
@@ -170,6 +173,7 @@ func TestOtherAccountsKeyAnswers404(t *testing.T) {
 }
 
 func TestMalformedOrUnknownKeyIDAnswers404(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -184,6 +188,7 @@ func TestMalformedOrUnknownKeyIDAnswers404(t *testing.T) {
 }
 
 func TestGetResetFormChangesNothing(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -212,6 +217,7 @@ func TestGetResetFormChangesNothing(t *testing.T) {
 }
 
 func TestResetInSudoModeRevealsNewSecretAndKillsOldOne(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, old := c.signup("Acme Mail", "owner@acme.example")
@@ -247,6 +253,7 @@ func TestResetInSudoModeRevealsNewSecretAndKillsOldOne(t *testing.T) {
 }
 
 func TestResetWithGraceKeepsOldSecretUntilItEnds(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, old := c.signup("Acme Mail", "owner@acme.example")
@@ -277,6 +284,7 @@ func TestResetWithGraceKeepsOldSecretUntilItEnds(t *testing.T) {
 }
 
 func TestResetWithInvalidGraceIs422(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -299,6 +307,7 @@ func TestResetWithInvalidGraceIs422(t *testing.T) {
 }
 
 func TestResetOutsideSudoModeAsksForPassword(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, old := c.signup("Acme Mail", "owner@acme.example")
@@ -349,6 +358,7 @@ func TestResetOutsideSudoModeAsksForPassword(t *testing.T) {
 }
 
 func TestResetPasswordPromptIsThrottled(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, old := c.signup("Acme Mail", "owner@acme.example")
@@ -372,6 +382,7 @@ func TestResetPasswordPromptIsThrottled(t *testing.T) {
 // ---- htmx ----
 
 func TestHTMXGetsDialogFragmentsAndRedirectHeader(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -422,6 +433,7 @@ func TestHTMXGetsDialogFragmentsAndRedirectHeader(t *testing.T) {
 // ---- Rename ----
 
 func TestRenameValidation(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ name, value, want string }{
 		{"empty", "", "Enter a name"},
 		{"only spaces", "   ", "Enter a name"},
@@ -456,6 +468,7 @@ func TestRenameValidation(t *testing.T) {
 }
 
 func TestRenameSucceeds(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -492,6 +505,7 @@ func TestRenameSucceeds(t *testing.T) {
 // ---- Deactivate ----
 
 func TestMasterKeyCannotBeDeactivated(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -525,6 +539,7 @@ func TestMasterKeyCannotBeDeactivated(t *testing.T) {
 // ---- Roles ----
 
 func TestStaffGet403OnKeys(t *testing.T) {
+	t.Parallel()
 	for _, role := range []models.Role{models.RoleSupport, models.RoleAuditor} {
 		t.Run(string(role), func(t *testing.T) {
 			a := newApp(t)

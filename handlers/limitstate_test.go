@@ -12,6 +12,7 @@ import (
 // One limit state, rendered the same on /keys and /subaccounts: below the
 // limit, at it, a request pending, the request answered.
 func TestLimitStateIsTheSameOnKeysAndSubaccounts(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example") // free plan: 1
 	type view struct {

@@ -75,6 +75,7 @@ func checkMail(t *testing.T, what string, p mailParts, lang string, want ...stri
 // reset links in the person's saved language, else in the language of the
 // browser that asked (issue 14 #2).
 func TestMailLanguage(t *testing.T) {
+	t.Parallel()
 	relay, withMail := startMailRelay(t)
 	a := newApp(t, withMail)
 	owner, _, _, _ := a.owner("Acme Mail", "owner@acme.example")

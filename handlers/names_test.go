@@ -13,6 +13,7 @@ import (
 // name rules, and names cannot hide direction overrides or invisible
 // characters.
 func TestRenameFollowsTheNameRules(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, accountID, apiKey, secret := a.owner("Acme Mail", "owner@acme.example")
 	a.setPlan(accountID, models.PlanEssential)

@@ -37,6 +37,7 @@ func signedInPaths(t *testing.T, a *app, keyID string) []string {
 // and auditor, on every GET route (pages they may not see answer 403/404,
 // no-store as well).
 func TestEverySignedInResponseIsNoStore(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner := a.client()
 	owner.signup("Acme Mail", "owner@acme.example")
@@ -74,6 +75,7 @@ func TestEverySignedInResponseIsNoStore(t *testing.T) {
 // A deep link survives sign-in: the login page says why it is shown, and
 // the login goes back to the page asked for, query included.
 func TestDeepLinkReturnsToThePageAfterLogin(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -105,6 +107,7 @@ func TestDeepLinkReturnsToThePageAfterLogin(t *testing.T) {
 
 // Only same-site paths are honoured: anything else lands on the role's home.
 func TestLoginRefusesOffSiteReturnURLs(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -139,6 +142,7 @@ func TestLoginRefusesOffSiteReturnURLs(t *testing.T) {
 // Filter and search URLs carry no empty parameters: a form that submits
 // every field is redirected to the short URL.
 func TestListURLsDropEmptyParameters(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")

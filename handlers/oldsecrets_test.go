@@ -12,6 +12,7 @@ import (
 // use, with End now; End now asks first (with the password outside sudo),
 // ends only that secret, and redirects (PRG) with a notice.
 func TestKeysPageListsOldSecretsWithEndNow(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, first := c.signup("Acme Mail", "owner@acme.example")
@@ -95,6 +96,7 @@ func TestKeysPageListsOldSecretsWithEndNow(t *testing.T) {
 // With two old secrets live, the reset dialog says which one a reset with
 // a grace period would end early, and when it was to end.
 func TestResetDialogNamesTheSecretTheCapWouldEnd(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	_, first := c.signup("Acme Mail", "owner@acme.example")

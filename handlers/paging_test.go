@@ -13,6 +13,7 @@ import (
 // Long lists of sub-account keys are paged (25 a page) and searchable by
 // name, on /keys and on /subaccounts.
 func TestKeysAndSubaccountsArePagedAndSearchable(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")

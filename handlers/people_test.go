@@ -199,6 +199,7 @@ func denied(r *resp) bool {
 // and for the scoped members, another sub-account's IDs answer 404 in
 // pages, htmx partials, exports and audit filters.
 func TestRouteRoleScopeMatrix(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	var routes []string
 	for _, rt := range f.a.web.Echo.Routes() {
@@ -325,6 +326,7 @@ func linkIn(t *testing.T, data, prefix string) string {
 }
 
 func TestInvitationByMailThroughTheRelayAndAccept(t *testing.T) {
+	t.Parallel()
 	relay, withMail := startMailRelay(t)
 	a := newApp(t, withMail)
 	owner, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
@@ -382,6 +384,7 @@ func TestInvitationByMailThroughTheRelayAndAccept(t *testing.T) {
 }
 
 func TestInviteWithoutRelayStillRevealsTheLink(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	r := owner.submit("/team", "/team/invitations", url.Values{"email": {"x@agency.example"}, "role": {"developer"}, "scope": {"list"}})
@@ -398,6 +401,7 @@ func TestInviteWithoutRelayStillRevealsTheLink(t *testing.T) {
 }
 
 func TestForgotPasswordSameAnswerAndResetThroughTheRelay(t *testing.T) {
+	t.Parallel()
 	relay, withMail := startMailRelay(t)
 	a := newApp(t, withMail)
 	owner, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
@@ -458,6 +462,7 @@ func enrolClient(t *testing.T, a *app, c *client) (string, []string) {
 }
 
 func TestTwoFactorSignInAndStolenPasswordAlone(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	seed, _ := enrolClient(t, a, owner)
@@ -498,6 +503,7 @@ func TestTwoFactorSignInAndStolenPasswordAlone(t *testing.T) {
 }
 
 func TestRequire2FASendsMembersToEnrolmentFirst(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	owner := f.clients["owner"]
 	if r := owner.submit("/team", "/team/require-2fa", url.Values{"required": {"true"}}); r.status != http.StatusSeeOther {
@@ -517,6 +523,7 @@ func TestRequire2FASendsMembersToEnrolmentFirst(t *testing.T) {
 }
 
 func TestSuspensionFromTheSupportPage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, apiKey, secret := a.owner("Acme Mail", "owner@acme.example")
 	support := a.supportClient()
@@ -547,6 +554,7 @@ func TestSuspensionFromTheSupportPage(t *testing.T) {
 }
 
 func TestRemovedMembersOpenTabLandsOnLogin(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	dev := f.clients["developer-scoped"]
 	var memberID uint
@@ -570,6 +578,7 @@ func TestRemovedMembersOpenTabLandsOnLogin(t *testing.T) {
 }
 
 func TestAccountSwitcher(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	other, otherID, _, _ := f.a.owner("Other Mail", "other@other.example")
 	_, tok, err := f.a.store.Invite(context.Background(), f.ownerActor, "other@other.example", "viewer", models.ScopeInput{All: true})

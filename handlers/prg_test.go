@@ -31,6 +31,7 @@ var postsWithoutRedirect = map[string]string{
 // the result never re-posts. The table covers every POST route of the
 // route table; a new route without a case here fails the test.
 func TestEverySuccessfulPOSTRedirects(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	id := owner.masterID()
@@ -113,6 +114,7 @@ func TestEverySuccessfulPOSTRedirects(t *testing.T) {
 
 // htmx forms get HX-Redirect (a full page load of the result), the same PRG.
 func TestHTMXPostsRedirectWithHXRedirect(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	_, acct, req := a.pendingOwner("Acme Mail", "owner@acme.example", 2, "Two new clients")
 	support := a.supportClient()
@@ -128,6 +130,7 @@ func TestHTMXPostsRedirectWithHXRedirect(t *testing.T) {
 // page, at the request (fragment in the form action, hx-select for htmx),
 // with the note marked invalid so focus goes there.
 func TestSupportDecisionWithoutNoteShowsErrorAtTheRequest(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	_, acct, req := a.pendingOwner("Acme Mail", "owner@acme.example", 2, "Two new clients")
 	support := a.supportClient()
@@ -162,6 +165,7 @@ func TestSupportDecisionWithoutNoteShowsErrorAtTheRequest(t *testing.T) {
 // The reset form validates on the server (novalidate), so an empty
 // password shows the inline error instead of the browser's bubble.
 func TestResetFormIsNovalidate(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")

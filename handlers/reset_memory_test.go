@@ -45,6 +45,7 @@ func (f *failNth) disarm()     { f.n.Store(0) }
 // (page without JavaScript, or htmx), the response either shows the new
 // secret or the reset did not happen; never an error after the commit.
 func TestResetNeverCommitsWithoutShowingTheSecret(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, current := c.signup("Acme Mail", "owner@acme.example")

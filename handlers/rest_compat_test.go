@@ -49,6 +49,7 @@ func mjStatus(err error) int {
 // Filter names are case-insensitive, as at Mailjet: countOnly (the
 // spelling of Mailjet's guide and node-mailjet) counts without data.
 func TestRESTFilterNamesAreCaseInsensitive(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, mj := mjTree(t, a)
 	for _, spelling := range []string{"countOnly", "Countonly", "COUNTONLY", "countonly"} {
@@ -77,6 +78,7 @@ func TestRESTFilterNamesAreCaseInsensitive(t *testing.T) {
 // Sort on the documented fields; an unknown field is a 400; Limit is
 // capped at 1000 with an error naming the cap.
 func TestRESTSortAndLimit(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, mj := mjTree(t, a)
 	list := func(opts ...mailjet.RequestOptions) []resources.Apikey {
@@ -142,6 +144,7 @@ func TestRESTSortAndLimit(t *testing.T) {
 
 // Unsupported methods answer 405 with Allow, in Mailjet's shape.
 func TestRESTUnsupportedMethodsAre405(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, mj := mjTree(t, a)
 	err := mj.Delete(&mailjet.Request{Resource: "apikey", ID: 1})
@@ -173,6 +176,7 @@ func TestRESTUnsupportedMethodsAre405(t *testing.T) {
 // ACL is a documented writable property; keydesk has no scopes, so a
 // non-empty ACL is refused with that reason (never "Unknown property").
 func TestRESTACLIsRefusedWithTheRealReason(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, _ := mjTree(t, a)
 	for _, tc := range []struct{ method, path string }{
@@ -199,6 +203,7 @@ func TestRESTACLIsRefusedWithTheRealReason(t *testing.T) {
 
 // Validation messages name Mailjet's properties, never internal fields.
 func TestRESTValidationNamesMailjetProperties(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, _ := mjTree(t, a)
 	for _, tc := range []struct{ method, path, body, prop string }{
@@ -218,6 +223,7 @@ func TestRESTValidationNamesMailjetProperties(t *testing.T) {
 // issue 9 #8: null for a boolean or a string is a 400, and a body that is
 // not application/json is a 415; either way nothing changes.
 func TestRESTNullAndContentType(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, mj := mjTree(t, a)
 	var subs []resources.Apikey
@@ -285,6 +291,7 @@ func TestRESTNullAndContentType(t *testing.T) {
 // Every REST error path, driven through the official Go client: each is
 // Mailjet's RequestError with the status and a message.
 func TestOfficialClientErrorPaths(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	apiKey, secret, mj := mjTree(t, a)
 	other := a.client()

@@ -19,6 +19,7 @@ import (
 
 // The official Mailjet Go client, pointed at keydesk, works unchanged.
 func TestOfficialMailjetClientManagesKeys(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -116,6 +117,7 @@ func restDo(t *testing.T, a *app, method, path, user, pass, body string) (int, m
 }
 
 func TestRESTErrorsAreMailjetShaped(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -209,6 +211,7 @@ func jsonFloat(f float64) string {
 }
 
 func TestRESTSubaccountKeySeesOnlyItself(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -247,6 +250,7 @@ func TestRESTSubaccountKeySeesOnlyItself(t *testing.T) {
 }
 
 func TestRESTAuthIsThrottled(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -268,6 +272,7 @@ func TestRESTAuthIsThrottled(t *testing.T) {
 // console rename and deactivation) shows in the next answer, and other
 // queries are answered from the same keys.
 func TestRESTDefaultListFollowsEveryChange(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")

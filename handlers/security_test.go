@@ -30,6 +30,7 @@ func assertBlocked(t *testing.T, r *resp, what string) {
 }
 
 func TestCrossSitePostIsRejectedEvenWithToken(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")
@@ -44,6 +45,7 @@ func TestCrossSitePostIsRejectedEvenWithToken(t *testing.T) {
 }
 
 func TestPostWithoutOrWithWrongCSRFTokenIsRejected(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	c := a.client()
@@ -65,6 +67,7 @@ func TestPostWithoutOrWithWrongCSRFTokenIsRejected(t *testing.T) {
 }
 
 func TestSameOriginPostWithoutTokenIsAllowed(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	c := a.client().with("Sec-Fetch-Site", "same-origin")
@@ -114,6 +117,7 @@ func assertSecurityHeaders(t *testing.T, what string, h http.Header) {
 }
 
 func TestSecurityHeadersOnEveryKindOfResponse(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	css, _ := c.get("/login").doc.Find(`link[rel="stylesheet"]`).Attr("href")
@@ -146,6 +150,7 @@ func TestSecurityHeadersOnEveryKindOfResponse(t *testing.T) {
 }
 
 func TestSecurityHeadersOnSignedInPagesAndReveal(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	r, _, _ := c.signupResp("Acme Mail", "owner@acme.example")
@@ -155,6 +160,7 @@ func TestSecurityHeadersOnSignedInPagesAndReveal(t *testing.T) {
 }
 
 func TestCSPNonceIsPerRequestAndMatchesScriptTags(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	nonceOf := func(r *resp) string {
@@ -192,6 +198,7 @@ func TestCSPNonceIsPerRequestAndMatchesScriptTags(t *testing.T) {
 }
 
 func TestHSTSAndSecureCookieOnlyUnderHTTPS(t *testing.T) {
+	t.Parallel()
 	t.Run("http", func(t *testing.T) {
 		a := newApp(t)
 		c := a.client()
@@ -236,6 +243,7 @@ func TestHSTSAndSecureCookieOnlyUnderHTTPS(t *testing.T) {
 }
 
 func TestSessionCookieFlagsAndContents(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	const email = "owner@acme.example"
@@ -273,6 +281,7 @@ func TestSessionCookieFlagsAndContents(t *testing.T) {
 // ---- Probes, static files, errors, limits ----
 
 func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	for _, p := range []string{"/healthz", "/readyz"} {
@@ -292,6 +301,7 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestReadinessFailsWhenDatabaseIsGone(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	if err := a.store.Close(); err != nil {
 		t.Fatalf("close store: %v", err)
@@ -306,6 +316,7 @@ func TestReadinessFailsWhenDatabaseIsGone(t *testing.T) {
 }
 
 func TestStaticAssetsAreVersionedAndCached(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	page := c.get("/login")
@@ -351,6 +362,7 @@ func TestStaticAssetsAreVersionedAndCached(t *testing.T) {
 // their own: they are served, as WOFF2, and revalidated by ETag (a 304,
 // not the whole file again).
 func TestFontsServedRelativeToTheStylesheet(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	css, _ := c.get("/login").doc.Find(`link[rel="stylesheet"]`).Attr("href")
@@ -377,6 +389,7 @@ func TestFontsServedRelativeToTheStylesheet(t *testing.T) {
 }
 
 func TestUnknownRouteIs404PageWithoutGoErrorText(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	for _, p := range []string{"/no/such/page", "/keys/1/explode"} {
@@ -399,6 +412,7 @@ func TestUnknownRouteIs404PageWithoutGoErrorText(t *testing.T) {
 }
 
 func TestRequestBodyOver1MBIsRejected(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	c.signup("Acme Mail", "owner@acme.example")

@@ -144,6 +144,7 @@ func postJSON(t *testing.T, a *app, path, user, pass, ctype string, body []byte)
 // key: the message reaches the relay with its headers, parts and
 // attachments, and is counted in that key's usage.
 func TestSendAPIV31WithTheOfficialClient(t *testing.T) {
+	t.Parallel()
 	a := newSendApp(t)
 	mj := mailjet.NewMailjetClient(a.subKey, a.sub, a.srv.URL+"/v3")
 	logo := []byte("\x89PNG\r\n\x1a\nnot really a png")
@@ -326,6 +327,7 @@ func validMessage(extra string) string {
 // Every Send API v3.1 validation error answers in Mailjet's shape with its
 // code, and nothing invalid reaches the relay.
 func TestSendAPIV31Errors(t *testing.T) {
+	t.Parallel()
 	a := newSendApp(t)
 	post := func(body string) (int, map[string]any) {
 		t.Helper()
@@ -459,6 +461,7 @@ func TestSendAPIV31Errors(t *testing.T) {
 
 // Send API v3: Mailjet's older payload, all or nothing, REST error shape.
 func TestSendAPIV3(t *testing.T) {
+	t.Parallel()
 	a := newSendApp(t)
 	body := `{"FromEmail":"billing@acme.example","FromName":"Acme","Subject":"Hello","Text-part":"Hi there","Html-part":"<b>Hi</b>",
 		"Recipients":[{"Email":"ana@example.com","Name":"Ana"},{"Email":"bo@example.com"}],"Headers":{"X-Campaign":"v3"},"Mj-CustomID":"v3-1"}`

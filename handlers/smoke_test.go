@@ -7,6 +7,7 @@ import (
 )
 
 func TestSignupRevealsOnceThenKeysPageHidesSecret(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")

@@ -9,6 +9,7 @@ import (
 )
 
 func TestSMTPPanelShowsSettingsOrSaysItIsOff(t *testing.T) {
+	t.Parallel()
 	on := newApp(t)
 	c := on.client()
 	c.signup("Acme Mail", "owner@acme.example")

@@ -113,6 +113,7 @@ func keyRowSel(r *resp, name string) *goquery.Selection {
 // ---- Creating a sub-account ----
 
 func TestCreateSubaccountRevealsWorkingCredentials(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, accountID, masterKey, masterSecret := a.owner("Acme Mail", "owner@acme.example")
 
@@ -205,6 +206,7 @@ func TestCreateSubaccountRevealsWorkingCredentials(t *testing.T) {
 }
 
 func TestCreateSubaccountFromKeysThroughHTMX(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	hx := c.with("HX-Request", "true")
@@ -235,6 +237,7 @@ func TestCreateSubaccountFromKeysThroughHTMX(t *testing.T) {
 }
 
 func TestCreateSubaccountNameValidation(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ name, value, want string }{
 		{"empty", "", "Enter a name"},
 		{"only spaces", "   ", "Enter a name"},
@@ -275,6 +278,7 @@ func TestCreateSubaccountNameValidation(t *testing.T) {
 }
 
 func TestCreateSubaccountDescriptionValidation(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	r := c.createSub("Newsletters", "description", strings.Repeat("d", 281))
@@ -287,6 +291,7 @@ func TestCreateSubaccountDescriptionValidation(t *testing.T) {
 }
 
 func TestCreateSubaccountOutsideSudoModeAsksForPassword(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	a.clock.Advance(16 * time.Minute)
@@ -333,6 +338,7 @@ func TestCreateSubaccountOutsideSudoModeAsksForPassword(t *testing.T) {
 // ---- The plan limit and requests for more ----
 
 func TestAtTheLimitCreateShowsTheRequestForm(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	c.mustCreateSub("Newsletters")
@@ -373,6 +379,7 @@ func TestAtTheLimitCreateShowsTheRequestForm(t *testing.T) {
 }
 
 func TestLimitRequestValidation(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ name, extra, reason, field, want string }{
 		{"zero", "0", "two new clients", "extra", "between 1 and 100"},
 		{"101", "101", "two new clients", "extra", "between 1 and 100"},
@@ -413,6 +420,7 @@ func TestLimitRequestValidation(t *testing.T) {
 }
 
 func TestLimitRequestIsPendingAndOnlyOneAtATime(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	c.mustCreateSub("Newsletters")
@@ -458,6 +466,7 @@ func TestLimitRequestIsPendingAndOnlyOneAtATime(t *testing.T) {
 }
 
 func TestLimitRequestThroughHTMXRedirects(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	c.mustCreateSub("Newsletters")
@@ -475,6 +484,7 @@ func TestLimitRequestThroughHTMXRedirects(t *testing.T) {
 // ---- The sub-account key's gear menu ----
 
 func TestSubaccountKeyDeactivateAndActivate(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, _, masterKey, masterSecret := a.owner("Acme Mail", "owner@acme.example")
 	apiKey, secret := c.mustCreateSub("Newsletters")
@@ -522,6 +532,7 @@ func TestSubaccountKeyDeactivateAndActivate(t *testing.T) {
 }
 
 func TestSubaccountKeyResetAndRename(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c, _, masterKey, masterSecret := a.owner("Acme Mail", "owner@acme.example")
 	apiKey, old := c.mustCreateSub("Newsletters")
@@ -558,6 +569,7 @@ func TestSubaccountKeyResetAndRename(t *testing.T) {
 // ---- Tenancy ----
 
 func TestOtherOwnersSubaccountKeyAnswers404(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	alice, aliceAccount, _, _ := a.owner("Alice Co", "alice@acme.example")
 	a.setPlan(aliceAccount, models.PlanEssential)

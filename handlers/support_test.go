@@ -70,6 +70,7 @@ func accountPath(id uint) string { return fmt.Sprintf("/support/accounts/%d", id
 // ---- Who may reach /support ----
 
 func TestSupportRoutesRefuseOwnersAndAuditorsWithAudited403(t *testing.T) {
+	t.Parallel()
 	for _, role := range []models.Role{models.RoleOwner, models.RoleAuditor} {
 		t.Run(string(role), func(t *testing.T) {
 			a := newApp(t)
@@ -133,6 +134,7 @@ func TestSupportRoutesRefuseOwnersAndAuditorsWithAudited403(t *testing.T) {
 }
 
 func TestSupportRoutesSendSignedOutVisitorsToLogin(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	_, accountID, reqID := a.pendingOwner("Acme Mail", "owner@acme.example", 2, "Two new clients")
 	c := a.client()
@@ -158,6 +160,7 @@ func TestSupportRoutesSendSignedOutVisitorsToLogin(t *testing.T) {
 }
 
 func TestSupportLogsInToSupportAndCannotActAsOwner(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	masterID := owner.masterID()
@@ -214,6 +217,7 @@ func TestSupportLogsInToSupportAndCannotActAsOwner(t *testing.T) {
 // ---- The queue and the search ----
 
 func TestSupportQueueListsPendingRequestsOldestFirst(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	// Names in non-alphabetical order, so neither name nor reverse order
 	// passes by chance.
@@ -260,6 +264,7 @@ func TestSupportQueueListsPendingRequestsOldestFirst(t *testing.T) {
 }
 
 func TestSupportSearchFindsAccountByNameEmailAndAPIKey(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	alice, aliceID, aliceMaster, _ := a.owner("Alice Mail", "alice@alice.example")
 	subKey, _ := alice.mustCreateSub("Alice Newsletters")
@@ -316,6 +321,7 @@ func TestSupportSearchFindsAccountByNameEmailAndAPIKey(t *testing.T) {
 // ---- The account page ----
 
 func TestSupportAccountPageShowsNoSecretOrDigest(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, masterKey, masterOld := a.owner("Acme Mail", "owner@acme.example")
 	subKey, subSecret := owner.mustCreateSub("Newsletters")
@@ -403,6 +409,7 @@ func assertNotIn(t *testing.T, body, what, s string) {
 // ---- Changing the limit ----
 
 func TestSupportChangeLimitValidation(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	owner.mustCreateSub("Newsletters")
@@ -445,6 +452,7 @@ func TestSupportChangeLimitValidation(t *testing.T) {
 }
 
 func TestSupportChangeLimitLetsOwnerCreateMore(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	owner.mustCreateSub("Newsletters")
@@ -498,6 +506,7 @@ func TestSupportChangeLimitLetsOwnerCreateMore(t *testing.T) {
 // ---- Deciding requests ----
 
 func TestSupportApproveRequestRaisesLimitAndOwnerSeesNote(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, reqID := a.pendingOwner("Acme Mail", "owner@acme.example", 2, "Two new EU clients")
 	sup := a.supportClient()
@@ -584,6 +593,7 @@ func TestSupportApproveRequestRaisesLimitAndOwnerSeesNote(t *testing.T) {
 }
 
 func TestSupportDenyRequestShowsDeniedWithNote(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, reqID := a.pendingOwner("Acme Mail", "owner@acme.example", 5, "Five more please")
 	sup := a.supportClient()
@@ -626,6 +636,7 @@ func TestSupportDenyRequestShowsDeniedWithNote(t *testing.T) {
 }
 
 func TestSupportDecidingTwiceIs422(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	_, accountID, reqID := a.pendingOwner("Acme Mail", "owner@acme.example", 2, "Two more")
 	sup := a.supportClient()
@@ -667,6 +678,7 @@ func TestSupportDecidingTwiceIs422(t *testing.T) {
 }
 
 func TestSupportUnknownOrMalformedIDsAre404(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, accountID, reqID := a.pendingOwner("Acme Mail", "owner@acme.example", 2, "Two more")
 	subKey, subSecret := func() (string, string) {

@@ -32,6 +32,7 @@ func (c *client) postForm(path string, form url.Values) int {
 // 40 wrong passwords for one account sent at once from one address: the
 // attempt is reserved before hashing, so at most the limit is evaluated.
 func TestParallelWrongLoginsEvaluateAtMostTheLimit(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.client().signup("Acme Mail", "owner@acme.example")
 	const n = 40
@@ -70,6 +71,7 @@ func TestParallelWrongLoginsEvaluateAtMostTheLimit(t *testing.T) {
 // Sign-up from one address is rate-limited: a clear 429 on the form, with
 // Retry-After, and nothing created.
 func TestSignupIsThrottledPerAddress(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	for i := 0; i < models.DefaultSignup.PerIP; i++ {
 		a.client().signup("Acme "+strconv.Itoa(i), "owner"+strconv.Itoa(i)+"@acme.example")
@@ -96,6 +98,7 @@ func TestSignupIsThrottledPerAddress(t *testing.T) {
 // When every password-hashing slot stays taken, a login is answered 503
 // with Retry-After on the login page, not left to pile up memory.
 func TestLoginWhileHashingIsSaturatedIs503(t *testing.T) {
+	t.Parallel()
 	clock := testdb.NewClock()
 	opt := testdb.Options(clock)
 	opt.HashConcurrency, opt.HashWait = 1, time.Millisecond

@@ -15,6 +15,7 @@ import (
 // signs in again. Where the account requires it, the page offers no way
 // off and the request is refused.
 func TestTurnOffTwoFactorFromTheSecurityPage(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	owner, _, _, _ := a.owner("Acme Mail", "owner@acme.example")
 	seed, _ := enrolClient(t, a, owner)
@@ -50,6 +51,7 @@ func TestTurnOffTwoFactorFromTheSecurityPage(t *testing.T) {
 }
 
 func TestTwoFactorCannotBeTurnedOffWhereRequired(t *testing.T) {
+	t.Parallel()
 	f := newTeamFixture(t)
 	owner := f.clients["owner"]
 	enrolClient(t, f.a, owner)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestUsageAppearsOnKeysPageAndChart(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
@@ -53,6 +54,7 @@ func TestUsageAppearsOnKeysPageAndChart(t *testing.T) {
 }
 
 func TestKeysPageSaysWhetherOldSecretIsStillUsed(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, oldSecret := c.signup("Acme Mail", "owner@acme.example")
@@ -82,6 +84,7 @@ func TestKeysPageSaysWhetherOldSecretIsStillUsed(t *testing.T) {
 // the numbers in a table. A key without traffic gets a sentence instead of
 // an empty chart, and so does "Sending by key" when no key sent anything.
 func TestUsageChartAxesAndEmptyStates(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	c := a.client()
 	apiKey, secret := c.signup("Acme Mail", "owner@acme.example")
