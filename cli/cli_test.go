@@ -45,6 +45,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 }
 
 func TestCLIAccountCreatePrintsMasterKeyOnce(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	code, out, stderr := runCLI(t, "a long enough password\n", "--db", dsn, "account", "create", "--name", "Acme Mail", "--email", "ops@acme.example", "--plan", "essential", "--password-stdin")
 	if code != 0 {
@@ -77,6 +78,7 @@ func TestCLIAccountCreatePrintsMasterKeyOnce(t *testing.T) {
 }
 
 func TestCLIUserCreateAndErrors(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	code, out, stderr := runCLI(t, "support password 123\n", "user", "create", "--db", dsn, "--email", "ana@support.example", "--role", "support", "--password-stdin")
 	if code != 0 {
@@ -105,6 +107,7 @@ func TestCLIUserCreateAndErrors(t *testing.T) {
 }
 
 func TestCLIMigrateAndHelp(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	code, out, stderr := runCLI(t, "", "migrate", "--db", dsn)
 	if code != 0 {
@@ -136,6 +139,7 @@ func TestCLIMigrateAndHelp(t *testing.T) {
 }
 
 func TestSessionKeysGeneratedOnceWith0600(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := &config{DB: filepath.Join(dir, "keydesk.db")}
 	log := newLogger(&config{LogLevel: "error"}, &bytes.Buffer{})
@@ -264,6 +268,7 @@ func mustExec(t *testing.T, s *models.Store, q string, args ...any) {
 }
 
 func TestCLIAuditVerifyCleanLog(t *testing.T) {
+	t.Parallel()
 	f := cliAuditLog(t, true)
 	for _, mode := range [][]string{nil, {"--full"}, {"--anchor", f.anchor}} {
 		code, got, stderr := f.verify(t, cliAuditKey, mode...)
@@ -305,6 +310,7 @@ func TestCLIAuditVerifyCleanLog(t *testing.T) {
 // signed head are found by --full; edits the incremental default must find
 // too are marked.
 func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
+	t.Parallel()
 	otherKey := strings.Repeat("a5", 32)
 	type tc struct {
 		name        string
@@ -522,6 +528,7 @@ func startServe(t *testing.T, args ...string) *served {
 }
 
 func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "keydesk.db") // SQLite: the certificate goes beside it
 	code, out, stderr := runCLI(t, "a long enough password\n", "--db", db, "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin")
@@ -661,6 +668,7 @@ func TestServeRunsSMTPAndFlushesUsageAtShutdown(t *testing.T) {
 // https://): with --tls-cert/--tls-key (auto), or with the generated
 // self-signed certificate (--https on), plus an optional HTTP redirect.
 func TestServeHTTPS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "keydesk.db")
 	code, out, stderr := runCLI(t, "a long enough password\n", "--db", db, "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin")
@@ -755,6 +763,7 @@ func TestServeHTTPS(t *testing.T) {
 // Each command has its own help, with only its own flags; a command group
 // without its subcommand (keydesk account --help) explains the group.
 func TestCLICommandHelp(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args       []string
 		want, not  []string
@@ -792,6 +801,7 @@ func TestCLICommandHelp(t *testing.T) {
 // serve started on a tampered database reports it and signs nothing over
 // it: no anchor line, no checkpoint, the audit page's status says so.
 func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
+	t.Parallel()
 	f := cliAuditLog(t, true)
 	// A forged entry at the head, written with the triggers in place.
 	var head models.AuditEntry
@@ -843,6 +853,7 @@ func TestServeOnATamperedLogReportsItAndSignsNothing(t *testing.T) {
 // SMTP and the CLI (its own process-like store beside serve) verifies, in
 // full and incrementally, against the anchor both wrote to.
 func TestAuditCleanLogFromEveryChannelVerifies(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	anchor := filepath.Join(t.TempDir(), "keydesk.audit-anchor")
 	common := []string{"--db", dsn, "--audit-key", cliAuditKey, "--audit-anchor", anchor}
@@ -1007,6 +1018,7 @@ func (a insecurePlainAuth) Start(*netsmtp.ServerInfo) (string, []byte, error) {
 func (a insecurePlainAuth) Next([]byte, bool) ([]byte, error) { return nil, nil }
 
 func TestCLIUserResetLink(t *testing.T) {
+	t.Parallel()
 	dsn := testdb.DSN(t)
 	if code, _, stderr := runCLI(t, "support password 123\n", "user", "create", "--db", dsn, "--email", "ana@support.example", "--role", "support", "--password-stdin"); code != 0 {
 		t.Fatalf("create: %s", stderr)

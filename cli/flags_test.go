@@ -80,6 +80,7 @@ func TestBadEnvironmentValueIsRefused(t *testing.T) {
 
 // Each global flag's help names the variable it is read from.
 func TestEveryFlagNamesItsVariable(t *testing.T) {
+	t.Parallel()
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	(&config{}).register(fs)
 	n := 0

@@ -23,6 +23,7 @@ func runPlain(t *testing.T, stdin string, args ...string) (int, string, string) 
 // The audit key file is generated once (0600, said once at INFO), reused,
 // and rotate-key puts a new key in front of the old one.
 func TestAuditKeyFileGeneratedOnceAndRotated(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "keydesk.db")
 	path := filepath.Join(dir, auditKeyFile)
@@ -69,6 +70,7 @@ func TestAuditKeyFileGeneratedOnceAndRotated(t *testing.T) {
 // and never half regenerated: with one of them gone the start fails,
 // naming the other to remove.
 func TestCertificatePairGeneratedTogether(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := &config{DB: filepath.Join(dir, "keydesk.db"), Addr: "127.0.0.1:0", SMTPAddr: "127.0.0.1:0"}
 	var logs bytes.Buffer

@@ -13,6 +13,7 @@ import (
 // issue 13 #9: Prometheus metrics on a separate listener, labelled by the
 // route pattern, with the store's, SMTP's and the pool's figures.
 func TestServeMetricsListener(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "keydesk.db")
 	code, out, stderr := runCLI(t, "a long enough password\n", "--db", db, "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin")
