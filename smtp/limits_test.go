@@ -34,6 +34,7 @@ func greeting(t *testing.T, addr string) (net.Conn, string) {
 // Finding 5: connections are capped per client address (20 by default);
 // one over the cap is told 421 and closed, and a freed slot is reused.
 func TestConnectionsPerAddressAreCapped(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const perIP = 20 // the default cap per client address
 	conns := make([]net.Conn, 0, perIP)
@@ -70,6 +71,7 @@ func TestConnectionsPerAddressAreCapped(t *testing.T) {
 }
 
 func TestConnectionsInAllAreCapped(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *kdsmtp.Config) { c.MaxConns, c.MaxConnsPerIP = 3, -1 })
 	for i := 0; i < 3; i++ {
 		if _, line := greeting(t, e.addr); !strings.HasPrefix(line, "220 ") {
@@ -192,6 +194,7 @@ func (c *captureRelay) Relay(_ context.Context, m *kdsmtp.Message) error {
 // in-memory threshold and one within it), with its size and Message-ID;
 // the spool file is never visible in the spool folder.
 func TestSpooledMessagesReachTheRelayWhole(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cr := &captureRelay{dir: dir}
 	e := newEnv(t, func(c *kdsmtp.Config) { c.Relay = cr; c.SpoolDir = dir; c.SpoolThreshold = 4096 })
@@ -231,6 +234,7 @@ func TestSpooledMessagesReachTheRelayWhole(t *testing.T) {
 // A spool folder that cannot be written is a 451, not a crash, and the
 // connection goes on.
 func TestSpoolFailureIs451(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir() + "/missing"
 	e := newEnv(t, func(c *kdsmtp.Config) { c.SpoolDir = dir; c.SpoolThreshold = 1024 })
 	k := e.acct.Secret

@@ -234,6 +234,7 @@ func wantAuthCode(t *testing.T, addr string, a netsmtp.Auth, want int, name stri
 }
 
 func TestSendWithPlainAndLoginRecordsUsage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	subID, sub := e.subaccount(t)
 	e.secret = append(e.secret, "BODY-MARKER-7f3a")
@@ -296,6 +297,7 @@ func TestSendWithPlainAndLoginRecordsUsage(t *testing.T) {
 }
 
 func TestAuthFailuresAnswer535(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	subID, sub := e.subaccount(t)
 	other, err := e.store.CreateAccount(ctx, models.SignUpInput{AccountName: "Other", Email: "o@other.example", Password: password},
@@ -337,6 +339,7 @@ func TestAuthFailuresAnswer535(t *testing.T) {
 }
 
 func TestGraceSecretWorksUntilItsEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	old := e.acct.Secret
 	_, rev, err := e.store.ResetSecret(ctx, e.actor, e.acct.Key.ID, time.Hour)
@@ -374,6 +377,7 @@ func TestGraceSecretWorksUntilItsEnd(t *testing.T) {
 // An open, authenticated connection cannot go on sending once its key is
 // deactivated: each MAIL re-checks the credentials.
 func TestDeactivationStopsAnOpenConnection(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	subID, sub := e.subaccount(t)
 	c := dial(t, e.addr)
@@ -437,6 +441,7 @@ func plainIR(user, pass string) string {
 }
 
 func TestAuthBeforeStartTLS(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	k := e.acct.Secret
 
@@ -492,6 +497,7 @@ func TestAuthBeforeStartTLS(t *testing.T) {
 }
 
 func TestMailBeforeAuthIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	c := dial(t, e.addr)
 	err := c.Mail("app@acme.example")
@@ -507,6 +513,7 @@ func TestMailBeforeAuthIsRefused(t *testing.T) {
 }
 
 func TestMessageSizeLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *kdsmtp.Config) { c.MaxMessageBytes = 4096 })
 	k := e.acct.Secret
 	c := dial(t, e.addr)
@@ -546,6 +553,7 @@ func TestMessageSizeLimit(t *testing.T) {
 }
 
 func TestRepeatedFailuresAreThrottled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	_, sub := e.subaccount(t)
 	other, err := e.store.CreateAccount(ctx, models.SignUpInput{AccountName: "Other", Email: "o@other.example", Password: password},
@@ -597,6 +605,7 @@ func TestRepeatedFailuresAreThrottled(t *testing.T) {
 }
 
 func TestForwardRelay(t *testing.T) {
+	t.Parallel()
 	// The upstream is a second, plain go-smtp server that records what it gets.
 	up := &upstream{}
 	us := gosmtp.NewServer(up)
@@ -711,6 +720,7 @@ func (s *upSession) Data(r io.Reader) error {
 }
 
 func TestPythonSmtplib(t *testing.T) {
+	t.Parallel()
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
