@@ -71,7 +71,57 @@ func (b *browserT) auditPick(selectSel, value string, add bool) {
 	b.waitFor(value+" is selected", `document.querySelector(`+js(opt)+`).selected`)
 }
 
+// auditTour is what the audit page's browser walk carries from one step
+// to the next: each step starts on the page the previous one left.
+type auditTour struct {
+	b     *browserT
+	f     *auditFixture
+	email string
+	// want are the entries the two-action filter matches, newest first;
+	// page1 the first page of them as the page showed it.
+	want  []uint64
+	page1 []uint64
+}
+
+func auditFiltered(a string) bool {
+	return a == models.ActionKeyRenamed || a == models.ActionSecretReset
+}
+
+// browser and fixture are the tour's, reporting to t (a step's subtest).
+func (a *auditTour) browser(t *testing.T) *browserT {
+	b := *a.b
+	b.t = t
+	return &b
+}
+
+func (a *auditTour) fixture(t *testing.T) *auditFixture {
+	f := *a.f
+	f.t = t
+	return &f
+}
+
 func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
+	tour := newAuditTour(t)
+	for _, step := range []struct {
+		name string
+		run  func(*auditTour, *testing.T)
+	}{
+		{"OpenFromNav", (*auditTour).openFromNav},
+		{"FilterByTwoActions", (*auditTour).filter},
+		{"OlderThenNewer", (*auditTour).olderThenNewer},
+		{"ExpandARow", (*auditTour).expand},
+		{"ExportCSV", (*auditTour).export},
+		{"MarkReviewed", (*auditTour).review},
+	} {
+		if !t.Run(step.name, func(t *testing.T) { step.run(tour, t) }) {
+			return // the next step would start on the wrong page
+		}
+	}
+}
+
+// newAuditTour signs up an owner with enough renames for a second page of
+// the filtered log, then renames and resets the master key through the page.
+func newAuditTour(t *testing.T) *auditTour {
 	b := newBrowser(t)
 	const email = "owner@acme.example"
 	b.signUp("Acme Mail", email)
@@ -96,13 +146,16 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	b.visible(revealModal)
 	b.finishReveal()
 	mine := auditInTree(f.tree(actor.AccountID))
-	isFiltered := func(a string) bool { return a == models.ActionKeyRenamed || a == models.ActionSecretReset }
-	want := f.expect(func(e models.AuditEntry) bool { return mine(e) && isFiltered(e.Action) })
+	want := f.expect(func(e models.AuditEntry) bool { return mine(e) && auditFiltered(e.Action) })
 	if len(want) <= models.AuditPageSize || len(want) > 2*models.AuditPageSize {
 		t.Fatalf("fixture: %d matching entries, want between one and two pages", len(want))
 	}
+	return &auditTour{b: b, f: f, email: email, want: want}
+}
 
-	// Audit from the navigation.
+// openFromNav: Audit from the navigation, a full unfiltered first page.
+func (a *auditTour) openFromNav(t *testing.T) {
+	b := a.browser(t)
 	b.navigate("open Audit from the nav", chromedp.Click(chromedp.CSS(`header nav a[href="/audit"]`)))
 	b.wantPath("/audit")
 	b.wantAssets()
@@ -116,11 +169,14 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	if len(ids) != models.AuditPageSize {
 		t.Fatalf("unfiltered page 1: %d rows", len(ids))
 	}
-	if !slices.ContainsFunc(actions, func(a string) bool { return !isFiltered(a) }) {
+	if !slices.ContainsFunc(actions, func(a string) bool { return !auditFiltered(a) }) {
 		t.Fatal("fixture: the unfiltered page shows only the actions the filter will pick")
 	}
+}
 
-	// Filter by two actions in the multi-select.
+// filter by two actions in the multi-select.
+func (a *auditTour) filter(t *testing.T) {
+	b := a.browser(t)
 	b.auditPick("#f-action", models.ActionKeyRenamed, false)
 	b.auditPick("#f-action", models.ActionSecretReset, true)
 	if n := eval[int](b, `document.querySelector("#f-action").selectedOptions.length`); n != 2 {
@@ -133,12 +189,12 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 		t.Fatalf("URL action filter %v (search %v)", got, q)
 	}
 	page1, actions := b.auditRows()
-	if !slices.Equal(page1, want[:models.AuditPageSize]) {
-		t.Fatalf("filtered page 1 %v\nwant %v", page1, want[:models.AuditPageSize])
+	if !slices.Equal(page1, a.want[:models.AuditPageSize]) {
+		t.Fatalf("filtered page 1 %v\nwant %v", page1, a.want[:models.AuditPageSize])
 	}
-	for _, a := range actions {
-		if !isFiltered(a) {
-			t.Fatalf("filtered page shows a %s row", a)
+	for _, act := range actions {
+		if !auditFiltered(act) {
+			t.Fatalf("filtered page shows a %s row", act)
 		}
 	}
 	if !slices.Contains(actions, models.ActionSecretReset) {
@@ -147,20 +203,24 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	if got := eval[[]string](b, `[...document.querySelector("#f-action").selectedOptions].map(o => o.value).sort()`); !slices.Equal(got, []string{models.ActionKeyRenamed, models.ActionSecretReset}) {
 		t.Errorf("after applying, the menu shows %v selected", got)
 	}
+	a.page1 = page1
+}
 
-	// Older, then Newer.
+// olderThenNewer pages to the older entries and back, keeping the filter.
+func (a *auditTour) olderThenNewer(t *testing.T) {
+	b := a.browser(t)
 	b.navigate("follow Older", chromedp.Click(chromedp.CSS(`[data-testid="older"]`)))
-	q = b.auditSearch()
+	q := b.auditSearch()
 	if len(q["before"]) != 1 || len(q["action"]) != 2 {
 		t.Fatalf("older page URL %v: want the cursor and both actions", q)
 	}
 	page2, actions := b.auditRows()
-	if !slices.Equal(page2, want[models.AuditPageSize:]) {
-		t.Fatalf("older page %v\nwant %v", page2, want[models.AuditPageSize:])
+	if !slices.Equal(page2, a.want[models.AuditPageSize:]) {
+		t.Fatalf("older page %v\nwant %v", page2, a.want[models.AuditPageSize:])
 	}
-	for _, a := range actions {
-		if !isFiltered(a) {
-			t.Fatalf("older page shows a %s row", a)
+	for _, act := range actions {
+		if !auditFiltered(act) {
+			t.Fatalf("older page shows a %s row", act)
 		}
 	}
 	if eval[int](b, `document.querySelectorAll('a[data-testid="older"]').length`) != 0 {
@@ -171,11 +231,14 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	if len(q["after"]) != 1 || len(q["action"]) != 2 {
 		t.Fatalf("newer page URL %v", q)
 	}
-	if back, _ := b.auditRows(); !slices.Equal(back, page1) {
-		t.Fatalf("Newer shows %v, want page 1 %v", back, page1)
+	if back, _ := b.auditRows(); !slices.Equal(back, a.page1) {
+		t.Fatalf("Newer shows %v, want page 1 %v", back, a.page1)
 	}
+}
 
-	// Expand the first row: its details JSON and hash.
+// expand the first row: its details JSON and hash.
+func (a *auditTour) expand(t *testing.T) {
+	b := a.browser(t)
 	first := `[data-testid="audit-row"]:first-child`
 	hashSel := first + ` [data-testid="audit-hash"]`
 	if eval[bool](b, `document.querySelector(`+js(first+` details`)+`).open`) {
@@ -187,15 +250,19 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	b.click(first + ` summary`)
 	b.waitFor("the row expands", `document.querySelector(`+js(first+` details`)+`).open`)
 	b.visible(hashSel)
-	e := f.entry(page1[0])
+	e := a.fixture(t).entry(a.page1[0])
 	if got := b.text(hashSel); got != e.Hash || !auditHex64.MatchString(got) {
 		t.Fatalf("expanded hash %q, want entry #%d's %q", got, e.ID, e.Hash)
 	}
 	if got := b.text(first + ` pre`); got != e.Details {
 		t.Fatalf("expanded details %q, want %q", got, e.Details)
 	}
+}
 
-	// Export CSV with the button: the browser downloads the file.
+// export CSV with the button (the browser downloads the file), then the
+// same form through fetch for the response headers.
+func (a *auditTour) export(t *testing.T) {
+	b := a.browser(t)
 	dir := t.TempDir()
 	if _, err := chromedp.Call(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: auditPtrTrue(),
@@ -247,11 +314,11 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 	for _, rec := range recs[1:] {
 		got = append(got, auditUint(t, rec[0]))
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("downloaded rows %v\nwant every filtered row %v", got, want)
+	if !slices.Equal(got, a.want) {
+		t.Fatalf("downloaded rows %v\nwant every filtered row %v", got, a.want)
 	}
 	// The file is named after the signed head: the export's own entry.
-	if es := f.entries(); suggested != "keydesk-audit-"+strconv.FormatUint(es[len(es)-1].ID, 10)+".csv" || es[len(es)-1].Action != models.ActionAuditExported {
+	if es := a.fixture(t).entries(); suggested != "keydesk-audit-"+strconv.FormatUint(es[len(es)-1].ID, 10)+".csv" || es[len(es)-1].Action != models.ActionAuditExported {
 		t.Errorf("file name %q does not carry the head entry #%d", suggested, es[len(es)-1].ID)
 	}
 	b.wantPath("/audit") // the page stays
@@ -275,14 +342,18 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 		!strings.Contains(res.Cache, "no-store") || !strings.HasPrefix(res.Header, "seq=") || strings.Contains(res.Body, "#checkpoint") {
 		t.Fatalf("export through fetch: %+v", res)
 	}
+}
 
-	// Mark reviewed (from a fresh page, so the form names the current head).
+// review marks the log reviewed, from a fresh page so the form names the
+// current head.
+func (a *auditTour) review(t *testing.T) {
+	b := a.browser(t)
 	b.navigate("clear the filters", chromedp.Click(chromedp.CSS(`a[href="/audit"].btn-secondary`)))
 	if s := eval[string](b, `location.search`); s != "" {
 		t.Fatalf("Clear left %q in the URL", s)
 	}
 	through := eval[string](b, `document.querySelector('[data-testid="review-form"] input[name="through"]').value`)
-	es := f.entries()
+	es := a.fixture(t).entries()
 	if through != strconv.FormatUint(es[len(es)-1].ID, 10) {
 		t.Fatalf("review form through #%s, want the head #%d", through, es[len(es)-1].ID)
 	}
@@ -296,7 +367,7 @@ func TestBrowserAuditFilterPageExpandExportReview(t *testing.T) {
 		t.Errorf("notice %q", got)
 	}
 	status := strings.Join(strings.Fields(b.text(`[data-testid="review-status"]`)), " ")
-	if !strings.HasPrefix(status, "Last review through #"+through+" by "+email) || !strings.Contains(status, "checked in the browser") {
+	if !strings.HasPrefix(status, "Last review through #"+through+" by "+a.email) || !strings.Contains(status, "checked in the browser") {
 		t.Fatalf("review status %q", status)
 	}
 	if got := strings.Join(strings.Fields(b.text(`[data-testid="new-since-review"]`)), " "); got != "0 new entries" {
