@@ -178,3 +178,41 @@ func (s *Store) ExplainAuditStatus(ctx context.Context, actor Actor, since uint6
 	cp, err := s.explain(ctx, count.sql, count.args)
 	return hp, cp, err
 }
+
+// ExplainSearchAccounts returns the plan of each query SearchAccounts runs
+// for q. On PostgreSQL sequential scans are disabled for it: a test's few
+// rows are cheaper to scan, and what is checked is that an index can
+// answer each query's shape (at scale the planner picks it: BENCHMARKS.md).
+func (s *Store) ExplainSearchAccounts(ctx context.Context, q string) ([][]string, error) {
+	var plans [][]string
+	err := s.db.WithContext(ctx).Connection(func(tx *gorm.DB) error {
+		if s.engine == Postgres {
+			if err := tx.Exec("SET enable_seqscan = off").Error; err != nil {
+				return err
+			}
+			defer tx.Exec("RESET enable_seqscan")
+		}
+		for _, sq := range s.searchQueries(strings.ToLower(strings.TrimSpace(q))) {
+			var lines []string
+			if s.engine == Postgres {
+				if err := tx.Raw("EXPLAIN (COSTS OFF) "+sq.sql, sq.args...).Scan(&lines).Error; err != nil {
+					return err
+				}
+			} else {
+				var rows []struct {
+					ID, Parent int
+					Detail     string
+				}
+				if err := tx.Raw("EXPLAIN QUERY PLAN "+sq.sql, sq.args...).Scan(&rows).Error; err != nil {
+					return err
+				}
+				for _, r := range rows {
+					lines = append(lines, r.Detail)
+				}
+			}
+			plans = append(plans, lines)
+		}
+		return nil
+	})
+	return plans, err
+}

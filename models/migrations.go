@@ -374,6 +374,68 @@ ALTER TABLE accounts ADD COLUMN suspended_reason TEXT NOT NULL DEFAULT '';
 	{25, "audit (tree_id, id) index for the review status", `
 CREATE INDEX idx_audit_tree_id ON audit_entries(tree_id, id);
 `, nil},
+	// Support search (models.SearchAccounts) answers every query from an
+	// index: account names and e-mails by trigram (a query anywhere in
+	// them), or from their start for a query of fewer than three letters
+	// or digits in a row. PostgreSQL: pg_trgm GIN indexes (the extension
+	// goes into the public schema when there is one, so that every schema
+	// of a database shares it) and bytewise ranges; SQLite: FTS5 trigram
+	// tables kept by triggers, and a lower(name) index (the unique e-mail
+	// index already serves ranges). Issue 13.
+	{26, "support search indexes", ``, map[Engine][]string{
+		SQLite: {
+			`CREATE INDEX idx_accounts_lname ON accounts(lower(name))`,
+			`CREATE VIRTUAL TABLE accounts_search USING fts5(name, content='accounts', content_rowid='id', tokenize='trigram')`,
+			`CREATE TRIGGER accounts_search_ai AFTER INSERT ON accounts BEGIN
+	INSERT INTO accounts_search(rowid, name) VALUES (new.id, new.name);
+END`,
+			`CREATE TRIGGER accounts_search_ad AFTER DELETE ON accounts BEGIN
+	INSERT INTO accounts_search(accounts_search, rowid, name) VALUES ('delete', old.id, old.name);
+END`,
+			`CREATE TRIGGER accounts_search_au AFTER UPDATE OF name ON accounts BEGIN
+	INSERT INTO accounts_search(accounts_search, rowid, name) VALUES ('delete', old.id, old.name);
+	INSERT INTO accounts_search(rowid, name) VALUES (new.id, new.name);
+END`,
+			`INSERT INTO accounts_search(accounts_search) VALUES ('rebuild')`,
+			`CREATE VIRTUAL TABLE users_search USING fts5(email, content='users', content_rowid='id', tokenize='trigram')`,
+			`CREATE TRIGGER users_search_ai AFTER INSERT ON users BEGIN
+	INSERT INTO users_search(rowid, email) VALUES (new.id, new.email);
+END`,
+			`CREATE TRIGGER users_search_ad AFTER DELETE ON users BEGIN
+	INSERT INTO users_search(users_search, rowid, email) VALUES ('delete', old.id, old.email);
+END`,
+			`CREATE TRIGGER users_search_au AFTER UPDATE OF email ON users BEGIN
+	INSERT INTO users_search(users_search, rowid, email) VALUES ('delete', old.id, old.email);
+	INSERT INTO users_search(rowid, email) VALUES (new.id, new.email);
+END`,
+			`INSERT INTO users_search(users_search) VALUES ('rebuild')`,
+		},
+		Postgres: {
+			`DO $$
+DECLARE ns text;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+		BEGIN
+			IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') THEN
+				CREATE EXTENSION pg_trgm SCHEMA public;
+			ELSE
+				CREATE EXTENSION pg_trgm;
+			END IF;
+		EXCEPTION WHEN unique_violation OR duplicate_object THEN
+			NULL; -- another schema's migration created it meanwhile
+		END;
+	END IF;
+	SELECT n.nspname INTO ns FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';
+	EXECUTE format('CREATE INDEX idx_accounts_name_trgm ON accounts USING gin (lower(name) %I.gin_trgm_ops)', ns);
+	EXECUTE format('CREATE INDEX idx_users_email_trgm ON users USING gin (email %I.gin_trgm_ops)', ns);
+END
+$$`,
+			`CREATE INDEX idx_accounts_lname ON accounts((lower(name) COLLATE "C"))`,
+			`CREATE INDEX idx_users_email_c ON users((email COLLATE "C"))`,
+			`ANALYZE accounts`, // statistics of the new expressions
+			`ANALYZE users`,
+		},
+	}},
 }
 
 func (s *Store) expand(sql string) string {

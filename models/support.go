@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -60,7 +63,18 @@ type AccountMatch struct {
 }
 
 // SearchAccounts finds main accounts by name, owner e-mail or API key
-// (a sub-account's key finds its parent).
+// (a sub-account's name or key finds its parent), at most searchResults of
+// them, in account order.
+//
+// Every path is an index search (issue 13), on both engines:
+//   - an API key matches whole (the unique index on api_key);
+//   - a query with searchRun letters or digits in a row matches anywhere in
+//     a name or e-mail, in any case: a trigram index (PostgreSQL's pg_trgm
+//     GIN indexes on lower(name) and email, SQLite's FTS5 trigram tables,
+//     migration 26);
+//   - a shorter query ("ab", "a.b", "%") matches the start of a name or an
+//     e-mail, in any case: a range of the lower(name) and email indexes (a
+//     trigram index cannot find fewer than three characters).
 func (s *Store) SearchAccounts(ctx context.Context, actor Actor, raw string) ([]AccountMatch, error) {
 	if err := requireStaff(actor, RoleSupport, RoleAuditor); err != nil {
 		return nil, err
@@ -73,16 +87,22 @@ func (s *Store) SearchAccounts(ctx context.Context, actor Actor, raw string) ([]
 		q = q[:254]
 	}
 	db := s.db.WithContext(ctx)
-	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(q)) + "%"
+	seen := map[uint]bool{}
 	var ids []uint
-	err := db.Raw(`SELECT DISTINCT COALESCE(a.parent_id, a.id) FROM accounts a
-		LEFT JOIN users u ON u.account_id = a.id
-		LEFT JOIN api_keys k ON k.account_id = a.id
-		WHERE LOWER(a.name) LIKE ? ESCAPE '\' OR u.email LIKE ? ESCAPE '\' OR k.api_key = ?
-		LIMIT 50`, like, like, strings.ToLower(q)).Scan(&ids).Error
-	if err != nil {
-		return nil, wrapOp("search accounts", err)
+	for _, sq := range s.searchQueries(strings.ToLower(q)) {
+		var found []uint
+		if err := db.Raw(sq.sql, sq.args...).Scan(&found).Error; err != nil {
+			return nil, wrapOp("search accounts", err)
+		}
+		for _, id := range found {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
 	}
+	slices.Sort(ids)
+	ids = ids[:min(len(ids), searchResults)]
 	out := make([]AccountMatch, 0, len(ids))
 	for _, id := range ids {
 		var a Account
@@ -91,12 +111,77 @@ func (s *Store) SearchAccounts(ctx context.Context, actor Actor, raw string) ([]
 		}
 		m := AccountMatch{Account: a}
 		db.Model(&User{}).Where("account_id = ? AND role = ?", id, RoleOwner).Order("id").Limit(1).Pluck("email", &m.OwnerEmail)
+		var err error
 		if m.Usage, err = s.usage(db, id); err != nil {
 			return nil, wrapOp("search accounts", err)
 		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+const (
+	// searchResults is how many accounts a search lists.
+	searchResults = 50
+	// searchMatches bounds the rows each name or e-mail query reads (many
+	// sub-accounts of one parent may match a broad query).
+	searchMatches = 500
+	// searchRun is how many letters or digits in a row a query needs to
+	// match inside names and e-mails (a trigram).
+	searchRun = 3
+)
+
+// searchQueries are SearchAccounts' queries for the lower-cased q: each
+// returns main account IDs.
+func (s *Store) searchQueries(q string) []sqlCond {
+	lim := " LIMIT " + strconv.Itoa(searchMatches)
+	qs := []sqlCond{{"SELECT tree_id FROM api_keys WHERE api_key = ?", []any{q}}}
+	switch {
+	case !hasRun(q, searchRun):
+		// From the start: a range of the lower(name) and email indexes.
+		name, email := s.lowerExpr("name"), "email"
+		if s.engine == Postgres {
+			email = `(email COLLATE "C")`
+		}
+		rng := func(expr string) (string, []any) {
+			if end := prefixEnd(q); end != "" {
+				return expr + " >= ? AND " + expr + " < ?", []any{q, end}
+			}
+			return expr + " >= ?", []any{q}
+		}
+		w, args := rng(name)
+		qs = append(qs, sqlCond{"SELECT COALESCE(parent_id, id) FROM accounts WHERE " + w + lim, args})
+		w, args = rng(email)
+		qs = append(qs, sqlCond{"SELECT account_id FROM users WHERE " + w + " AND account_id IS NOT NULL" + lim, args})
+	case s.engine == Postgres:
+		// Anywhere: pg_trgm's GIN indexes answer LIKE '%…%'.
+		like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
+		qs = append(qs,
+			sqlCond{`SELECT COALESCE(parent_id, id) FROM accounts WHERE lower(name) LIKE ? ESCAPE '\'` + lim, []any{like}},
+			sqlCond{`SELECT account_id FROM users WHERE email LIKE ? ESCAPE '\' AND account_id IS NOT NULL` + lim, []any{like}})
+	default:
+		// Anywhere: a phrase of the FTS5 trigram tables is a substring.
+		phrase := `"` + strings.ReplaceAll(q, `"`, `""`) + `"`
+		qs = append(qs,
+			sqlCond{"SELECT COALESCE(a.parent_id, a.id) FROM accounts_search JOIN accounts a ON a.id = accounts_search.rowid WHERE accounts_search MATCH ?" + lim, []any{phrase}},
+			sqlCond{"SELECT u.account_id FROM users_search JOIN users u ON u.id = users_search.rowid WHERE users_search MATCH ? AND u.account_id IS NOT NULL" + lim, []any{phrase}})
+	}
+	return qs
+}
+
+// hasRun reports whether q holds n letters or digits in a row.
+func hasRun(q string, n int) bool {
+	run := 0
+	for _, r := range q {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if run++; run >= n {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
 
 // SupportAccountView is everything support sees of one account: never a
