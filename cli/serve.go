@@ -69,6 +69,19 @@ func cmdServe(ctx context.Context, in *invocation) error {
 		stopUsage()
 		<-usageDone
 	}()
+	// The verification and tree caches are filled in bulk at start and
+	// their entries in use refreshed before they expire (models/warm.go);
+	// stopped before the store closes.
+	warmCtx, stopWarm := context.WithCancel(context.Background())
+	warmDone := make(chan struct{})
+	go func() {
+		defer close(warmDone)
+		store.KeepCachesWarm(warmCtx)
+	}()
+	defer func() {
+		stopWarm()
+		<-warmDone
+	}()
 	keys, err := sessionKeys(cfg, log)
 	if err != nil {
 		return err

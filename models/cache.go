@@ -40,6 +40,9 @@ type cache[K comparable, V any] struct {
 	epoch   uint64
 	enabled bool
 	ttl     time.Duration
+	// generation counts resets: KeepCachesWarm fills the cache again
+	// after one (a listener that reconnected, an account disabled).
+	generation uint64
 }
 
 type cacheSlot[K comparable, V any] struct {
@@ -48,6 +51,9 @@ type cacheSlot[K comparable, V any] struct {
 	loadedAt time.Time
 	used     bool
 	ref      atomic.Bool
+	// hit is set by every hit and cleared by stale: an entry used since
+	// the last refresh is reloaded before it expires (warm.go).
+	hit atomic.Bool
 }
 
 // newCache returns an empty cache of at most max entries (DefaultCacheEntries
@@ -69,6 +75,9 @@ func (c *cache[K, V]) get(k K, now time.Time) (v V, ok bool, epoch uint64) {
 		if now.Sub(s.loadedAt) <= c.ttl {
 			if !s.ref.Load() {
 				s.ref.Store(true)
+			}
+			if !s.hit.Load() {
+				s.hit.Store(true)
 			}
 			v, ok = s.val, true
 		}
@@ -105,6 +114,7 @@ func (c *cache[K, V]) put(k K, v V, loadedAt time.Time, epoch uint64) {
 	s := &c.slots[i]
 	s.key, s.val, s.loadedAt, s.used = k, v, loadedAt, true
 	s.ref.Store(false)
+	s.hit.Store(false)
 	c.index[k] = i
 }
 
@@ -134,6 +144,7 @@ func (c *cache[K, V]) clear(s *cacheSlot[K, V]) {
 	var zv V
 	s.key, s.val, s.used = zk, zv, false
 	s.ref.Store(false)
+	s.hit.Store(false)
 }
 
 // invalidate drops k and makes every fill begun before it void.
@@ -154,8 +165,49 @@ func (c *cache[K, V]) reset(enabled bool) {
 	c.index = map[K]int32{}
 	c.slots, c.free, c.hand = nil, nil, 0
 	c.epoch++
+	c.generation++
 	c.enabled = enabled
 	c.mu.Unlock()
+}
+
+// currentEpoch is the epoch to hand to put for a fill whose reads begin
+// after this call (a batch of misses, batchload.go).
+func (c *cache[K, V]) currentEpoch() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch
+}
+
+// has reports a live entry for k without counting it as a use.
+func (c *cache[K, V]) has(k K, now time.Time) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	i, found := c.index[k]
+	return found && c.enabled && now.Sub(c.slots[i].loadedAt) <= c.ttl
+}
+
+// stale returns the keys of entries loaded more than age before now that
+// were hit since the last call, and clears their hit marks: what a
+// refresh reloads before the TTL ends (warm.go).
+func (c *cache[K, V]) stale(now time.Time, age time.Duration) []K {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []K
+	for i := range c.slots {
+		s := &c.slots[i]
+		if s.used && now.Sub(s.loadedAt) > age && s.hit.Load() {
+			s.hit.Store(false)
+			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
+// state is whether the cache is on, its generation and its bound.
+func (c *cache[K, V]) state() (enabled bool, generation uint64, max int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.enabled, c.generation, c.max
 }
 
 // isEnabled reports whether the cache serves and stores entries.

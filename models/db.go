@@ -66,6 +66,9 @@ type Options struct {
 	// trees (DefaultCacheEntries when zero); past it the least recently
 	// used entries are evicted.
 	CacheEntries int
+	// CacheRefreshEvery is how often KeepCachesWarm reloads the cache
+	// entries in use (a quarter of the cache TTL when zero; tests go faster).
+	CacheRefreshEvery time.Duration
 	// RotationDays is the secret rotation policy (DefaultRotationDays when zero).
 	RotationDays int
 	// AuditKey links new audit entries and signs heads; it must live
@@ -104,6 +107,9 @@ type Store struct {
 	dummy       string // a password hash to burn time on unknown e-mails
 	cache       *keyCache
 	trees       *treeCache
+	keyLoads    *batchLoader[string, *cachedKey] // misses of cache, in batches (batchload.go)
+	warmEvery   time.Duration                    // KeepCachesWarm's refresh period (warm.go)
+	treeLoads   *batchLoader[uint, *treeEntry]   // misses of trees
 	keys        *auditKeys
 	anchor      *anchorFile
 	seal        sealState
@@ -224,6 +230,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		hashes: newHashSlots(opt.HashConcurrency, opt.HashWait), staff2FA: opt.StaffRequire2FA,
 	}
 	s.hot = db.Session(&gorm.Session{PrepareStmt: true})
+	s.keyLoads, s.treeLoads = newBatchLoader(s.loadKeys), newBatchLoader(s.loadTrees)
+	if s.warmEvery = opt.CacheRefreshEvery; s.warmEvery <= 0 {
+		s.warmEvery = cacheTTL / 4
+	}
 	if len(opt.AuditKey) == 0 {
 		return nil, fmt.Errorf("models: an audit key is required to sign checkpoints")
 	}

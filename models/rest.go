@@ -1,6 +1,7 @@
 package models
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -164,7 +165,8 @@ func (s *Store) APIListKeysEncoded(ctx context.Context, p KeyPrincipal, q APIKey
 		return nil, err
 	}
 	if memo {
-		tree.listed.Store(&b)
+		kept := bytes.Clone(b) // its own size: the encoder's buffer has room to spare, kept per tree
+		tree.listed.Store(&kept)
 	}
 	return b, nil
 }

@@ -64,14 +64,21 @@ func (s *Store) handleNotification(payload string) {
 }
 
 // treeKeys returns the keys of a tree (cached) and its owner's user ID.
+// Concurrent misses share one query (batchload.go).
 func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
-	now := s.now()
-	e, ok, epoch := s.trees.get(root, now)
-	if ok {
+	if e, ok, _ := s.trees.get(root, s.now()); ok {
 		return e, nil
 	}
-	// The keys (display fields only) and the owner's user ID in one
-	// prepared query.
+	e, _, err := s.treeLoads.get(ctx, root)
+	return e, err
+}
+
+// loadTrees reads the keys (display fields only) of a batch of trees and
+// each tree's owner's user ID in one prepared query, and caches them. Every
+// root asked for gets an entry (a tree without keys an empty one).
+func (s *Store) loadTrees(ctx context.Context, roots []uint) (map[uint]*treeEntry, error) {
+	now := s.now()
+	epoch := s.trees.currentEpoch() // before the query: a change committed since voids the fill
 	var rows []struct {
 		ID        uint
 		AccountID uint
@@ -83,20 +90,38 @@ func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
 		CreatedAt time.Time
 		OwnerID   *uint
 	}
-	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.tree_id, k.name, k.api_key, k.is_master, k.is_active, k.created_at,
-		(SELECT u.id FROM users u WHERE u.account_id = ? AND u.role = ? ORDER BY u.id LIMIT 1) AS owner_id
-		FROM api_keys k WHERE k.tree_id = ? ORDER BY k.id`, root, RoleOwner, root).Scan(&rows).Error
+	in := padded(roots)
+	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.tree_id, k.name, k.api_key, k.is_master, k.is_active, k.created_at, o.owner_id
+		FROM api_keys k LEFT JOIN (SELECT u.account_id, MIN(u.id) AS owner_id FROM users u WHERE u.account_id IN ? AND u.role = ? GROUP BY u.account_id) o
+		ON o.account_id = k.tree_id
+		WHERE k.tree_id IN ? ORDER BY k.tree_id, k.id`, in, RoleOwner, in).Scan(&rows).Error
 	if err != nil {
 		return nil, err
 	}
-	e = &treeEntry{keys: make([]APIKey, len(rows))}
-	for i, r := range rows {
-		e.keys[i] = APIKey{ID: r.ID, AccountID: r.AccountID, TreeID: r.TreeID, Name: r.Name, APIKey: r.APIKey,
-			IsMaster: r.IsMaster, IsActive: r.IsActive, CreatedAt: r.CreatedAt}
-		if r.OwnerID != nil {
-			e.ownerID = *r.OwnerID
+	out := make(map[uint]*treeEntry, len(roots))
+	for i := 0; i < len(rows); {
+		j := i
+		for j < len(rows) && rows[j].TreeID == rows[i].TreeID {
+			j++
 		}
+		e := &treeEntry{keys: make([]APIKey, j-i)}
+		for n, r := range rows[i:j] {
+			e.keys[n] = APIKey{ID: r.ID, AccountID: r.AccountID, TreeID: r.TreeID, Name: r.Name, APIKey: r.APIKey,
+				IsMaster: r.IsMaster, IsActive: r.IsActive, CreatedAt: r.CreatedAt}
+			if r.OwnerID != nil {
+				e.ownerID = *r.OwnerID
+			}
+		}
+		out[rows[i].TreeID] = e
+		i = j
 	}
-	s.trees.put(root, e, now, epoch)
-	return e, nil
+	for _, root := range roots {
+		e := out[root]
+		if e == nil {
+			e = &treeEntry{}
+			out[root] = e
+		}
+		s.trees.put(root, e, now, epoch)
+	}
+	return out, nil
 }

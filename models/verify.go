@@ -35,10 +35,10 @@ type cachedKey struct {
 	principal KeyPrincipal
 	active    bool // key, its account and any parent account are active
 	digest    [32]byte
-	// old holds the live old secrets in a fixed array, so a warm check
-	// allocates nothing however many there are.
-	old  [maxOldSecrets]oldDigest
-	nOld int
+	// old holds the live old secrets (at most maxOldSecrets), nil for
+	// most keys: a cache of 100,000 entries should not carry three empty
+	// slots each (issue 13 #3). Reading it allocates nothing.
+	old []oldDigest
 }
 
 // keyCache holds verified-key rows by API key so a warm verification is one
@@ -146,7 +146,7 @@ func (s *Store) verify(ctx context.Context, apiKey, secret string, now time.Time
 	if !ValidAPIKeyFormat(apiKey) || len(secret) != SecretLen {
 		return KeyPrincipal{}, ErrVerifyFailed
 	}
-	e, ok, epoch := s.cache.get(apiKey, now)
+	e, ok, _ := s.cache.get(apiKey, now)
 	if ok {
 		s.stats.cacheHits.Add(1)
 	} else {
@@ -156,12 +156,15 @@ func (s *Store) verify(ctx context.Context, apiKey, secret string, now time.Time
 		if !ValidSecretFormat(secret) {
 			return KeyPrincipal{}, ErrVerifyFailed
 		}
+		// Concurrent misses share one query (batchload.go), which also
+		// fills the cache.
+		var found bool
 		var err error
-		e, err = s.loadKey(ctx, apiKey, now)
-		if err != nil {
-			return KeyPrincipal{}, err
+		if e, found, err = s.keyLoads.get(ctx, apiKey); err != nil {
+			return KeyPrincipal{}, fmt.Errorf("models: verify: %w", err)
+		} else if !found {
+			return KeyPrincipal{}, ErrVerifyFailed
 		}
-		s.cache.put(apiKey, e, now, epoch)
 	}
 	return e.check(secret, now)
 }
@@ -170,7 +173,7 @@ func (e *cachedKey) check(secret string, now time.Time) (KeyPrincipal, error) {
 	d := digestSecret(secret)
 	cur := digestEqual(d, e.digest[:])
 	var oldID uint
-	for i := 0; i < e.nOld; i++ {
+	for i := range e.old {
 		o := &e.old[i]
 		// Each old secret is checked against its own deadline, so a cached
 		// entry never outlives a promise (nor extends one).
@@ -188,10 +191,16 @@ func (e *cachedKey) check(secret string, now time.Time) (KeyPrincipal, error) {
 	return p, nil
 }
 
-// loadKey reads what verification needs, the key and its live old secrets
-// in one query; an unknown key is ErrVerifyFailed.
-func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cachedKey, error) {
+// loadKeys reads what verification needs for a batch of API keys, each key
+// with its live old secrets, in one query, and caches what it found
+// (unknown keys are absent from the answer). The cache and the principals
+// hold the API key as the database returned it, never the caller's string,
+// which may share its memory with the secret of a Basic-auth header.
+func (s *Store) loadKeys(ctx context.Context, apiKeys []string) (map[string]*cachedKey, error) {
+	now := s.now()
+	epoch := s.cache.currentEpoch() // before the query: a change committed since voids the fill
 	var rows []struct {
+		APIKey        string `gorm:"column:api_key"`
 		ID            uint
 		AccountID     uint
 		IsMaster      bool
@@ -204,37 +213,43 @@ func (s *Store) loadKey(ctx context.Context, apiKey string, now time.Time) (*cac
 		OldDigest     []byte
 		OldExpiresAt  *time.Time
 	}
-	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
+	err := s.hot.WithContext(ctx).Raw(`SELECT k.api_key, k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
 		a.is_active AS account_active, a.parent_id, p.is_active AS parent_active,
 		o.id AS old_id, o.digest AS old_digest, o.expires_at AS old_expires_at
 		FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN accounts p ON p.id = a.parent_id
 		LEFT JOIN old_secrets o ON o.key_id = k.id AND o.expires_at > ?
-		WHERE k.api_key = ? ORDER BY o.expires_at DESC`, now, apiKey).Scan(&rows).Error
+		WHERE k.api_key IN ? ORDER BY k.api_key, o.expires_at DESC`, now, padded(apiKeys)).Scan(&rows).Error
 	if err != nil {
-		return nil, fmt.Errorf("models: verify: %w", err)
+		return nil, err
 	}
-	if len(rows) == 0 || rows[0].ID == 0 {
-		return nil, ErrVerifyFailed
-	}
-	row := rows[0]
-	e := &cachedKey{
-		principal: KeyPrincipal{KeyID: row.ID, AccountID: row.AccountID, IsMaster: row.IsMaster, APIKey: apiKey},
-		active:    row.IsActive && row.AccountActive && (row.ParentActive == nil || *row.ParentActive),
-	}
-	if row.ParentID != nil {
-		e.principal.ParentID = *row.ParentID
-	}
-	copy(e.digest[:], row.SecretDigest)
-	for _, r := range rows {
-		if r.OldID == nil || len(r.OldDigest) != 32 || r.OldExpiresAt == nil || !now.Before(*r.OldExpiresAt) || e.nOld == len(e.old) {
+	out := make(map[string]*cachedKey, len(apiKeys))
+	var e *cachedKey
+	for _, row := range rows {
+		if e == nil || e.principal.APIKey != row.APIKey {
+			e = &cachedKey{
+				principal: KeyPrincipal{KeyID: row.ID, AccountID: row.AccountID, IsMaster: row.IsMaster, APIKey: row.APIKey},
+				active:    row.IsActive && row.AccountActive && (row.ParentActive == nil || *row.ParentActive),
+			}
+			if row.ParentID != nil {
+				e.principal.ParentID = *row.ParentID
+			}
+			copy(e.digest[:], row.SecretDigest)
+			out[row.APIKey] = e
+		}
+		if row.OldID == nil || len(row.OldDigest) != 32 || row.OldExpiresAt == nil || !now.Before(*row.OldExpiresAt) || len(e.old) == maxOldSecrets {
 			continue
 		}
-		o := &e.old[e.nOld]
-		o.id, o.expires = *r.OldID, *r.OldExpiresAt
-		copy(o.digest[:], r.OldDigest)
-		e.nOld++
+		if e.old == nil {
+			e.old = make([]oldDigest, 0, maxOldSecrets)
+		}
+		o := oldDigest{id: *row.OldID, expires: *row.OldExpiresAt}
+		copy(o.digest[:], row.OldDigest)
+		e.old = append(e.old, o)
 	}
-	return e, nil
+	for k, e := range out {
+		s.cache.put(k, e, now, epoch)
+	}
+	return out, nil
 }
 
 // KeyCacheReady reports whether verification results are being cached
