@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,12 +114,26 @@ func listKeys(tree *treeEntry, p KeyPrincipal, q APIKeyQuery) ([]APIKeyRecord, i
 	apiKey := strings.ToLower(q.APIKey)
 	keys := tree.keys // by ID; shared with the cache: never modified
 	if q.Sort.Desc || (q.Sort.Field != "" && q.Sort.Field != "ID") {
-		keys = slices.Clone(keys)
-		sort.SliceStable(keys, func(i, j int) bool { return q.Sort.less(&keys[i], &keys[j]) })
+		sorted := make([]treeKey, len(keys))
+		copy(sorted, keys)
+		rows := make([]APIKey, len(keys))
+		for i := range keys {
+			rows[i] = keys[i].row()
+		}
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(i, j int) bool { return q.Sort.less(&rows[idx[i]], &rows[idx[j]]) })
+		for i, n := range idx {
+			sorted[i] = keys[n]
+		}
+		keys = sorted
 	}
 	var total int64
 	out := []APIKeyRecord{}
-	for _, k := range keys {
+	for i := range keys {
+		k := &keys[i]
 		switch {
 		case !p.IsMaster && k.ID != p.KeyID,
 			apiKey != "" && k.APIKey != apiKey,
@@ -131,7 +144,7 @@ func listKeys(tree *treeEntry, p KeyPrincipal, q APIKeyQuery) ([]APIKeyRecord, i
 		}
 		total++
 		if total > int64(q.Offset) && len(out) < q.Limit {
-			out = append(out, APIKeyRecord{Key: k, UserID: tree.ownerID})
+			out = append(out, APIKeyRecord{Key: k.row(), UserID: tree.ownerID})
 		}
 	}
 	return out, total
@@ -164,8 +177,8 @@ func (s *Store) APIListKeysEncoded(ctx context.Context, p KeyPrincipal, q APIKey
 	if err != nil {
 		return nil, err
 	}
-	if memo {
-		kept := bytes.Clone(b) // its own size: the encoder's buffer has room to spare, kept per tree
+	if memo && tree.lists.Add(1) >= 2 { // kept from the second list on (treeEntry.lists)
+		kept := bytes.Clone(b) // its own size: the encoder's buffer has room to spare
 		tree.listed.Store(&kept)
 	}
 	return b, nil

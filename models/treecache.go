@@ -19,12 +19,30 @@ import (
 type treeCache = cache[uint, *treeEntry]
 
 type treeEntry struct {
-	keys    []APIKey
+	keys    []treeKey
 	ownerID uint
 	// listed is the encoded answer to a master key's default list (see
 	// APIListKeysEncoded), made from keys on first use: it lives and dies
 	// with the entry, so every invalidation of the tree drops it too.
 	listed atomic.Pointer[[]byte]
+	// lists counts default lists served from this entry: the encoded
+	// answer is kept from the second on, so a tree listed once (a pass
+	// over many keys) does not pin its answer for the TTL (issue 13 #3).
+	lists atomic.Int32
+}
+
+// treeKey is a key as the REST list shows it: the display fields only,
+// 96 bytes a key instead of a whole APIKey row's 240 (issue 13 #3).
+type treeKey struct {
+	ID, AccountID, TreeID uint
+	Name, APIKey          string
+	CreatedAt             time.Time
+	IsMaster, IsActive    bool
+}
+
+func (k *treeKey) row() APIKey {
+	return APIKey{ID: k.ID, AccountID: k.AccountID, TreeID: k.TreeID, Name: k.Name, APIKey: k.APIKey,
+		IsMaster: k.IsMaster, IsActive: k.IsActive, CreatedAt: k.CreatedAt}
 }
 
 const treePrefix = "tree:"
@@ -104,9 +122,9 @@ func (s *Store) loadTrees(ctx context.Context, roots []uint) (map[uint]*treeEntr
 		for j < len(rows) && rows[j].TreeID == rows[i].TreeID {
 			j++
 		}
-		e := &treeEntry{keys: make([]APIKey, j-i)}
+		e := &treeEntry{keys: make([]treeKey, j-i)}
 		for n, r := range rows[i:j] {
-			e.keys[n] = APIKey{ID: r.ID, AccountID: r.AccountID, TreeID: r.TreeID, Name: r.Name, APIKey: r.APIKey,
+			e.keys[n] = treeKey{ID: r.ID, AccountID: r.AccountID, TreeID: r.TreeID, Name: r.Name, APIKey: r.APIKey,
 				IsMaster: r.IsMaster, IsActive: r.IsActive, CreatedAt: r.CreatedAt}
 			if r.OwnerID != nil {
 				e.ownerID = *r.OwnerID
