@@ -235,7 +235,11 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	var b strings.Builder
 	var args []any
 	b.WriteString("SELECT * FROM audit_entries WHERE id IN (SELECT id FROM (")
-	for i, alt := range groups[driver] {
+	alts, lateral := groups[driver], []any(nil)
+	if s.engine == Postgres {
+		alts, lateral = s.lateralValues(alts)
+	}
+	for i, alt := range alts {
 		if i > 0 {
 			b.WriteString(" UNION ")
 		}
@@ -243,8 +247,43 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 		b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u" + strconv.Itoa(i))
 		args = append(args, a...)
 	}
+	if lateral != nil {
+		// The many values of one prefix: one subquery run for each value
+		// of an array (LATERAL), planned once, where a UNION branch per
+		// value made planning cost more than running (1-4 ms for 14 names).
+		if len(alts) > 0 {
+			b.WriteString(" UNION ")
+		}
+		expr := lateral[0].(string)
+		vals := lateral[1:]
+		w, a := joinConds(append([]sqlCond{{expr + " = v.val", nil}}, common...))
+		b.WriteString("SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ") +
+			"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l")
+		args = append(append(args, vals...), a...)
+	}
 	b.WriteString(order + ") AS k)" + " ORDER BY at " + dir + ", id " + dir)
 	return auditQuery{sql: b.String(), args: args}, nil
+}
+
+// lateralValues takes out of alts the equalities on a lower-cased actor or
+// target name (a prefix's values) when there are several, and returns them
+// as the expression followed by the values; the other alternatives stay.
+func (s *Store) lateralValues(alts []sqlCond) ([]sqlCond, []any) {
+	for _, expr := range []string{s.lowerExpr("target_name"), s.lowerExpr("actor_label")} {
+		var rest []sqlCond
+		vals := []any{expr}
+		for _, a := range alts {
+			if a.sql == expr+" = ?" {
+				vals = append(vals, a.args...)
+			} else {
+				rest = append(rest, a)
+			}
+		}
+		if len(vals) > 2 {
+			return rest, vals
+		}
+	}
+	return alts, nil
 }
 
 func orConds(g []sqlCond) sqlCond {
