@@ -18,8 +18,7 @@ import (
 type authStore interface {
 	Login(ctx context.Context, email, password, oldToken string, meta models.RequestMeta) (string, *models.Principal, error)
 	Logout(ctx context.Context, p *models.Principal, meta models.RequestMeta) error
-	CreateAccount(ctx context.Context, in models.SignUpInput, actor models.Actor, action string) (*models.SignUpResult, error)
-	StartSession(ctx context.Context, userID uint, oldToken string, meta models.RequestMeta) (string, error)
+	SignUp(ctx context.Context, in models.SignUpInput, oldToken string, meta models.RequestMeta) (*models.SignedUp, error)
 	RotationDays() int
 }
 
@@ -131,10 +130,9 @@ func (h *authHandlers) signup(c echo.Context) error {
 	if !props.Enabled {
 		return web.Render(c, http.StatusForbidden, views.SignupPage(props))
 	}
-	meta := web.Meta(c)
-	res, err := h.store.CreateAccount(c.Request().Context(), models.SignUpInput{
+	res, err := h.store.SignUp(c.Request().Context(), models.SignUpInput{
 		AccountName: props.AccountName, Email: props.Email, Password: c.FormValue("password"),
-	}, models.Actor{Meta: meta}, models.ActionSignup)
+	}, h.web.SessionToken(c), web.Meta(c))
 	if fe := models.FieldErrors(err); fe != nil {
 		props.Errors = fe
 		return web.Render(c, http.StatusUnprocessableEntity, views.SignupPage(props))
@@ -149,18 +147,12 @@ func (h *authHandlers) signup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	token, err := h.store.StartSession(c.Request().Context(), res.User.ID, h.web.SessionToken(c), meta)
-	if err != nil {
-		return err
-	}
-	if err := h.web.SetSession(c, token); err != nil {
+	if err := h.web.SignIn(c, res.Token, res.Principal); err != nil {
 		return err
 	}
 	web.NoStore(c)
 	now := res.Key.CreatedAt
 	row := views.NewKeyRow(res.Key, now, h.store.RotationDays())
-	principal := &models.Principal{User: res.User, Account: &res.Account}
-	c.Set("principal", principal)
 	return web.Render(c, http.StatusCreated, views.KeysPage(views.KeysPageProps{
 		AccountName: res.Account.Name, Master: &row, SMTP: h.web.Config.SMTP, Now: now,
 		Usage: models.Usage{Limit: res.Account.SubaccountLimitValue()}, Page: 1, Pages: 1,

@@ -242,36 +242,6 @@ func (s *Store) join(tx *gorm.DB, inv *Invitation, u *User, meta RequestMeta) er
 		map[string]any{"role": inv.Role, "invited_by": inv.InviterEmail})
 }
 
-// openSession inserts a full session for p in accountID inside tx,
-// replacing oldToken's, and returns its token.
-func (s *Store) openSession(tx *gorm.DB, p *Principal, accountID uint, oldToken string, meta RequestMeta) (string, error) {
-	token, err := newToken()
-	if err != nil {
-		return "", err
-	}
-	now := s.Now()
-	sess := Session{IDHash: sessionHash(token), UserID: p.User.ID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
-		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
-	if accountID != 0 {
-		sess.AccountID = &accountID
-	}
-	if oldToken != "" {
-		if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
-			return "", err
-		}
-	}
-	if err := tx.Create(&sess).Error; err != nil {
-		return "", err
-	}
-	p.Session = sess
-	if accountID != 0 {
-		if err := s.bindMember(tx, p, accountID); err != nil {
-			return "", err
-		}
-	}
-	return token, nil
-}
-
 // AcceptInvitationNew is a new person accepting: they choose a password
 // (the sign-up rules), become a member and are signed in to the account.
 func (s *Store) AcceptInvitationNew(ctx context.Context, token, password, oldToken string, meta RequestMeta) (string, *Principal, error) {
@@ -308,7 +278,10 @@ func (s *Store) AcceptInvitationNew(ctx context.Context, token, password, oldTok
 			return err
 		}
 		p.User = u
-		if sessTok, err = s.openSession(tx, p, inv.AccountID, oldToken, meta); err != nil {
+		if err := s.bindMember(tx, p, inv.AccountID); err != nil {
+			return err
+		}
+		if sessTok, err = s.openSession(tx, p, oldToken, false, meta); err != nil {
 			return err
 		}
 		return s.signedIn(tx, p, meta)
@@ -362,7 +335,10 @@ func (s *Store) AcceptInvitationExisting(ctx context.Context, token, password, c
 		if err := s.releaseIn(tx, rules, true); err != nil {
 			return err
 		}
-		if sessTok, err = s.openSession(tx, p, inv.AccountID, oldToken, meta); err != nil {
+		if err := s.bindMember(tx, p, inv.AccountID); err != nil {
+			return err
+		}
+		if sessTok, err = s.openSession(tx, p, oldToken, false, meta); err != nil {
 			return err
 		}
 		return s.signedIn(tx, p, meta)

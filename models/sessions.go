@@ -167,35 +167,19 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 		}
 		return "", nil, ErrInvalidCredentials
 	}
-	token, err := newToken()
-	if err != nil {
-		return "", nil, err
-	}
-	now := s.Now()
-	sess := Session{IDHash: sessionHash(token), UserID: u.ID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
-		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
-	if p.Account != nil {
-		sess.AccountID = &p.Account.ID
-	}
-	if u.Has2FA() {
-		// The password alone opens nothing: a pending session that only
-		// the second-factor page accepts, for a few minutes (totp.go).
-		sess.Pending, sess.ExpiresAt = true, now.Add(PendingSecondFactorTTL)
-	}
-	p.Session = sess
+	// With two-factor sign-in the password alone opens nothing: a pending
+	// session that only the second-factor page accepts (totp.go).
+	pending := u.Has2FA()
+	var token string
 	err = s.tx(ctx, func(tx *gorm.DB) error {
-		if oldToken != "" {
-			if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
-				return err
-			}
-		}
-		if err := tx.Create(&sess).Error; err != nil {
+		var err error
+		if token, err = s.openSession(tx, p, oldToken, pending, meta); err != nil {
 			return err
 		}
 		if err := s.releaseIn(tx, rules, true); err != nil {
 			return err
 		}
-		if sess.Pending {
+		if pending {
 			return nil // the sign-in is audited once the second factor is right
 		}
 		return s.signedIn(tx, p, meta)
@@ -218,27 +202,34 @@ func (s *Store) signedIn(tx *gorm.DB, p *Principal, meta RequestMeta) error {
 	return s.appendAudit(tx, a, ActionLoginSucceeded, a.AccountID, target("user", p.User.ID, p.User.Email), nil)
 }
 
-// StartSession opens a session for a user who has just proven who they are
-// (right after sign-up), without a second password check.
-func (s *Store) StartSession(ctx context.Context, userID uint, oldToken string, meta RequestMeta) (string, error) {
+// openSession starts a session for p inside tx, in p.Account when it is
+// set, and returns its opaque token. oldToken, the session the browser
+// had, ends, so the session ID changes at every sign-in (no fixation). A
+// pending session (password right, second factor to come) opens only the
+// second-factor page, for a few minutes (totp.go).
+func (s *Store) openSession(tx *gorm.DB, p *Principal, oldToken string, pending bool, meta RequestMeta) (string, error) {
 	token, err := newToken()
 	if err != nil {
 		return "", err
 	}
 	now := s.Now()
-	sess := Session{IDHash: sessionHash(token), UserID: userID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
+	sess := Session{IDHash: sessionHash(token), UserID: p.User.ID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
 		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
-	err = s.tx(ctx, func(tx *gorm.DB) error {
-		if oldToken != "" {
-			if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
-				return err
-			}
-		}
-		return tx.Create(&sess).Error
-	})
-	if err != nil {
-		return "", fmt.Errorf("models: start session: %w", err)
+	if p.Account != nil {
+		sess.AccountID = &p.Account.ID
 	}
+	if pending {
+		sess.Pending, sess.ExpiresAt = true, now.Add(PendingSecondFactorTTL)
+	}
+	if oldToken != "" {
+		if err := tx.Where("id_hash = ?", sessionHash(oldToken)).Delete(&Session{}).Error; err != nil {
+			return "", err
+		}
+	}
+	if err := tx.Create(&sess).Error; err != nil {
+		return "", err
+	}
+	p.Session = sess
 	return token, nil
 }
 

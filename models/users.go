@@ -156,6 +156,45 @@ type SignUpResult struct {
 // transaction, audited as action (sign-up from the web or creation by an
 // operator). The master secret is returned once.
 func (s *Store) CreateAccount(ctx context.Context, in SignUpInput, actor Actor, action string) (*SignUpResult, error) {
+	return s.createAccount(ctx, in, actor, action, nil)
+}
+
+// SignedUp is a self sign-up: the new account with its master secret (for
+// the one response that shows it), and the owner signed in.
+type SignedUp struct {
+	SignUpResult
+	Token     string     // the new session's opaque ID, for the cookie
+	Principal *Principal // the owner, as the page rendered with the secret shows them
+}
+
+// SignUp is self sign-up from the web: the account, its owner and master
+// key, and the owner's first session, in one transaction (no second
+// password check: they have just chosen it). oldToken, the session the
+// browser had, ends (no fixation).
+func (s *Store) SignUp(ctx context.Context, in SignUpInput, oldToken string, meta RequestMeta) (*SignedUp, error) {
+	out := &SignedUp{}
+	res, err := s.createAccount(ctx, in, Actor{Meta: meta}, ActionSignup, func(tx *gorm.DB, res *SignUpResult) error {
+		p := &Principal{User: res.User}
+		if err := s.bindMember(tx, p, res.Account.ID); err != nil {
+			return err
+		}
+		token, err := s.openSession(tx, p, oldToken, false, meta)
+		if err != nil {
+			return err
+		}
+		out.Token, out.Principal = token, p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.SignUpResult = *res
+	return out, nil
+}
+
+// createAccount is CreateAccount, with then run inside its transaction
+// once the account, owner and key exist.
+func (s *Store) createAccount(ctx context.Context, in SignUpInput, actor Actor, action string, then func(tx *gorm.DB, res *SignUpResult) error) (*SignUpResult, error) {
 	v := &ValidationError{}
 	name, msg := ValidateName(in.AccountName)
 	if msg != "" {
@@ -227,6 +266,9 @@ func (s *Store) CreateAccount(ctx context.Context, in SignUpInput, actor Actor, 
 			return err
 		}
 		res.Key, res.Secret = *key, secret
+		if then != nil {
+			return then(tx, res)
+		}
 		return nil
 	})
 	if err != nil {

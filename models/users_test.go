@@ -187,3 +187,44 @@ func TestSetLanguage(t *testing.T) {
 		t.Fatalf("back to the browser's language: %q %v", again.User.Language, err)
 	}
 }
+
+// SignUp is one operation: the account and the owner's first session, the
+// browser's previous session ended; a refused sign-up opens nothing.
+func TestSignUpOpensTheOwnersSession(t *testing.T) {
+	s, _ := testdb.Open(t)
+	mustAccount(t, s, "Other", "other@example.com")
+	oldTok, _, err := s.Login(ctx, "other@example.com", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.SignUp(ctx, models.SignUpInput{AccountName: "Acme", Email: "owner@acme.example", Password: pw}, oldTok, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Secret.Secret == "" || !res.Key.IsMaster || res.Account.Name != "Acme" {
+		t.Fatalf("sign-up result: %+v", res.SignUpResult)
+	}
+	p, err := s.ResolveSession(ctx, res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.User.ID != res.User.ID || p.Account == nil || p.Account.ID != res.Account.ID || p.Role() != models.RoleOwner || !p.InSudo(s.Now()) {
+		t.Fatalf("session of the new owner: %+v", p)
+	}
+	if got := res.Principal; got.User.ID != res.User.ID || got.Account == nil || got.Account.ID != res.Account.ID || got.Role() != models.RoleOwner {
+		t.Fatalf("returned principal: %+v", got)
+	}
+	if _, err := s.ResolveSession(ctx, oldTok); !errors.Is(err, models.ErrSessionInvalid) {
+		t.Fatalf("the browser's previous session still resolves: %v", err)
+	}
+	var sessions int64
+	testdb.Must(t, s.DB().Table("sessions").Count(&sessions))
+	if _, err := s.SignUp(ctx, models.SignUpInput{AccountName: "Again", Email: "owner@acme.example", Password: pw}, "", meta); models.FieldErrors(err)["email"] == "" {
+		t.Fatalf("duplicate sign-up: %v", err)
+	}
+	var after int64
+	testdb.Must(t, s.DB().Table("sessions").Count(&after))
+	if after != sessions {
+		t.Fatalf("a refused sign-up opened a session: %d sessions, want %d", after, sessions)
+	}
+}

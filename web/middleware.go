@@ -296,6 +296,17 @@ func (s *Server) SetSession(c echo.Context, token string) error {
 	return nil
 }
 
+// SignIn writes the cookie of a session just opened and makes p the
+// request's principal, so a page rendered in this same response (the
+// sign-up's reveal) shows them signed in.
+func (s *Server) SignIn(c echo.Context, token string, p *models.Principal) error {
+	if err := s.SetSession(c, token); err != nil {
+		return err
+	}
+	c.Set("principal", p)
+	return nil
+}
+
 // ClearSession expires the cookie.
 func (s *Server) ClearSession(c echo.Context) {
 	s.refreshCSRF(c, "")
