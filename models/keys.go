@@ -196,12 +196,7 @@ func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace 
 	if err != nil {
 		return nil, Revealed{}, err
 	}
-	var k *APIKey
-	err = s.tx(ctx, func(tx *gorm.DB) error {
-		k, err = s.lockOwnedKey(tx, actor, keyID)
-		if err != nil {
-			return err
-		}
+	k, err := s.withOwnedKey(ctx, actor, keyID, "reset secret", func(tx *gorm.DB, k *APIKey) error {
 		if k.IsMaster && actor.Role != RoleAPIKey && !actor.Can(PermMasterReset) {
 			return ErrForbidden // developers never reset the master key
 		}
@@ -230,13 +225,10 @@ func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace 
 			details["old_secret_valid_until"] = old.ExpiresAt.Format(time.RFC3339)
 		}
 		d := digestSecret(secret)
-		err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{
-			"secret_digest": d[:], "secret_hint": secretHint(secret), "secret_set_at": now, "updated_at": now,
-		}).Error
-		if err != nil {
+		if err := tx.Model(k).Updates(map[string]any{"secret_digest": d[:], "secret_hint": secretHint(secret), "secret_set_at": now}).Error; err != nil {
 			return err
 		}
-		k.SecretDigest, k.SecretHint, k.SecretSetAt, k.UpdatedAt = d[:], secretHint(secret), now, now
+		k.SecretDigest, k.SecretHint, k.SecretSetAt = d[:], secretHint(secret), now
 		if err := attachOldSecrets(tx, now, k); err != nil {
 			return err
 		}
@@ -249,9 +241,8 @@ func (s *Store) ResetSecret(ctx context.Context, actor Actor, keyID uint, grace 
 		return s.notifyKeyChanged(tx, k.APIKey)
 	})
 	if err != nil {
-		return nil, Revealed{}, wrapOp("reset secret", err)
+		return nil, Revealed{}, err
 	}
-	s.invalidate(k.APIKey)
 	return k, Revealed{APIKey: k.APIKey, Secret: secret}, nil
 }
 
@@ -264,55 +255,76 @@ func graceLabel(d time.Duration) string {
 	return d.String()
 }
 
-// RenameKey changes a key's display name (and a sub-account's name with it).
-func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw string) (*APIKey, error) {
-	name, msg := ValidateName(raw)
-	if msg != "" {
-		return nil, &ValidationError{Fields: map[string]string{"name": msg}}
-	}
+// withOwnedKey runs fn in one transaction on key keyID, read for update
+// and scoped to what actor may manage (another tenant's key: ErrNotFound),
+// then drops the key from this process's verification and tree caches.
+// The key returned is as fn left it: callers answer from it and read
+// nothing after the commit.
+func (s *Store) withOwnedKey(ctx context.Context, actor Actor, keyID uint, op string, fn func(tx *gorm.DB, k *APIKey) error) (*APIKey, error) {
 	var k *APIKey
-	var root uint
 	err := s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
-		k, err = s.lockOwnedKey(tx, actor, keyID)
-		if err != nil {
+		if k, err = s.lockOwnedKey(tx, actor, keyID); err != nil {
 			return err
 		}
-		old := k.Name
-		if old == name {
-			return nil
-		}
-		// The name rules of creation (names.go): unique in the tree.
-		if root, err = treeOf(tx, k.AccountID); err != nil {
-			return err
-		}
-		if err := s.lockTreeRoot(tx, root); err != nil {
-			return err
-		}
-		if err := ensureNameFree(tx, root, k.AccountID, name); err != nil {
-			return err
-		}
-		if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
-			return err
-		}
-		if !k.IsMaster {
-			// A sub-account is known by its key's name; the main account's
-			// name is the owner's business name and stays as it is.
-			if err := tx.Model(&Account{}).Where("id = ?", k.AccountID).Updates(map[string]any{"name": name, "updated_at": s.Now()}).Error; err != nil {
-				return err
-			}
-		}
-		k.Name = name
-		if err := s.notifyTreeChanged(tx, root); err != nil {
-			return err
-		}
-		return s.appendAudit(tx, actor, ActionKeyRenamed, k.AccountID, target("apikey", k.ID, name), map[string]any{"from": old, "to": name})
+		return fn(tx, k)
 	})
 	if err != nil {
-		return nil, wrapOp("rename key", err)
+		return nil, wrapOp(op, err)
 	}
-	s.invalidateTree(root)
+	s.invalidate(k.APIKey)
+	s.invalidateTree(k.TreeID)
 	return k, nil
+}
+
+// RenameKey changes a key's display name (and a sub-account's name with it).
+func (s *Store) RenameKey(ctx context.Context, actor Actor, keyID uint, raw string) (*APIKey, error) {
+	name, err := keyName(raw)
+	if err != nil {
+		return nil, err
+	}
+	return s.withOwnedKey(ctx, actor, keyID, "rename key", func(tx *gorm.DB, k *APIKey) error {
+		return s.renameKey(tx, actor, k, name)
+	})
+}
+
+// keyName validates a key's new name.
+func keyName(raw string) (string, error) {
+	name, msg := ValidateName(raw)
+	if msg != "" {
+		return "", &ValidationError{Fields: map[string]string{"name": msg}}
+	}
+	return name, nil
+}
+
+// renameKey renames the locked key k inside tx (name already validated).
+func (s *Store) renameKey(tx *gorm.DB, actor Actor, k *APIKey, name string) error {
+	old := k.Name
+	if old == name {
+		return nil
+	}
+	// The name rules of creation (names.go): unique in the tree.
+	if err := s.lockTreeRoot(tx, k.TreeID); err != nil {
+		return err
+	}
+	if err := ensureNameFree(tx, k.TreeID, k.AccountID, name); err != nil {
+		return err
+	}
+	k.Name = name
+	if err := tx.Model(k).Update("name", name).Error; err != nil {
+		return err
+	}
+	if !k.IsMaster {
+		// A sub-account is known by its key's name; the main account's
+		// name is the owner's business name and stays as it is.
+		if err := tx.Model(&Account{ID: k.AccountID}).Update("name", name).Error; err != nil {
+			return err
+		}
+	}
+	if err := s.notifyTreeChanged(tx, k.TreeID); err != nil {
+		return err
+	}
+	return s.appendAudit(tx, actor, ActionKeyRenamed, k.AccountID, target("apikey", k.ID, name), map[string]any{"from": old, "to": name})
 }
 
 // ErrMasterKeyDeactivation explains why the owner cannot deactivate the master key.
@@ -323,58 +335,43 @@ var ErrMasterKeyDeactivation = &ValidationError{Fields: map[string]string{
 // SetKeyActive deactivates (stops all authentication, keeping the secret)
 // or re-activates a key.
 func (s *Store) SetKeyActive(ctx context.Context, actor Actor, keyID uint, active bool) (*APIKey, error) {
-	var k *APIKey
-	var root uint
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var err error
-		k, root, err = s.setKeyActive(tx, actor, keyID, active)
-		return err
+	return s.withOwnedKey(ctx, actor, keyID, "set key active", func(tx *gorm.DB, k *APIKey) error {
+		return s.setKeyActive(tx, actor, k, active)
 	})
-	if err != nil {
-		return nil, wrapOp("set key active", err)
-	}
-	s.invalidate(k.APIKey)
-	s.invalidateTree(root)
-	return k, nil
 }
 
-// setKeyActive does SetKeyActive's work inside tx and returns the key and
-// its tree's root, whose caches the caller drops after the commit.
-func (s *Store) setKeyActive(tx *gorm.DB, actor Actor, keyID uint, active bool) (*APIKey, uint, error) {
-	k, err := s.lockOwnedKey(tx, actor, keyID)
-	if err != nil {
-		return nil, 0, err
-	}
+// setKeyActive does SetKeyActive's work on the locked key k inside tx.
+func (s *Store) setKeyActive(tx *gorm.DB, actor Actor, k *APIKey, active bool) error {
 	if k.IsMaster && !active {
-		return nil, 0, ErrMasterKeyDeactivation
+		return ErrMasterKeyDeactivation
 	}
-	root := k.TreeID
 	if k.IsActive == active {
-		return k, root, nil
-	}
-	if err := tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{"is_active": active, "updated_at": s.Now()}).Error; err != nil {
-		return nil, 0, err
+		return nil
 	}
 	k.IsActive = active
+	if err := tx.Model(k).Update("is_active", active).Error; err != nil {
+		return err
+	}
 	action := ActionKeyDeactivated
 	if active {
 		action = ActionKeyActivated
 	}
 	if err := s.appendAudit(tx, actor, action, k.AccountID, target("apikey", k.ID, k.Name), map[string]any{"api_key": k.APIKey}); err != nil {
-		return nil, 0, err
+		return err
 	}
-	if root, err = treeOf(tx, k.AccountID); err != nil {
-		return nil, 0, err
+	if err := s.notifyTreeChanged(tx, k.TreeID); err != nil {
+		return err
 	}
-	if err := s.notifyTreeChanged(tx, root); err != nil {
-		return nil, 0, err
-	}
-	return k, root, s.notifyKeyChanged(tx, k.APIKey)
+	return s.notifyKeyChanged(tx, k.APIKey)
 }
 
-// wrapOp adds context to unexpected errors but leaves typed ones bare
-// enough for errors.Is/As in the one place that maps them.
+// wrapOp names the operation in an error for the logs (nil stays nil).
+// Typed errors stay typed through the wrap: the one place that maps them
+// uses errors.Is/As.
 func wrapOp(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	return fmt.Errorf("models: %s: %w", op, err)
 }
 

@@ -120,14 +120,8 @@ func (s *Store) EndOldSecret(ctx context.Context, actor Actor, keyID, secretID u
 	if err := s.requireSudo(actor); err != nil {
 		return nil, OldSecret{}, err
 	}
-	var k *APIKey
 	var ended OldSecret
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		var err error
-		k, err = s.lockOwnedKey(tx, actor, keyID)
-		if err != nil {
-			return err
-		}
+	k, err := s.withOwnedKey(ctx, actor, keyID, "end old secret", func(tx *gorm.DB, k *APIKey) error {
 		now := s.Now()
 		// The key_id condition keeps another key's (or tenant's) secret out.
 		if err := tx.Select("id", "key_id", "hint", "retired_at", "expires_at", "last_used_at").
@@ -148,8 +142,7 @@ func (s *Store) EndOldSecret(ctx context.Context, actor Actor, keyID, secretID u
 		return s.notifyKeyChanged(tx, k.APIKey)
 	})
 	if err != nil {
-		return nil, OldSecret{}, wrapOp("end old secret", err)
+		return nil, OldSecret{}, err
 	}
-	s.invalidate(k.APIKey)
 	return k, ended, nil
 }

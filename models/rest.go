@@ -244,11 +244,11 @@ func (s *Store) APICreateSubaccount(ctx context.Context, p KeyPrincipal, in APIK
 		}
 		rec.Key, secret = sub.Key, rev
 		if in.IsActive != nil && !*in.IsActive {
-			k, _, err := s.setKeyActive(tx, APIKeyActor(p, meta), sub.Key.ID, false)
-			if err != nil {
+			k := sub.Key
+			if err := s.setKeyActive(tx, APIKeyActor(p, meta), &k, false); err != nil {
 				return err
 			}
-			rec.Key = *k
+			rec.Key = k
 		}
 		rec.UserID, err = s.ownerUserID(tx, p)
 		return err
@@ -261,26 +261,43 @@ func (s *Store) APICreateSubaccount(ctx context.Context, p KeyPrincipal, in APIK
 	return &rec, secret, nil
 }
 
-// APIUpdateKey applies a partial update (Name, IsActive) with a master key.
-func (s *Store) APIUpdateKey(ctx context.Context, p KeyPrincipal, ref string, name *string, active *bool, meta RequestMeta) (*APIKeyRecord, error) {
+// APIUpdateKey applies a partial update (Name, IsActive) with a master key,
+// in one transaction: a refused part leaves the other undone too.
+func (s *Store) APIUpdateKey(ctx context.Context, p KeyPrincipal, ref string, rawName *string, active *bool, meta RequestMeta) (*APIKeyRecord, error) {
 	if !p.IsMaster {
 		return nil, ErrSubaccountKeyReadOnly
 	}
-	k, err := s.findAPIKey(s.db.WithContext(ctx), p, ref)
+	var name string
+	if rawName != nil {
+		var err error
+		if name, err = keyName(*rawName); err != nil {
+			return nil, err
+		}
+	}
+	found, err := s.findAPIKey(s.db.WithContext(ctx), p, ref)
 	if err != nil {
 		return nil, err
 	}
 	actor := APIKeyActor(p, meta)
 	actor.AuthAt = s.Now()
-	if name != nil {
-		if _, err := s.RenameKey(ctx, actor, k.ID, *name); err != nil {
-			return nil, err
+	var uid uint
+	k, err := s.withOwnedKey(ctx, actor, found.ID, "api update key", func(tx *gorm.DB, k *APIKey) error {
+		if rawName != nil {
+			if err := s.renameKey(tx, actor, k, name); err != nil {
+				return err
+			}
 		}
-	}
-	if active != nil {
-		if _, err := s.SetKeyActive(ctx, actor, k.ID, *active); err != nil {
-			return nil, err
+		if active != nil {
+			if err := s.setKeyActive(tx, actor, k, *active); err != nil {
+				return err
+			}
 		}
+		var err error
+		uid, err = s.ownerUserID(tx, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return s.APIGetKey(ctx, p, strconv.FormatUint(uint64(k.ID), 10))
+	return &APIKeyRecord{Key: *k, UserID: uid}, nil
 }

@@ -89,3 +89,59 @@ func TestAPICreateSubaccountNeverCommitsWithoutTheSecret(t *testing.T) {
 		t.Fatal("no statement was made to fail: the injection does not work")
 	}
 }
+
+// A REST update is all or nothing: a refused deactivation of the master
+// key leaves its name as it was, and whatever statement fails, a rename
+// and a deactivation requested together are both applied or neither.
+func TestAPIUpdateKeyIsAllOrNothing(t *testing.T) {
+	s, _ := testdb.Open(t)
+	_, res := owner(t, s, "Acme", "owner@acme.example")
+	p, err := s.Verify(ctx, res.Secret.APIKey, res.Secret.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, inactive := "Renamed", false
+	_, err = s.APIUpdateKey(ctx, p, res.Secret.APIKey, &name, &inactive, meta)
+	if models.FieldErrors(err)["active"] == "" {
+		t.Fatalf("deactivating the master key: %v, want a refusal", err)
+	}
+	var names []string
+	testdb.Must(t, s.DB().Table("api_keys").Where("id = ?", res.Key.ID).Pluck("name", &names))
+	if len(names) != 1 || names[0] != res.Key.Name {
+		t.Fatalf("master key named %v after a refused update, want %q", names, res.Key.Name)
+	}
+
+	rec, _, err := s.APICreateSubaccount(ctx, p, models.APIKeyCreate{Name: "stream"}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f failNth
+	f.install(t, s.DB())
+	failures := 0
+	for n := int64(1); n <= 20; n++ {
+		name := fmt.Sprintf("stream-%d", n)
+		active := n%2 == 0 // alternately deactivate and reactivate
+		f.arm(n)
+		_, err := s.APIUpdateKey(ctx, p, fmt.Sprint(rec.Key.ID), &name, &active, meta)
+		f.disarm()
+		var k struct {
+			Name     string
+			IsActive bool
+		}
+		testdb.Must(t, s.DB().Table("api_keys").Select("name, is_active").Where("id = ?", rec.Key.ID).Take(&k))
+		if err != nil {
+			failures++
+			if k.Name == name || k.IsActive == active {
+				t.Errorf("statement %d failed (%v) but part of the update stayed: %+v", n, err, k)
+			}
+			testdb.Must(t, s.DB().Table("api_keys").Where("id = ?", rec.Key.ID).Updates(map[string]any{"name": name, "is_active": active}))
+			continue
+		}
+		if k.Name != name || k.IsActive != active {
+			t.Errorf("statement %d: key %+v after a successful update to %q/%v", n, k, name, active)
+		}
+	}
+	if failures == 0 {
+		t.Fatal("no statement was made to fail: the injection does not work")
+	}
+}
