@@ -192,7 +192,7 @@ func (s *Store) RecordVerification(ctx context.Context, r ChainReport) error {
 	row := auditStatusRow{ID: 1, VerifiedAt: r.VerifiedAt.UTC(), OK: r.OK, FullWalk: r.Full, FromEntry: r.From, Head: r.Head,
 		Entries: r.Entries, BadEntry: r.BadEntry, Problem: r.Problem, AnchorHead: r.AnchorHead}
 	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, UpdateAll: true}).Create(&row).Error
-	return wrapOpNil("record audit verification", err)
+	return wrapOp("record audit verification", err)
 }
 
 // LastVerification is the newest recorded verification, or nil.

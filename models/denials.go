@@ -86,7 +86,7 @@ func (s *Store) RecordRouteDenied(ctx context.Context, actor Actor, route, path 
 		return s.appendAudit(tx, actor, ActionAccessDenied, actor.AccountID, auditTarget{Type: "route", Name: truncate(path, 200)},
 			map[string]any{"route": route})
 	})
-	return wrapOpNil("record access denied", err)
+	return wrapOp("record access denied", err)
 }
 
 // FlushDenials appends the repeat counts of the minutes that are over
@@ -101,7 +101,7 @@ func (s *Store) FlushDenials(ctx context.Context, all bool) error {
 		return nil
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error { return s.appendDenialSummaries(tx, closed) })
-	return wrapOpNil("record repeated access denials", err)
+	return wrapOp("record repeated access denials", err)
 }
 
 // takeLocked removes and returns the windows whose key matches, oldest

@@ -351,7 +351,7 @@ func (s *Store) ChangeMember(ctx context.Context, actor Actor, memberID uint, ra
 			return err
 		}
 		from := map[string]any{"role": m.Role}
-		if err := tx.Model(&Member{}).Where("id = ?", m.ID).Updates(map[string]any{"role": role, "scope_all": scope.All, "updated_at": s.Now()}).Error; err != nil {
+		if err := tx.Model(&Member{}).Where("id = ?", m.ID).Updates(map[string]any{"role": role, "scope_all": scope.All}).Error; err != nil {
 			return err
 		}
 		if err := tx.Where("member_id = ?", m.ID).Delete(&memberScope{}).Error; err != nil {

@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -271,7 +270,7 @@ func (s *Store) SetSubaccountLimit(ctx context.Context, actor Actor, accountID u
 		}
 		return s.changeLimit(tx, actor, a, newLimit, reason, nil)
 	})
-	return wrapOpNil("set sub-account limit", err)
+	return wrapOp("set sub-account limit", err)
 }
 
 func (s *Store) changeLimit(tx *gorm.DB, actor Actor, a *Account, newLimit int, reason string, requestID *uint) error {
@@ -285,7 +284,7 @@ func (s *Store) changeLimit(tx *gorm.DB, actor Actor, a *Account, newLimit int, 
 			"The account already uses %d sub-accounts; the limit cannot be lower than that.", used)}}
 	}
 	old := a.SubaccountLimitValue()
-	if err := tx.Model(&Account{}).Where("id = ?", a.ID).Updates(map[string]any{"subaccount_limit": newLimit, "updated_at": s.Now()}).Error; err != nil {
+	if err := tx.Model(&Account{}).Where("id = ?", a.ID).Updates(map[string]any{"subaccount_limit": newLimit}).Error; err != nil {
 		return err
 	}
 	details := map[string]any{"from": old, "to": newLimit, "reason": reason}
@@ -353,16 +352,5 @@ func (s *Store) DecideLimitRequest(ctx context.Context, actor Actor, requestID u
 		}
 		return s.appendAudit(tx, actor, action, a.ID, target("limit_request", req.ID, a.Name), details)
 	})
-	return wrapOpNil("decide limit request", err)
-}
-
-func wrapOpNil(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ve *ValidationError
-	if errors.As(err, &ve) {
-		return err
-	}
-	return wrapOp(op, err)
+	return wrapOp("decide limit request", err)
 }

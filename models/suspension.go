@@ -40,7 +40,7 @@ func (s *Store) setSuspended(ctx context.Context, actor Actor, accountID uint, r
 			}
 			return &ValidationError{Fields: map[string]string{"reason": "This account is not suspended."}}
 		}
-		updates := map[string]any{"is_active": !suspend, "suspended_reason": "", "suspended_at": nil, "updated_at": s.Now()}
+		updates := map[string]any{"is_active": !suspend, "suspended_reason": "", "suspended_at": nil}
 		action := ActionAccountReinstated
 		details := map[string]any{"reason": reason}
 		if suspend {

@@ -341,7 +341,7 @@ func (s *Store) SetLanguage(ctx context.Context, p *Principal, lang string, meta
 	}
 	a := p.Actor(meta)
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{"language": lang, "updated_at": s.Now()}).Error; err != nil {
+		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{"language": lang}).Error; err != nil {
 			return err
 		}
 		return s.appendAudit(tx, a, ActionLanguageChanged, a.AccountID, target("user", p.User.ID, p.User.Email),
