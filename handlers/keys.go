@@ -23,7 +23,7 @@ type keyStore interface {
 	EndOldSecret(ctx context.Context, actor models.Actor, keyID, secretID uint) (*models.APIKey, models.OldSecret, error)
 	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
 	SetKeyActive(ctx context.Context, actor models.Actor, keyID uint, active bool) (*models.APIKey, error)
-	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) error
+	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) (models.Actor, error)
 	UsageForKey(ctx context.Context, actor models.Actor, keyID uint, days int) (*models.KeyUsage, error)
 	Now() time.Time
 	RotationDays() int
@@ -121,27 +121,19 @@ func (h *keyHandlers) reset(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := web.Principal(c)
-	props := h.resetProps(k, c.FormValue("grace"), !p.InSudo(h.store.Now()))
+	props := h.resetProps(k, c.FormValue("grace"), !web.Principal(c).InSudo(h.store.Now()))
 	grace, ok := models.ParseGrace(props.Grace)
 	if !ok {
 		props.Errors = map[string]string{"grace": "Choose when the current secret stops working."}
 		return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
 	}
-	if props.NeedPassword {
-		pw := c.FormValue("password")
-		if pw == "" {
-			props.Errors = map[string]string{"password": "Enter your password to confirm."}
-			return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
-		}
-		err := h.store.ReauthenticateWithCode(c.Request().Context(), p, pw, c.FormValue("code"), web.Meta(c))
-		if fe := models.FieldErrors(err); fe != nil {
-			props.Errors = fe
-			return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
-		}
-		if err != nil {
-			return err
-		}
+	actor, fe, err := ensureSudo(c, h.store, h.store.Now())
+	if fe != nil {
+		props.Errors = fe
+		return h.dialog(c, http.StatusUnprocessableEntity, views.ResetDialog(props))
+	}
+	if err != nil {
+		return err
 	}
 	// Without htmx the reveal opens over the keys page. That page is read
 	// now, before the reset: after the commit nothing is read, so no
@@ -154,7 +146,7 @@ func (h *keyHandlers) reset(c echo.Context) error {
 		}
 		page = &pp
 	}
-	key, secret, err := h.store.ResetSecret(c.Request().Context(), web.Actor(c), k.ID, grace)
+	key, secret, err := h.store.ResetSecret(c.Request().Context(), actor, k.ID, grace)
 	if errors.Is(err, models.ErrReauthRequired) {
 		props.NeedPassword = true
 		props.Errors = map[string]string{"password": "Enter your password to confirm."}
@@ -229,7 +221,7 @@ func (h *keyHandlers) endSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	fe, err := ensureSudo(c, h.store, h.store.Now())
+	actor, fe, err := ensureSudo(c, h.store, h.store.Now())
 	if fe != nil {
 		props.Errors = fe
 		return h.dialog(c, http.StatusUnprocessableEntity, views.EndSecretDialog(props))
@@ -237,7 +229,7 @@ func (h *keyHandlers) endSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = h.store.EndOldSecret(c.Request().Context(), web.Actor(c), props.Key.ID, secretID)
+	_, _, err = h.store.EndOldSecret(c.Request().Context(), actor, props.Key.ID, secretID)
 	if errors.Is(err, models.ErrReauthRequired) {
 		props.NeedPassword = true
 		props.Errors = map[string]string{"password": "Enter your password to confirm."}

@@ -160,12 +160,12 @@ func (h *peopleHandlers) twoFactorConfirm(c echo.Context) error {
 
 // twoFactorOff turns two-factor sign-in off (sudo: password and code).
 func (h *peopleHandlers) twoFactorOff(c echo.Context) error {
-	fe, err := ensureSudo(c, h.store, h.store.Now())
+	actor, fe, err := ensureSudo(c, h.store, h.store.Now())
 	if err != nil {
 		return err
 	}
 	if fe == nil {
-		err = h.store.DisableTOTP(c.Request().Context(), web.Principal(c), web.Meta(c))
+		err = h.store.DisableTOTP(c.Request().Context(), web.Principal(c), actor)
 		fe = models.FieldErrors(err)
 		if fe == nil && err != nil {
 			return err
@@ -189,13 +189,13 @@ func (h *peopleHandlers) twoFactorRefused(c echo.Context, form views.TwoFactorFo
 
 // recoveryCodes replaces the recovery codes (sudo: password and code).
 func (h *peopleHandlers) recoveryCodes(c echo.Context) error {
-	fe, err := ensureSudo(c, h.store, h.store.Now())
+	actor, fe, err := ensureSudo(c, h.store, h.store.Now())
 	if err != nil {
 		return err
 	}
 	var codes []string
 	if fe == nil {
-		codes, err = h.store.RegenerateRecoveryCodes(c.Request().Context(), web.Actor(c))
+		codes, err = h.store.RegenerateRecoveryCodes(c.Request().Context(), actor)
 		fe = models.FieldErrors(err)
 		if fe == nil && err != nil {
 			return err

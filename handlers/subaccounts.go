@@ -126,7 +126,7 @@ func (h *subaccountHandlers) create(c echo.Context) error {
 		return err
 	}
 	props.Usage = usage
-	fe, err := ensureSudo(c, h.store, h.store.Now())
+	actor, fe, err := ensureSudo(c, h.store, h.store.Now())
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (h *subaccountHandlers) create(c echo.Context) error {
 		props.Errors = fe
 		return h.dialog(c, http.StatusUnprocessableEntity, views.CreateSubaccountDialog(props))
 	}
-	sub, secret, err := h.store.CreateSubaccount(ctx, web.Actor(c), props.Name, props.Description)
+	sub, secret, err := h.store.CreateSubaccount(ctx, actor, props.Name, props.Description)
 	switch {
 	case errors.Is(err, models.ErrLimitReached):
 		return h.dialog(c, http.StatusUnprocessableEntity, views.LimitRequestDialog(views.LimitRequestProps{Usage: usage, Extra: "1",

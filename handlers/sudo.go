@@ -11,24 +11,25 @@ import (
 )
 
 type reauther interface {
-	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) error
+	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) (models.Actor, error)
 }
 
 // ensureSudo makes sure the signed-in user authenticated within the sudo
-// window, checking the form's password when not. Field errors are for the
-// form; err is anything else (a throttle, a database failure).
-func ensureSudo(c echo.Context, store reauther, now time.Time) (map[string]string, error) {
+// window, checking the form's password (and code) when not, and returns
+// the actor for the sensitive action. Field errors are for the form; err
+// is anything else (a throttle, a database failure).
+func ensureSudo(c echo.Context, store reauther, now time.Time) (models.Actor, map[string]string, error) {
 	p := web.Principal(c)
 	if p.InSudo(now) {
-		return nil, nil
+		return web.Actor(c), nil, nil
 	}
 	pw := c.FormValue("password")
 	if pw == "" {
-		return map[string]string{"password": "Enter your password to confirm."}, nil
+		return models.Actor{}, map[string]string{"password": "Enter your password to confirm."}, nil
 	}
-	err := store.ReauthenticateWithCode(c.Request().Context(), p, pw, c.FormValue("code"), web.Meta(c))
+	actor, err := store.ReauthenticateWithCode(c.Request().Context(), p, pw, c.FormValue("code"), web.Meta(c))
 	if fe := models.FieldErrors(err); fe != nil {
-		return fe, nil
+		return models.Actor{}, fe, nil
 	}
-	return nil, err
+	return actor, nil, err
 }

@@ -58,7 +58,8 @@ func TestEveryOperationIsAudited(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return s.Reauthenticate(ctx, p, pw, meta)
+			_, err = s.ReauthenticateWithCode(ctx, p, pw, "", meta)
+			return err
 		}, []string{models.ActionReauthenticated}, "owner@acme.example", "user"},
 		{"secret reset", func() error {
 			_, _, err := s.ResetSecret(ctx, owner1, res.Key.ID, 0)

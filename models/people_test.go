@@ -547,13 +547,14 @@ func TestTOTPSignIn(t *testing.T) {
 	// Sudo asks for the code too.
 	clock.Advance(time.Minute)
 	p, _ = s.ResolveSession(ctx, tok)
-	if err := s.ReauthenticateWithCode(ctx, p, pw, "", meta); models.FieldErrors(err)["code"] == "" {
+	if _, err := s.ReauthenticateWithCode(ctx, p, pw, "", meta); models.FieldErrors(err)["code"] == "" {
 		t.Fatalf("sudo without a code: %v", err)
 	}
-	if err := s.ReauthenticateWithCode(ctx, p, pw, models.TOTPCode(seed, s.Now()), meta); err != nil {
+	sudo, err := s.ReauthenticateWithCode(ctx, p, pw, models.TOTPCode(seed, s.Now()), meta)
+	if err != nil {
 		t.Fatalf("sudo with a code: %v", err)
 	}
-	fresh, err := s.RegenerateRecoveryCodes(ctx, p.Actor(meta))
+	fresh, err := s.RegenerateRecoveryCodes(ctx, sudo)
 	if err != nil || len(fresh) != models.RecoveryCodeCount {
 		t.Fatalf("regenerate: %v", err)
 	}
@@ -710,7 +711,7 @@ func TestDisableTOTP(t *testing.T) {
 	if p, err = s.ResolveSession(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DisableTOTP(ctx, p, meta); models.FieldErrors(err)["form"] == "" {
+	if err := s.DisableTOTP(ctx, p, p.Actor(meta)); models.FieldErrors(err)["form"] == "" {
 		t.Fatalf("turned off where it is required: %v", err)
 	}
 	if err := s.SetRequire2FA(ctx, p.Actor(meta), false); err != nil {
@@ -722,16 +723,17 @@ func TestDisableTOTP(t *testing.T) {
 	if p, err = s.ResolveSession(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DisableTOTP(ctx, p, meta); !errors.Is(err, models.ErrReauthRequired) {
+	if err := s.DisableTOTP(ctx, p, p.Actor(meta)); !errors.Is(err, models.ErrReauthRequired) {
 		t.Fatalf("outside sudo: %v", err)
 	}
 	if !p.User.Has2FA() {
 		t.Fatal("2FA went off outside sudo")
 	}
-	if err := s.ReauthenticateWithCode(ctx, p, pw, models.TOTPCode(seed, s.Now()), meta); err != nil {
+	sudo, err := s.ReauthenticateWithCode(ctx, p, pw, models.TOTPCode(seed, s.Now()), meta)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DisableTOTP(ctx, p, meta); err != nil {
+	if err := s.DisableTOTP(ctx, p, sudo); err != nil {
 		t.Fatalf("in sudo: %v", err)
 	}
 	if left, _ := s.RecoveryCodesLeft(ctx, p.User.ID); left != 0 {
@@ -747,7 +749,7 @@ func TestDisableTOTP(t *testing.T) {
 		t.Fatalf("sign-in after turning 2FA off: %v pending=%v", err, lp != nil && lp.Session.Pending)
 	}
 	// Twice is harmless.
-	if err := s.DisableTOTP(ctx, p, meta); err != nil {
+	if err := s.DisableTOTP(ctx, p, sudo); err != nil {
 		t.Fatalf("again: %v", err)
 	}
 }

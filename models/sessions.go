@@ -318,34 +318,33 @@ func (s *Store) Logout(ctx context.Context, p *Principal, meta RequestMeta) erro
 	return nil
 }
 
-// Reauthenticate checks the password again and restarts the sudo window.
-func (s *Store) Reauthenticate(ctx context.Context, p *Principal, password string, meta RequestMeta) error {
-	return s.ReauthenticateWithCode(ctx, p, password, "", meta)
-}
-
 // ReauthenticateWithCode is the sudo prompt: the password and, for a
 // person with two-factor sign-in, a code too (a stolen password alone
-// reaches no sensitive action).
-func (s *Store) ReauthenticateWithCode(ctx context.Context, p *Principal, password, code string, meta RequestMeta) error {
+// reaches no sensitive action). It restarts the session's sudo window and
+// returns p as the actor of the sensitive action that follows, inside
+// that window; p itself is left as it is.
+func (s *Store) ReauthenticateWithCode(ctx context.Context, p *Principal, password, code string, meta RequestMeta) (Actor, error) {
 	ok, err := s.checkRecentPassword(ctx, p, password, meta)
 	if err != nil {
-		return fmt.Errorf("models: reauthenticate: %w", err)
+		return Actor{}, fmt.Errorf("models: reauthenticate: %w", err)
 	}
 	a := p.Actor(meta)
 	if !ok {
-		return &ValidationError{Fields: map[string]string{"password": "That password is not correct."}}
+		return Actor{}, &ValidationError{Fields: map[string]string{"password": "That password is not correct."}}
 	}
 	var rules []throttleRule
 	if p.User.Has2FA() {
 		rules = s.secondFactorRules(p.User.Email, meta.IP)
 		if err := s.reserve(ctx, rules); err != nil {
-			return err
+			return Actor{}, err
 		}
 	}
 	now := s.Now()
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		if rules != nil {
-			if err := s.checkSecondFactor(tx, &p.User, code, meta); err != nil {
+			// A copy: checkSecondFactor records the code's step on the user.
+			u := p.User
+			if err := s.checkSecondFactor(tx, &u, code, meta); err != nil {
 				return err
 			}
 			if err := s.releaseIn(tx, rules, true); err != nil {
@@ -358,10 +357,10 @@ func (s *Store) ReauthenticateWithCode(ctx context.Context, p *Principal, passwo
 		return s.appendAudit(tx, a, ActionReauthenticated, a.AccountID, target("user", p.User.ID, p.User.Email), nil)
 	})
 	if err != nil {
-		return fmt.Errorf("models: reauthenticate: %w", err)
+		return Actor{}, fmt.Errorf("models: reauthenticate: %w", err)
 	}
-	p.Session.AuthAt = now
-	return nil
+	a.AuthAt = now
+	return a, nil
 }
 
 // checkRecentPassword checks a signed-in user's password (sudo prompt,

@@ -235,11 +235,16 @@ func TestSudoWindow(t *testing.T) {
 	if p.InSudo(s.Now()) {
 		t.Fatal("still in sudo mode 16 minutes after login")
 	}
-	if err := s.Reauthenticate(ctx, p, "wrong password!!", meta); models.FieldErrors(err)["password"] == "" {
+	if _, err := s.ReauthenticateWithCode(ctx, p, "wrong password!!", "", meta); models.FieldErrors(err)["password"] == "" {
 		t.Fatalf("wrong password re-authenticated: %v", err)
 	}
-	if err := s.Reauthenticate(ctx, p, pw, meta); err != nil {
+	sudo, err := s.ReauthenticateWithCode(ctx, p, pw, "", meta)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The actor returned is in sudo; the principal it came from is as it was.
+	if !sudo.AuthAt.Equal(s.Now()) || sudo.UserID != p.User.ID || p.InSudo(s.Now()) {
+		t.Fatalf("re-authentication: actor AuthAt %v, principal in sudo %v", sudo.AuthAt, p.InSudo(s.Now()))
 	}
 	p2, err := s.ResolveSession(ctx, tok)
 	if err != nil || !p2.InSudo(s.Now()) {

@@ -411,9 +411,9 @@ func (s *Store) CompleteSignIn(ctx context.Context, token, code string, meta Req
 // person with two-factor sign-in means the password and a code within the
 // last SudoWindow (sign-in or the sudo prompt), as every sensitive action
 // does; the recovery codes go with it. Refused where two-factor sign-in is
-// required (the account's rule, or --staff-2fa for staff).
-func (s *Store) DisableTOTP(ctx context.Context, p *Principal, meta RequestMeta) error {
-	a := p.Actor(meta)
+// required (the account's rule, or --staff-2fa for staff). a is p acting
+// (ensureSudo's actor, fresh from the sudo prompt when it was asked).
+func (s *Store) DisableTOTP(ctx context.Context, p *Principal, a Actor) error {
 	if err := s.requireSudo(a); err != nil {
 		return err
 	}
