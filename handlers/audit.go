@@ -196,7 +196,7 @@ func (h *auditHandlers) render(c echo.Context, status int, f models.AuditFilter,
 	q := filterQuery(values)
 	p := views.AuditPageProps{
 		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: chain,
-		IsStaff: staff, CanReview: actor.Role == models.RoleAuditor || actor.Can(models.PermAuditReview),
+		IsStaff: staff, CanReview: actor.MayReviewAudit(),
 		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(), Note: note,
 	}
 	if page.Older != nil {

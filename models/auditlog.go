@@ -366,15 +366,15 @@ type AuditReview struct {
 
 // reviewScope: owners review their account's log, auditors the whole log.
 func reviewScope(db *gorm.DB, actor Actor) *gorm.DB {
-	if actor.Role == RoleOwner {
-		return db.Where("account_id = ?", actor.AccountID)
+	if actor.Role.IsStaff() {
+		return db.Where("account_id IS NULL")
 	}
-	return db.Where("account_id IS NULL")
+	return db.Where("account_id = ?", actor.AccountID)
 }
 
 // MarkReviewed records a review through entry throughID (audited).
 func (s *Store) MarkReviewed(ctx context.Context, actor Actor, throughID uint64, rawNote string) (*AuditReview, error) {
-	if actor.Role != RoleAuditor && !(actor.Role == RoleOwner && actor.AccountID != 0) {
+	if !actor.MayReviewAudit() {
 		return nil, ErrForbidden
 	}
 	note, msg := validateReason("note", rawNote, false)
@@ -385,8 +385,8 @@ func (s *Store) MarkReviewed(ctx context.Context, actor Actor, throughID uint64,
 		return nil, err
 	}
 	rv := &AuditReview{ThroughID: throughID, ReviewerID: actor.UserID, ReviewerEmail: actor.Email, ReviewerRole: string(actor.Role), Note: note}
-	if actor.Role == RoleOwner {
-		acc := actor.AccountID
+	if !actor.Role.IsStaff() {
+		acc := actor.AccountID // the account's review, not the whole log's
 		rv.AccountID = &acc
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error {

@@ -106,6 +106,14 @@ func ParseMemberRole(s string) (Role, bool) {
 // Can reports whether the actor's role has p.
 func (a Actor) Can(p Permission) bool { return a.Role.Can(p) }
 
+// MayReviewAudit reports whether the actor may mark the audit log
+// reviewed: an auditor the whole log, the people whose role has
+// PermAuditReview (owner, admin) their account's. AuditReviewers are the
+// same roles, for the route table.
+func (a Actor) MayReviewAudit() bool {
+	return a.Role == RoleAuditor || (a.AccountID != 0 && a.Can(PermAuditReview))
+}
+
 // InScope reports whether the actor may see account id: the main account
 // itself only with scope "all", a sub-account when the scope is all or
 // lists it. Staff and API keys have no member scope (nil: everything

@@ -753,3 +753,53 @@ func TestDisableTOTP(t *testing.T) {
 		t.Fatalf("again: %v", err)
 	}
 }
+
+// Reviewing the account's audit log is the owner's and the admins' (the
+// role table's PermAuditReview): an admin's review is the account's, a
+// developer may not review, and no member takes an auditor's review of
+// the whole log for their account's.
+func TestAdminsReviewTheAccountsAuditLog(t *testing.T) {
+	t.Parallel()
+	s, _ := testdb.Open(t)
+	tm := newTeam(t, s)
+	_, admin := tm.join(t, s, "admin@acme.example", "admin", models.ScopeInput{All: true})
+	_, dev := tm.join(t, s, "dev@acme.example", "developer", models.ScopeInput{All: true})
+	aud, err := s.CreateStaffUser(ctx, "aud@keydesk.example", pw, models.RoleAuditor, models.SystemActor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditor := models.Actor{UserID: aud.ID, Email: aud.Email, Role: models.RoleAuditor}
+	st, err := s.AuditStatusFor(ctx, auditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkReviewed(ctx, auditor, st.Head, "whole log"); err != nil {
+		t.Fatal(err)
+	}
+	for name, who := range map[string]models.Actor{"owner": tm.owner, "admin": admin, "developer": dev} {
+		if st, err := s.AuditStatusFor(ctx, who); err != nil || st.LastReview != nil {
+			t.Errorf("%s: the auditor's review of the whole log shows as the account's (%v)", name, err)
+		}
+	}
+	if st, err = s.AuditStatusFor(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkReviewed(ctx, admin, st.Head, "admin check"); err != nil {
+		t.Fatalf("admin reviews the account's log: %v", err)
+	}
+	if st, err := s.AuditStatusFor(ctx, tm.owner); err != nil || st.LastReview == nil || st.LastReview.Note != "admin check" {
+		t.Fatalf("the owner does not see the admin's review: %+v %v", st.LastReview, err)
+	}
+	if _, err := s.MarkReviewed(ctx, dev, st.Head, ""); !errors.Is(err, models.ErrForbidden) {
+		t.Fatalf("developer reviews: %v", err)
+	}
+	support := models.Actor{UserID: 99, Role: models.RoleSupport}
+	for name, tc := range map[string]struct {
+		a    models.Actor
+		want bool
+	}{"owner": {tm.owner, true}, "admin": {admin, true}, "developer": {dev, false}, "auditor": {auditor, true}, "support": {support, false}} {
+		if got := tc.a.MayReviewAudit(); got != tc.want {
+			t.Errorf("%s may review: %v, want %v", name, got, tc.want)
+		}
+	}
+}
