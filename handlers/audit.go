@@ -23,9 +23,7 @@ import (
 )
 
 type auditStore interface {
-	AuditEntries(ctx context.Context, actor models.Actor, f models.AuditFilter, before, after *models.AuditCursor) (models.AuditPage, error)
-	AuditStatusFor(ctx context.Context, actor models.Actor) (models.AuditStatus, error)
-	ChainStatus(ctx context.Context) (models.AuditChainStatus, error)
+	AuditLog(ctx context.Context, actor models.Actor, f models.AuditFilter, before, after *models.AuditCursor) (*models.AuditLogView, error)
 	AuditHeadBySeq(ctx context.Context, seq uint64) (*models.AuditHead, error)
 	ExportAudit(ctx context.Context, actor models.Actor, f models.AuditFilter, format string, begin func(*models.AuditHead) error, emit func(models.AuditEntry) error) (*models.AuditHead, error)
 	MarkReviewed(ctx context.Context, actor models.Actor, through uint64, note string) (*models.AuditReview, error)
@@ -167,46 +165,36 @@ func (h *auditHandlers) render(c echo.Context, status int, f models.AuditFilter,
 	before, after *models.AuditCursor, note string) error {
 	ctx, actor := c.Request().Context(), web.Actor(c)
 	staff := actor.Role.IsStaff()
-	page, err := h.store.AuditEntries(ctx, actor, f, before, after)
-	var ve *models.ValidationError
-	if errors.As(err, &ve) {
+	v, err := h.store.AuditLog(ctx, actor, f, before, after)
+	if err != nil {
+		return err
+	}
+	if v.Refused != nil {
 		// A prefix too broad to answer from an index: say so on the page.
 		errs = maps.Clone(errs)
 		for _, k := range []string{"actor", "target"} {
-			if msg := ve.Fields[k]; msg != "" {
+			if msg := v.Refused[k]; msg != "" {
 				errs["form"] = msg
 			}
 		}
-		page, err = models.AuditPage{}, nil
 		if status == http.StatusOK {
 			status = http.StatusBadRequest
 		}
 	}
-	if err != nil {
-		return err
-	}
-	st, err := h.store.AuditStatusFor(ctx, actor)
-	if err != nil {
-		return err
-	}
-	chain, err := h.store.ChainStatus(ctx)
-	if err != nil {
-		return err
-	}
 	q := filterQuery(values)
 	p := views.AuditPageProps{
-		Filter: values, Errors: errs, Entries: page.Entries, Status: st, Chain: chain,
-		IsStaff: staff, CanReview: actor.MayReviewAudit(),
+		Filter: values, Errors: errs, Entries: v.Entries, Status: v.Status, Chain: v.Chain,
+		IsStaff: staff, CanReview: v.MayReview,
 		Notice: auditNotices[c.QueryParam("done")], Query: q.Encode(), Now: h.store.Now(), Note: note,
 	}
-	if page.Older != nil {
+	if v.Older != nil {
 		oq := filterQuery(values)
-		oq.Set("before", page.Older.String())
+		oq.Set("before", v.Older.String())
 		p.OlderURL = "/audit?" + oq.Encode()
 	}
-	if page.Newer != nil {
+	if v.Newer != nil {
 		nq := filterQuery(values)
-		nq.Set("after", page.Newer.String())
+		nq.Set("after", v.Newer.String())
 		p.NewerURL = "/audit?" + nq.Encode()
 	}
 	return web.Render(c, status, views.AuditPage(p))

@@ -121,7 +121,7 @@ func (h *supportHandlers) decide(approve bool) echo.HandlerFunc {
 		if approve {
 			limit, err = strconv.Atoi(strings.TrimSpace(c.FormValue("limit")))
 			if err != nil {
-				limit = -1 // reported by the model as out of range
+				limit = models.UnreadableLimit
 			}
 		}
 		err = h.store.DecideLimitRequest(c.Request().Context(), web.Actor(c), reqID, approve, limit, c.FormValue("note"))

@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -401,6 +403,40 @@ func (s *Store) MarkReviewed(ctx context.Context, actor Actor, throughID uint64,
 		return nil, wrapOp("mark reviewed", err)
 	}
 	return rv, nil
+}
+
+// AuditLogView is everything the audit page shows.
+type AuditLogView struct {
+	AuditPage // the entries; none when the filter was refused
+	Status    AuditStatus
+	Chain     AuditChainStatus
+	// Refused holds the field messages of a filter too broad to answer
+	// from an index: the page says so above no entries.
+	Refused map[string]string
+	// MayReview: the page offers to mark the log reviewed.
+	MayReview bool
+}
+
+// AuditLog reads one page of the audit log for actor with the review
+// status and the chain panel.
+func (s *Store) AuditLog(ctx context.Context, actor Actor, f AuditFilter, before, after *AuditCursor) (*AuditLogView, error) {
+	v := &AuditLogView{MayReview: actor.MayReviewAudit()}
+	var err error
+	v.AuditPage, err = s.AuditEntries(ctx, actor, f, before, after)
+	var ve *ValidationError
+	if errors.As(err, &ve) {
+		v.AuditPage, v.Refused = AuditPage{}, map[string]string{}
+		maps.Copy(v.Refused, ve.Fields)
+	} else if err != nil {
+		return nil, err
+	}
+	if v.Status, err = s.AuditStatusFor(ctx, actor); err != nil {
+		return nil, err
+	}
+	if v.Chain, err = s.ChainStatus(ctx); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // AuditStatus is the review state shown at the top of the audit page.

@@ -297,6 +297,11 @@ func (s *Store) changeLimit(tx *gorm.DB, actor Actor, a *Account, newLimit int, 
 // ErrRequestDecided refuses a decision on a request that is no longer pending.
 var ErrRequestDecided = &ValidationError{Fields: map[string]string{"form": "This request was already decided."}}
 
+// UnreadableLimit stands for a limit the form could not read as a number:
+// DecideLimitRequest reports it as out of range, beside the other fields'
+// messages.
+const UnreadableLimit = -1
+
 // DecideLimitRequest approves (with the new limit) or denies a pending
 // request; the note is required and shown to the owner.
 func (s *Store) DecideLimitRequest(ctx context.Context, actor Actor, requestID uint, approve bool, newLimit int, rawNote string) error {
