@@ -155,8 +155,8 @@ func (h *authHandlers) signup(c echo.Context) error {
 	row := views.NewKeyRow(res.Key, now, h.store.RotationDays())
 	return web.Render(c, http.StatusCreated, views.KeysPage(views.KeysPageProps{
 		AccountName: res.Account.Name, Master: &row, SMTP: h.web.Config.SMTP, Now: now,
-		Usage: models.Usage{Limit: res.Account.SubaccountLimitValue()}, Page: 1, Pages: 1,
-		Limit:  models.NewLimitStatus(models.Usage{Limit: res.Account.SubaccountLimitValue()}, nil, now),
+		Usage: models.SubaccountQuota{Limit: res.Account.SubaccountLimitValue()}, Page: 1, Pages: 1,
+		Limit:  models.NewLimitStatus(models.SubaccountQuota{Limit: res.Account.SubaccountLimitValue()}, nil, now),
 		Notice: "Welcome to keydesk. Your account and its master API key are ready.",
 		Dialog: views.RevealModal(views.RevealProps{
 			Title: "Your master API key", Name: res.Account.Name, APIKey: res.Secret.APIKey, Secret: res.Secret.Secret,

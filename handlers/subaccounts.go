@@ -19,7 +19,7 @@ import (
 type subaccountStore interface {
 	reauther
 	ListSubaccounts(ctx context.Context, actor models.Actor, search string, page int) (*models.SubaccountList, error)
-	SubaccountUsage(ctx context.Context, actor models.Actor) (models.Usage, error)
+	SubaccountQuota(ctx context.Context, actor models.Actor) (models.SubaccountQuota, error)
 	CreateSubaccount(ctx context.Context, actor models.Actor, name, description string) (*models.Subaccount, models.Revealed, error)
 	LimitRequests(ctx context.Context, actor models.Actor) ([]models.LimitRequest, error)
 	RequestMoreSubaccounts(ctx context.Context, actor models.Actor, extra int, reason string) (*models.LimitRequest, error)
@@ -44,7 +44,7 @@ func (h *subaccountHandlers) page(c echo.Context, dialog templ.Component) (views
 	if err != nil {
 		return views.SubaccountsPageProps{}, err
 	}
-	usage, err := h.store.SubaccountUsage(ctx, actor)
+	usage, err := h.store.SubaccountQuota(ctx, actor)
 	if err != nil {
 		return views.SubaccountsPageProps{}, err
 	}
@@ -97,7 +97,7 @@ func pendingRequest(reqs []models.LimitRequest) *models.LimitRequest {
 // newForm opens the create dialog, or at the limit the request dialog.
 func (h *subaccountHandlers) newForm(c echo.Context) error {
 	ctx, actor := c.Request().Context(), web.Actor(c)
-	usage, err := h.store.SubaccountUsage(ctx, actor)
+	usage, err := h.store.SubaccountQuota(ctx, actor)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (h *subaccountHandlers) create(c echo.Context) error {
 		Name: c.FormValue("name"), Description: c.FormValue("description"), From: from(c.FormValue("from")),
 		NeedPassword: !web.Principal(c).InSudo(h.store.Now()),
 	}
-	usage, err := h.store.SubaccountUsage(ctx, web.Actor(c))
+	usage, err := h.store.SubaccountQuota(ctx, web.Actor(c))
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (h *subaccountHandlers) create(c echo.Context) error {
 func (h *subaccountHandlers) requestMore(c echo.Context) error {
 	ctx, actor := c.Request().Context(), web.Actor(c)
 	props := views.LimitRequestProps{Extra: c.FormValue("extra"), Reason: c.FormValue("reason")}
-	usage, err := h.store.SubaccountUsage(ctx, actor)
+	usage, err := h.store.SubaccountQuota(ctx, actor)
 	if err != nil {
 		return err
 	}

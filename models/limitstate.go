@@ -27,7 +27,7 @@ const AnsweredFor = 7 * 24 * time.Hour
 // LimitStatus is the state with what its rendering needs.
 type LimitStatus struct {
 	State LimitState
-	Usage Usage
+	Usage SubaccountQuota
 	// Request is the pending request (LimitPending) or the answered one
 	// (LimitAnswered); nil otherwise.
 	Request *LimitRequest
@@ -42,7 +42,7 @@ func (s LimitStatus) CanRequest() bool { return s.Usage.Full() && s.State != Lim
 
 // NewLimitStatus derives the state from the usage and the account's
 // requests (newest first, as LimitRequests returns them).
-func NewLimitStatus(u Usage, requests []LimitRequest, now time.Time) LimitStatus {
+func NewLimitStatus(u SubaccountQuota, requests []LimitRequest, now time.Time) LimitStatus {
 	st := LimitStatus{Usage: u, State: LimitBelow}
 	for i := range requests {
 		if requests[i].Status == RequestPending {
@@ -65,7 +65,7 @@ func NewLimitStatus(u Usage, requests []LimitRequest, now time.Time) LimitStatus
 
 // SubaccountLimitStatus loads the owner's limit state.
 func (s *Store) SubaccountLimitStatus(ctx context.Context, actor Actor) (LimitStatus, error) {
-	u, err := s.SubaccountUsage(ctx, actor)
+	u, err := s.SubaccountQuota(ctx, actor)
 	if err != nil {
 		return LimitStatus{}, err
 	}

@@ -18,19 +18,19 @@ func TestLimitStatusStates(t *testing.T) {
 	staleDenied := models.LimitRequest{ID: 1, Status: models.RequestDenied, DecidedAt: &old}
 	for _, tc := range []struct {
 		name        string
-		u           models.Usage
+		u           models.SubaccountQuota
 		reqs        []models.LimitRequest
 		want        models.LimitState
 		reqID       uint
 		create, ask bool
 	}{
-		{"below, no request", models.Usage{Used: 1, Limit: 5}, nil, models.LimitBelow, 0, true, false},
-		{"at the limit", models.Usage{Used: 5, Limit: 5}, nil, models.LimitAt, 0, false, true},
-		{"at the limit, old answer", models.Usage{Used: 5, Limit: 5}, []models.LimitRequest{staleDenied}, models.LimitAt, 0, false, true},
-		{"pending at the limit", models.Usage{Used: 5, Limit: 5}, []models.LimitRequest{pending, approved}, models.LimitPending, 3, false, false},
-		{"pending below the limit", models.Usage{Used: 1, Limit: 5}, []models.LimitRequest{pending}, models.LimitPending, 3, true, false},
-		{"answered: approved, below", models.Usage{Used: 2, Limit: 5}, []models.LimitRequest{approved, staleDenied}, models.LimitAnswered, 2, true, false},
-		{"answered but full again", models.Usage{Used: 5, Limit: 5}, []models.LimitRequest{approved}, models.LimitAnswered, 2, false, true},
+		{"below, no request", models.SubaccountQuota{Used: 1, Limit: 5}, nil, models.LimitBelow, 0, true, false},
+		{"at the limit", models.SubaccountQuota{Used: 5, Limit: 5}, nil, models.LimitAt, 0, false, true},
+		{"at the limit, old answer", models.SubaccountQuota{Used: 5, Limit: 5}, []models.LimitRequest{staleDenied}, models.LimitAt, 0, false, true},
+		{"pending at the limit", models.SubaccountQuota{Used: 5, Limit: 5}, []models.LimitRequest{pending, approved}, models.LimitPending, 3, false, false},
+		{"pending below the limit", models.SubaccountQuota{Used: 1, Limit: 5}, []models.LimitRequest{pending}, models.LimitPending, 3, true, false},
+		{"answered: approved, below", models.SubaccountQuota{Used: 2, Limit: 5}, []models.LimitRequest{approved, staleDenied}, models.LimitAnswered, 2, true, false},
+		{"answered but full again", models.SubaccountQuota{Used: 5, Limit: 5}, []models.LimitRequest{approved}, models.LimitAnswered, 2, false, true},
 	} {
 		st := models.NewLimitStatus(tc.u, tc.reqs, now)
 		var id uint

@@ -36,14 +36,14 @@ type Subaccount struct {
 	Key     APIKey
 }
 
-// Usage is how many sub-accounts an account has and may have.
-type Usage struct {
+// SubaccountQuota is how many sub-accounts an account has and may have.
+type SubaccountQuota struct {
 	Used  int
 	Limit int
 }
 
 // Full reports whether no more sub-accounts may be created.
-func (u Usage) Full() bool { return u.Used >= u.Limit }
+func (u SubaccountQuota) Full() bool { return u.Used >= u.Limit }
 
 // validateDescription checks an optional free-text description.
 func validateDescription(raw string) (string, string) {
@@ -86,17 +86,17 @@ func countSubaccounts(tx *gorm.DB, parentID uint) (int, error) {
 	return n[0], nil
 }
 
-// SubaccountUsage reports the owner's sub-accounts used and allowed.
-func (s *Store) SubaccountUsage(ctx context.Context, actor Actor) (Usage, error) {
-	return s.usage(s.db.WithContext(ctx), actor.AccountID)
+// SubaccountQuota reports the owner's sub-accounts used and allowed.
+func (s *Store) SubaccountQuota(ctx context.Context, actor Actor) (SubaccountQuota, error) {
+	return s.quota(s.db.WithContext(ctx), actor.AccountID)
 }
 
-func (s *Store) usage(db *gorm.DB, accountID uint) (Usage, error) {
+func (s *Store) quota(db *gorm.DB, accountID uint) (SubaccountQuota, error) {
 	var a Account
 	if err := db.Where("id = ? AND parent_id IS NULL", accountID).Take(&a).Error; err != nil {
-		return Usage{}, notFound(err)
+		return SubaccountQuota{}, notFound(err)
 	}
-	return Usage{Used: a.SubaccountCount, Limit: a.SubaccountLimitValue()}, nil
+	return SubaccountQuota{Used: a.SubaccountCount, Limit: a.SubaccountLimitValue()}, nil
 }
 
 // CreateSubaccount creates a sub-account of the owner's account and its API

@@ -22,7 +22,7 @@ func TestPlanLimitsAndOverride(t *testing.T) {
 		}
 	}
 	actor, res := owner(t, s, "Acme", "owner@acme.example")
-	u, err := s.SubaccountUsage(ctx, actor)
+	u, err := s.SubaccountQuota(ctx, actor)
 	if err != nil || u.Used != 0 || u.Limit != 1 || u.Full() {
 		t.Fatalf("fresh free account usage %+v %v", u, err)
 	}
@@ -36,7 +36,7 @@ func TestPlanLimitsAndOverride(t *testing.T) {
 	if err := s.SetSubaccountLimit(ctx, staff, res.Account.ID, 3, "TICKET-42"); err != nil {
 		t.Fatal(err)
 	}
-	u, err = s.SubaccountUsage(ctx, actor)
+	u, err = s.SubaccountQuota(ctx, actor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestPlanLimitsAndOverride(t *testing.T) {
 	}
 	// The override wins over the plan, even a bigger plan.
 	setPlan(t, s, res.Account.ID, models.PlanPremium)
-	if u, err = s.SubaccountUsage(ctx, actor); err != nil || u.Limit != 3 {
+	if u, err = s.SubaccountQuota(ctx, actor); err != nil || u.Limit != 3 {
 		t.Fatalf("plan change overrode support's limit: %+v", u)
 	}
 	if _, _, err := s.CreateSubaccount(ctx, actor, "billing", "Invoices"); err != nil {
@@ -189,7 +189,7 @@ func TestLimitRequestLifecycle(t *testing.T) {
 	if err := s.DecideLimitRequest(ctx, staff, req.ID, false, 0, "changed my mind"); models.FieldErrors(err)["form"] == "" {
 		t.Fatalf("second decision: %v", err)
 	}
-	u, err := s.SubaccountUsage(ctx, actor)
+	u, err := s.SubaccountQuota(ctx, actor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestLimitRequestLifecycle(t *testing.T) {
 	if err := s.DecideLimitRequest(ctx, staff, req2.ID, false, 0, "Upgrade to premium instead"); err != nil {
 		t.Fatal(err)
 	}
-	if u, err := s.SubaccountUsage(ctx, actor); err != nil || u.Limit != 5 {
+	if u, err := s.SubaccountQuota(ctx, actor); err != nil || u.Limit != 5 {
 		t.Fatalf("denial changed the limit to %d", u.Limit)
 	}
 	if err := s.DecideLimitRequest(ctx, staff, 999999, true, 5, "x"); !errors.Is(err, models.ErrNotFound) {

@@ -17,7 +17,7 @@ type PendingRequest struct {
 	LimitRequest
 	AccountName string
 	Plan        Plan
-	Usage       Usage
+	Usage       SubaccountQuota
 }
 
 func requireStaff(actor Actor, roles ...Role) error {
@@ -45,7 +45,7 @@ func (s *Store) PendingLimitRequests(ctx context.Context, actor Actor) ([]Pendin
 		if err := db.Take(&a, r.AccountID).Error; err != nil {
 			return nil, wrapOp("pending requests", err)
 		}
-		u, err := s.usage(db, a.ID)
+		u, err := s.quota(db, a.ID)
 		if err != nil {
 			return nil, wrapOp("pending requests", err)
 		}
@@ -58,7 +58,7 @@ func (s *Store) PendingLimitRequests(ctx context.Context, actor Actor) ([]Pendin
 type AccountMatch struct {
 	Account    Account
 	OwnerEmail string
-	Usage      Usage
+	Usage      SubaccountQuota
 }
 
 // SearchAccounts finds main accounts by name, owner e-mail or API key
@@ -123,7 +123,7 @@ func (s *Store) SearchAccounts(ctx context.Context, actor Actor, raw string) ([]
 	}
 	out := make([]AccountMatch, 0, len(accs))
 	for _, a := range accs {
-		out = append(out, AccountMatch{Account: a, OwnerEmail: ownerOf[a.ID], Usage: Usage{Used: a.SubaccountCount, Limit: a.SubaccountLimitValue()}})
+		out = append(out, AccountMatch{Account: a, OwnerEmail: ownerOf[a.ID], Usage: SubaccountQuota{Used: a.SubaccountCount, Limit: a.SubaccountLimitValue()}})
 	}
 	return out, nil
 }
@@ -197,7 +197,7 @@ func hasRun(q string, n int) bool {
 type SupportAccountView struct {
 	Account     Account
 	Owners      []User
-	Usage       Usage
+	Usage       SubaccountQuota
 	Keys        []APIKey
 	Requests    []LimitRequest
 	RecentAudit []AuditEntry
@@ -220,7 +220,7 @@ func (s *Store) SupportAccount(ctx context.Context, actor Actor, id uint) (*Supp
 		v.Owners[i].PasswordHash = ""
 	}
 	var err error
-	if v.Usage, err = s.usage(db, id); err != nil {
+	if v.Usage, err = s.quota(db, id); err != nil {
 		return nil, wrapOp("support account", err)
 	}
 	// Only display columns: digests never leave the database here.

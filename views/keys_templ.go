@@ -31,7 +31,7 @@ type KeysPageProps struct {
 	Subaccounts  []KeyRow
 	Overdue      []KeyRow
 	OverdueTotal int
-	Usage        models.Usage
+	Usage        models.SubaccountQuota
 	Limit        models.LimitStatus // the state behind the create button and banner
 	Search       string
 	Total        int // sub-account keys matching Search

@@ -24,7 +24,7 @@ type SubaccountRow struct {
 
 // SubaccountsPageProps fills /subaccounts.
 type SubaccountsPageProps struct {
-	Usage    models.Usage
+	Usage    models.SubaccountQuota
 	Limit    models.LimitStatus
 	Rows     []SubaccountRow
 	Search   string
@@ -38,7 +38,7 @@ type SubaccountsPageProps struct {
 	Now      time.Time
 }
 
-func usageLine(u models.Usage) templ.Component {
+func usageLine(u models.SubaccountQuota) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -855,7 +855,7 @@ type CreateSubaccountProps struct {
 	Name         string
 	Description  string
 	NeedPassword bool
-	Usage        models.Usage
+	Usage        models.SubaccountQuota
 	From         string // "keys" or "subaccounts": where Done leads
 	Errors       map[string]string
 }
@@ -1135,7 +1135,7 @@ func CreateSubaccountDialog(p CreateSubaccountProps) templ.Component {
 
 // LimitRequestProps fills the "request more" dialog shown at the limit.
 type LimitRequestProps struct {
-	Usage   models.Usage
+	Usage   models.SubaccountQuota
 	Extra   string
 	Reason  string
 	Pending *models.LimitRequest
