@@ -62,8 +62,28 @@ type Actor struct {
 	Meta   RequestMeta
 }
 
+// RoleSystem is the role of the CLI and of the server itself acting.
+const RoleSystem Role = "system"
+
+// Actor types of audit entries: a person, an API key, or the system.
+const (
+	actorUser   = "user"
+	actorAPIKey = "apikey"
+	actorSystem = "system"
+)
+
+// maxUserAgent is how much of a client's User-Agent is kept (sessions,
+// audit entries): enough to recognise the client, bounded whatever it sends.
+const maxUserAgent = 512
+
 // SystemActor is the CLI or the server itself.
-func SystemActor() Actor { return Actor{Email: "system", Role: "system"} }
+func SystemActor() Actor { return systemActor(RequestMeta{}) }
+
+// systemActor is the server acting on a request it could not attribute
+// to anyone (a failed sign-in, a reset link asked for).
+func systemActor(meta RequestMeta) Actor {
+	return Actor{Email: actorSystem, Role: RoleSystem, Meta: meta}
+}
 
 type auditTarget struct {
 	Type, ID, Name string
@@ -105,17 +125,17 @@ func (s *Store) appendAuditEntry(tx *gorm.DB, a Actor, action string, accountID 
 	e := AuditEntry{
 		ID: prev.ID + 1, At: s.Now().Truncate(time.Microsecond), ActorLabel: a.Email, ActorRole: string(a.Role),
 		Action: action, TargetType: t.Type, TargetID: t.ID, TargetName: t.Name,
-		IP: a.Meta.IP, UserAgent: truncate(a.Meta.UserAgent, 512), Details: string(d), PrevHash: prev.Hash,
+		IP: a.Meta.IP, UserAgent: truncate(a.Meta.UserAgent, maxUserAgent), Details: string(d), PrevHash: prev.Hash,
 	}
 	switch {
 	case a.UserID != 0:
-		e.ActorType = "user"
+		e.ActorType = actorUser
 		uid := a.UserID
 		e.ActorUserID = &uid
-	case a.Role == "apikey":
-		e.ActorType = "apikey"
+	case a.Role == RoleAPIKey:
+		e.ActorType = actorAPIKey
 	default:
-		e.ActorType, e.ActorLabel = "system", "system"
+		e.ActorType, e.ActorLabel = actorSystem, actorSystem
 	}
 	if accountID != 0 {
 		acc := accountID

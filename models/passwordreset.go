@@ -81,7 +81,7 @@ func (s *Store) RequestPasswordReset(ctx context.Context, rawEmail string, meta 
 	var token string
 	err = s.tx(ctx, func(tx *gorm.DB) error {
 		var err error
-		token, err = s.newResetToken(tx, &u, Actor{Email: "system", Role: "system", Meta: meta})
+		token, err = s.newResetToken(tx, &u, systemActor(meta))
 		return err
 	})
 	if err != nil {

@@ -388,11 +388,11 @@ func (g *seedGen) fill(e *AuditEntry) {
 	switch p := g.r.IntN(100); {
 	case p < 88 || strings.HasPrefix(e.Action, "login") || e.Action == ActionLogout || e.Action == ActionPasswordChanged:
 		uid := t.owner
-		e.ActorType, e.ActorUserID, e.ActorLabel, e.ActorRole = "user", &uid, t.email, string(RoleOwner)
+		e.ActorType, e.ActorUserID, e.ActorLabel, e.ActorRole = actorUser, &uid, t.email, string(RoleOwner)
 	case p < 96:
-		e.ActorType, e.ActorLabel, e.ActorRole = "apikey", "API key "+t.apiKeys[k], string(RoleAPIKey)
+		e.ActorType, e.ActorLabel, e.ActorRole = actorAPIKey, "API key "+t.apiKeys[k], string(RoleAPIKey)
 	default:
-		e.ActorType, e.ActorLabel, e.ActorRole = "system", "system", "system"
+		e.ActorType, e.ActorLabel, e.ActorRole = actorSystem, actorSystem, string(RoleSystem)
 	}
 	switch e.Action {
 	case ActionLoginSucceeded, ActionLoginFailed, ActionLogout, ActionPasswordChanged, ActionSessionRevoked:

@@ -159,7 +159,7 @@ func (s *Store) Login(ctx context.Context, email, password, oldToken string, met
 		}
 		// The e-mail tried is stored masked; the password never.
 		err := s.tx(ctx, func(tx *gorm.DB) error {
-			return s.appendAudit(tx, Actor{Email: "system", Role: "system", Meta: meta}, ActionLoginFailed, accountID,
+			return s.appendAudit(tx, systemActor(meta), ActionLoginFailed, accountID,
 				auditTarget{Type: "user", Name: MaskEmail(email)}, map[string]any{"email": MaskEmail(email)})
 		})
 		if err != nil {
@@ -214,7 +214,7 @@ func (s *Store) openSession(tx *gorm.DB, p *Principal, oldToken string, pending 
 	}
 	now := s.Now()
 	sess := Session{IDHash: sessionHash(token), UserID: p.User.ID, CreatedAt: now, LastSeenAt: now, AuthAt: now,
-		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512)}
+		ExpiresAt: now.Add(s.maxAge), IP: meta.IP, UserAgent: truncate(meta.UserAgent, maxUserAgent)}
 	if p.Account != nil {
 		sess.AccountID = &p.Account.ID
 	}

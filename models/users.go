@@ -217,7 +217,7 @@ func (s *Store) createAccount(ctx context.Context, in SignUpInput, actor Actor, 
 	// Self sign-up from the web is limited per client address, charged
 	// before the hash; operators (CLI) are not limited.
 	var rules []throttleRule
-	if actor.UserID == 0 && actor.Role != "system" && actor.Meta.IP != "" {
+	if actor.UserID == 0 && actor.Role != RoleSystem && actor.Meta.IP != "" {
 		rules = []throttleRule{{throttleKey("signup", actor.Meta.IP), s.signup.PerIP, s.signup.Window, s.signup.Window}}
 		if err := s.reserve(ctx, rules); err != nil {
 			return nil, err
@@ -254,7 +254,7 @@ func (s *Store) createAccount(ctx context.Context, in SignUpInput, actor Actor, 
 		if _, err := addMember(tx, res.Account.ID, res.User.ID, RoleOwner, true, nil); err != nil {
 			return err
 		}
-		if actor.UserID == 0 && actor.Role != "system" {
+		if actor.UserID == 0 && actor.Role != RoleSystem {
 			// Self sign-up: the new owner is the actor.
 			actor = Actor{UserID: res.User.ID, Email: email, Role: RoleOwner, AccountID: res.Account.ID, Meta: actor.Meta}
 		}

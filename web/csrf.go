@@ -89,7 +89,7 @@ func (s *Server) csrfToken(next echo.HandlerFunc) echo.HandlerFunc {
 		} else {
 			want = s.csrfMAC("pre", s.preSessionNonce(c))
 		}
-		c.Set("csrf", want)
+		c.Set(csrfKey, want)
 		req := c.Request()
 		if !unsafeMethod(req.Method) || req.Header.Get("Sec-Fetch-Site") == "same-origin" {
 			return next(c)
@@ -157,8 +157,8 @@ func deriveCSRFKey(sessionKeys [][]byte) []byte {
 // within this request (sign-up or login rendering a page at once).
 func (s *Server) refreshCSRF(c echo.Context, sessionID string) {
 	if sessionID == "" {
-		c.Set("csrf", s.csrfMAC("pre", s.preSessionNonce(c)))
+		c.Set(csrfKey, s.csrfMAC("pre", s.preSessionNonce(c)))
 		return
 	}
-	c.Set("csrf", s.csrfMAC("session", sessionID))
+	c.Set(csrfKey, s.csrfMAC("session", sessionID))
 }

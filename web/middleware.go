@@ -192,7 +192,7 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		req := c.Request()
 		c.SetRequest(req.WithContext(templ.WithNonce(req.Context(), nonce)))
-		c.Set("assets", views.AssetFunc(s.assets.url))
+		c.Set(assetsKey, views.AssetFunc(s.assets.url))
 		return next(c)
 	}
 }
@@ -224,7 +224,7 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 				c.Set(pendingKey, p)
 				NoStore(c)
 			case err == nil:
-				c.Set("principal", p)
+				c.Set(principalKey, p)
 				NoStore(c)
 			case errors.Is(err, models.ErrSessionInvalid):
 				s.ClearSession(c)
@@ -303,7 +303,7 @@ func (s *Server) SignIn(c echo.Context, token string, p *models.Principal) error
 	if err := s.SetSession(c, token); err != nil {
 		return err
 	}
-	c.Set("principal", p)
+	c.Set(principalKey, p)
 	return nil
 }
 
@@ -312,8 +312,6 @@ func (s *Server) ClearSession(c echo.Context) {
 	s.refreshCSRF(c, "")
 	c.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
-
-const pendingKey = "pending_principal"
 
 // PendingPrincipal is the person of a session waiting for its second
 // factor, or nil.

@@ -221,9 +221,18 @@ func isSendAPI(c echo.Context) bool {
 	return false
 }
 
+// Keys of what the middleware leaves in a request's echo.Context for the
+// accessors below (Principal, APIPrincipal, …) and Render.
+const (
+	principalKey = "principal"         // *models.Principal of the session (loadSession)
+	pendingKey   = "pending_principal" // *models.Principal waiting for its second factor
+	csrfKey      = "csrf"              // the CSRF token pages embed
+	assetsKey    = "assets"            // views.AssetFunc: versioned static URLs
+)
+
 // Principal is the signed-in user of the request, or nil.
 func Principal(c echo.Context) *models.Principal {
-	p, _ := c.Get("principal").(*models.Principal)
+	p, _ := c.Get(principalKey).(*models.Principal)
 	return p
 }
 
@@ -278,14 +287,14 @@ const maxPooledRender = 256 << 10
 // response under the status the handler meant.
 func Render(c echo.Context, status int, comp templ.Component) error {
 	ctx := c.Request().Context()
-	if tok, ok := c.Get("csrf").(string); ok {
+	if tok, ok := c.Get(csrfKey).(string); ok {
 		ctx = views.WithCSRF(ctx, tok)
 	}
 	ctx = views.WithPrincipal(ctx, Principal(c))
 	if r := c.Request(); r.Method == http.MethodGet {
 		ctx = views.WithReturnPath(ctx, r.URL.Path)
 	}
-	if f, ok := c.Get("assets").(views.AssetFunc); ok {
+	if f, ok := c.Get(assetsKey).(views.AssetFunc); ok {
 		ctx = views.WithAssets(ctx, f)
 	}
 	buf := renderBuffers.Get().(*bytes.Buffer)
