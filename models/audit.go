@@ -140,12 +140,12 @@ func (s *Store) appendAuditEntry(tx *gorm.DB, a Actor, action string, accountID 
 	if accountID != 0 {
 		acc := accountID
 		e.AccountID = &acc
-		var tree uint
-		if err := tx.Raw("SELECT COALESCE(parent_id, id) FROM accounts WHERE id = ?", accountID).Scan(&tree).Error; err != nil {
+		root, err := treeOf(tx, accountID)
+		if err != nil {
 			return fmt.Errorf("models: audit account tree: %w", err)
 		}
-		if tree != 0 {
-			e.TreeID = &tree
+		if root != 0 {
+			e.TreeID = &root
 		}
 	}
 	e.Hash = e.computeHash()

@@ -88,19 +88,6 @@ func (s *Store) apiScope(db *gorm.DB, p KeyPrincipal) *gorm.DB {
 	return s.ownedKeys(db, Actor{Role: RoleAPIKey, AccountID: p.AccountID})
 }
 
-func (s *Store) ownerUserID(db *gorm.DB, p KeyPrincipal) (uint, error) {
-	root := p.AccountID
-	if p.ParentID != 0 {
-		root = p.ParentID
-	}
-	var ids []uint
-	err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	return ids[0], nil
-}
-
 // root is the main account of the principal's tree.
 func (p KeyPrincipal) root() uint {
 	if p.ParentID != 0 {
@@ -208,7 +195,7 @@ func (s *Store) APIGetKey(ctx context.Context, p KeyPrincipal, ref string) (*API
 	if err != nil {
 		return nil, err
 	}
-	uid, err := s.ownerUserID(db, p)
+	uid, err := treeOwner(db, p.root())
 	if err != nil {
 		return nil, wrapOp("api get key", err)
 	}
@@ -250,7 +237,7 @@ func (s *Store) APICreateSubaccount(ctx context.Context, p KeyPrincipal, in APIK
 			}
 			rec.Key = k
 		}
-		rec.UserID, err = s.ownerUserID(tx, p)
+		rec.UserID, err = treeOwner(tx, p.root())
 		return err
 	})
 	if err != nil {
@@ -293,7 +280,7 @@ func (s *Store) APIUpdateKey(ctx context.Context, p KeyPrincipal, ref string, ra
 			}
 		}
 		var err error
-		uid, err = s.ownerUserID(tx, p)
+		uid, err = treeOwner(tx, p.root())
 		return err
 	})
 	if err != nil {

@@ -47,7 +47,9 @@ func (k *treeKey) row() APIKey {
 
 const treePrefix = "tree:"
 
-// treeOf is the main account of an account (itself or its parent).
+// treeOf is the tree an account belongs to, named by its root (the main
+// account: itself or its parent); 0 for an unknown account. It is what
+// tree_id holds on a tree's rows.
 func treeOf(tx *gorm.DB, accountID uint) (uint, error) {
 	var root uint
 	err := tx.Raw("SELECT COALESCE(parent_id, id) FROM accounts WHERE id = ?", accountID).Scan(&root).Error
@@ -79,6 +81,18 @@ func (s *Store) handleNotification(payload string) {
 		return
 	}
 	s.cache.invalidate(payload)
+}
+
+// treeOwner is the owner's user ID of the tree whose root is root (0:
+// none): the user ID Mailjet's API calls UserID. loadTrees finds the same
+// (the lowest owner ID) for a batch of trees at once.
+func treeOwner(db *gorm.DB, root uint) (uint, error) {
+	var ids []uint
+	err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	return ids[0], nil
 }
 
 // treeKeys returns the keys of a tree (cached) and its owner's user ID.
