@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -11,14 +10,8 @@ import (
 	"keydesk/web"
 )
 
-type accountStore interface {
-	ChangePassword(ctx context.Context, p *models.Principal, current, next string, meta models.RequestMeta) error
-	SetLanguage(ctx context.Context, p *models.Principal, lang string, meta models.RequestMeta) error
-}
-
 type accountHandlers struct {
-	web   *web.Server
-	store accountStore
+	store *models.Store
 }
 
 func (h *accountHandlers) passwordForm(c echo.Context) error {

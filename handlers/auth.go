@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,16 +14,9 @@ import (
 	"keydesk/web"
 )
 
-type authStore interface {
-	Login(ctx context.Context, email, password, oldToken string, meta models.RequestMeta) (string, *models.Principal, error)
-	Logout(ctx context.Context, p *models.Principal, meta models.RequestMeta) error
-	SignUp(ctx context.Context, in models.SignUpInput, oldToken string, meta models.RequestMeta) (*models.SignedUp, error)
-	RotationDays() int
-}
-
 type authHandlers struct {
 	web   *web.Server
-	store authStore
+	store *models.Store
 }
 
 // homeFor is where a role lands after signing in.

@@ -6,14 +6,12 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"keydesk/models"
 )
 
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
 type healthHandlers struct {
-	store pinger
+	store *models.Store
 }
 
 // live answers while the process runs.

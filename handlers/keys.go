@@ -1,11 +1,9 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -15,23 +13,9 @@ import (
 	"keydesk/web"
 )
 
-type keyStore interface {
-	KeysPage(ctx context.Context, actor models.Actor, search string, page int) (*models.KeysView, error)
-	SubaccountLimitStatus(ctx context.Context, actor models.Actor) (models.LimitStatus, error)
-	KeyByID(ctx context.Context, actor models.Actor, id uint) (*models.APIKey, error)
-	ResetSecret(ctx context.Context, actor models.Actor, keyID uint, grace time.Duration) (*models.APIKey, models.Revealed, error)
-	EndOldSecret(ctx context.Context, actor models.Actor, keyID, secretID uint) (*models.APIKey, models.OldSecret, error)
-	RenameKey(ctx context.Context, actor models.Actor, keyID uint, name string) (*models.APIKey, error)
-	SetKeyActive(ctx context.Context, actor models.Actor, keyID uint, active bool) (*models.APIKey, error)
-	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) (models.Actor, error)
-	UsageForKey(ctx context.Context, actor models.Actor, keyID uint, days int) (*models.KeyUsage, error)
-	Now() time.Time
-	RotationDays() int
-}
-
 type keyHandlers struct {
 	web   *web.Server
-	store keyStore
+	store *models.Store
 }
 
 var keyNotices = map[string]string{

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"mime"
@@ -17,15 +16,8 @@ import (
 	"keydesk/web"
 )
 
-type restStore interface {
-	APIListKeysEncoded(ctx context.Context, p models.KeyPrincipal, q models.APIKeyQuery, encode func([]models.APIKeyRecord, int64) ([]byte, error)) ([]byte, error)
-	APIGetKey(ctx context.Context, p models.KeyPrincipal, ref string) (*models.APIKeyRecord, error)
-	APICreateSubaccount(ctx context.Context, p models.KeyPrincipal, in models.APIKeyCreate, meta models.RequestMeta) (*models.APIKeyRecord, models.Revealed, error)
-	APIUpdateKey(ctx context.Context, p models.KeyPrincipal, ref string, name *string, active *bool, meta models.RequestMeta) (*models.APIKeyRecord, error)
-}
-
 type restHandlers struct {
-	store restStore
+	store *models.Store
 }
 
 // apikeyJSON is Mailjet's apikey resource, field for field.

@@ -17,7 +17,7 @@ func Register(s *web.Server) {
 	e := s.Echo
 	health := &healthHandlers{store: s.Store}
 	auth := &authHandlers{web: s, store: s.Store}
-	account := &accountHandlers{web: s, store: s.Store}
+	account := &accountHandlers{store: s.Store}
 	keys := &keyHandlers{web: s, store: s.Store}
 	subaccounts := &subaccountHandlers{web: s, store: s.Store}
 	support := &supportHandlers{store: s.Store}

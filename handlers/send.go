@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,12 +22,8 @@ import (
 // validates, builds the MIME message, relays and counts it; this file only
 // decodes Mailjet's payloads and answers in Mailjet's shapes.
 
-type sendStore interface {
-	SendMessages(ctx context.Context, relay models.Relay, p models.KeyPrincipal, ip string, msgs []*models.SendMessage, sandbox bool) []models.SendResult
-}
-
 type sendHandlers struct {
-	store   sendStore
+	store   *models.Store
 	relay   models.Relay
 	baseURL string
 }

@@ -1,12 +1,10 @@
 package handlers
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -16,21 +14,9 @@ import (
 	"keydesk/web"
 )
 
-type subaccountStore interface {
-	reauther
-	ListSubaccounts(ctx context.Context, actor models.Actor, search string, page int) (*models.SubaccountList, error)
-	SubaccountQuota(ctx context.Context, actor models.Actor) (models.SubaccountQuota, error)
-	CreateSubaccount(ctx context.Context, actor models.Actor, name, description string) (*models.Subaccount, models.Revealed, error)
-	LimitRequests(ctx context.Context, actor models.Actor) ([]models.LimitRequest, error)
-	RequestMoreSubaccounts(ctx context.Context, actor models.Actor, extra int, reason string) (*models.LimitRequest, error)
-	UsageForTree(ctx context.Context, actor models.Actor, days int) ([]models.KeyUsage, error)
-	Now() time.Time
-	RotationDays() int
-}
-
 type subaccountHandlers struct {
 	web   *web.Server
-	store subaccountStore
+	store *models.Store
 }
 
 var subaccountNotices = map[string]string{

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -10,15 +9,11 @@ import (
 	"keydesk/web"
 )
 
-type reauther interface {
-	ReauthenticateWithCode(ctx context.Context, p *models.Principal, password, code string, meta models.RequestMeta) (models.Actor, error)
-}
-
 // ensureSudo makes sure the signed-in user authenticated within the sudo
 // window, checking the form's password (and code) when not, and returns
 // the actor for the sensitive action. Field errors are for the form; err
 // is anything else (a throttle, a database failure).
-func ensureSudo(c echo.Context, store reauther, now time.Time) (models.Actor, map[string]string, error) {
+func ensureSudo(c echo.Context, store *models.Store, now time.Time) (models.Actor, map[string]string, error) {
 	p := web.Principal(c)
 	if p.InSudo(now) {
 		return web.Actor(c), nil, nil

@@ -1,11 +1,9 @@
 package handlers
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -14,20 +12,8 @@ import (
 	"keydesk/web"
 )
 
-type supportStore interface {
-	PendingLimitRequests(ctx context.Context, actor models.Actor) ([]models.PendingRequest, error)
-	SearchAccounts(ctx context.Context, actor models.Actor, q string) ([]models.AccountMatch, error)
-	SupportAccount(ctx context.Context, actor models.Actor, id uint) (*models.SupportAccountView, error)
-	SetSubaccountLimit(ctx context.Context, actor models.Actor, accountID uint, limit int, reason string) error
-	DecideLimitRequest(ctx context.Context, actor models.Actor, requestID uint, approve bool, limit int, note string) error
-	SuspendAccount(ctx context.Context, actor models.Actor, accountID uint, reason string) error
-	ReinstateAccount(ctx context.Context, actor models.Actor, accountID uint, reason string) error
-	Now() time.Time
-	RotationDays() int
-}
-
 type supportHandlers struct {
-	store supportStore
+	store *models.Store
 }
 
 func (h *supportHandlers) home(c echo.Context) error {
