@@ -15,11 +15,6 @@ import (
 // KEYDESK_SESSION_KEYS when it is not given.
 const envPrefix = "KEYDESK"
 
-// envVar is the variable a global flag is read from (ff's mapping).
-func envVar(flagName string) string {
-	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
 // storeFlags are the global flags a command that opens the database uses;
 // its --help lists them beside its own.
 var storeFlags = []string{"db", "log-level"}

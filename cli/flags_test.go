@@ -94,3 +94,8 @@ func TestEveryFlagNamesItsVariable(t *testing.T) {
 		t.Fatalf("%d global flags", n)
 	}
 }
+
+// envVar is the variable a global flag is read from (ff's mapping).
+func envVar(flagName string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

@@ -216,10 +216,3 @@ func (c *cache[K, V]) isEnabled() bool {
 	defer c.mu.RUnlock()
 	return c.enabled
 }
-
-// len is the number of entries held.
-func (c *cache[K, V]) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.index)
-}

@@ -176,3 +176,10 @@ func BenchmarkKeyCacheHeap(b *testing.B) {
 		})
 	}
 }
+
+// len is the number of entries held.
+func (c *cache[K, V]) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.index)
+}
