@@ -137,7 +137,7 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	// Nothing else may be added with e.Use: chainByPath runs the route's
 	// handler itself.
 
-	e.GET("/static/:version/*", s.serveStatic).Name = "static"
+	e.GET("/static/:version/*", s.serveStatic)
 	return s, nil
 }
 
