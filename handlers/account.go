@@ -46,3 +46,16 @@ func (h *accountHandlers) setLanguage(c echo.Context) error {
 	}
 	return web.Redirect(c, next)
 }
+
+// setTimeZone saves the time zone chosen in the account menu (an IANA
+// name, checked by the store) and goes back to the page it was chosen on.
+func (h *accountHandlers) setTimeZone(c echo.Context) error {
+	if err := h.store.SetTimeZone(c.Request().Context(), web.Principal(c), c.FormValue("time_zone"), web.Meta(c)); err != nil {
+		return err
+	}
+	next, ok := web.SafeReturnPath(c.FormValue("next"))
+	if !ok {
+		next = "/"
+	}
+	return web.Redirect(c, next)
+}

@@ -37,7 +37,9 @@ type auditHandlers struct {
 
 // parseAuditFilter reads the filter from the query string: input parsing
 // only (formats, ranges); what the actor may see is the model's business.
-func parseAuditFilter(q url.Values, staff bool) (models.AuditFilter, views.AuditFilterValues, map[string]string) {
+// Its dates are days in zone, the reader's time zone (the one the page's
+// times are shown in).
+func parseAuditFilter(q url.Values, staff bool, zone *time.Location) (models.AuditFilter, views.AuditFilterValues, map[string]string) {
 	v := views.AuditFilterValues{
 		From: strings.TrimSpace(q.Get("from")), To: strings.TrimSpace(q.Get("to")), Actor: strings.TrimSpace(q.Get("actor")),
 		Target: strings.TrimSpace(q.Get("target")), IP: strings.TrimSpace(q.Get("ip")), Account: strings.TrimSpace(q.Get("account")),
@@ -57,7 +59,7 @@ func parseAuditFilter(q url.Values, staff bool) (models.AuditFilter, views.Audit
 	}
 	f.Actions = v.Actions
 	if v.From != "" {
-		t, err := time.Parse("2006-01-02", v.From)
+		t, err := time.ParseInLocation("2006-01-02", v.From, zone)
 		if err != nil {
 			errs["from"] = "Use a date like 2026-11-26."
 		} else {
@@ -65,11 +67,11 @@ func parseAuditFilter(q url.Values, staff bool) (models.AuditFilter, views.Audit
 		}
 	}
 	if v.To != "" {
-		t, err := time.Parse("2006-01-02", v.To)
+		t, err := time.ParseInLocation("2006-01-02", v.To, zone)
 		if err != nil {
 			errs["to"] = "Use a date like 2026-11-26."
 		} else {
-			end := t.Add(24*time.Hour - time.Microsecond)
+			end := t.AddDate(0, 0, 1).Add(-time.Microsecond) // the whole day, 23 or 25 hours on a DST change
 			f.To = &end
 		}
 	}
@@ -134,7 +136,7 @@ var auditNotices = map[string]string{"reviewed": "Review recorded."}
 func (h *auditHandlers) page(c echo.Context) error {
 	actor := web.Actor(c)
 	staff := actor.Role.IsStaff()
-	f, values, errs := parseAuditFilter(c.QueryParams(), staff)
+	f, values, errs := parseAuditFilter(c.QueryParams(), staff, views.Zone(c.Request().Context()))
 	var before, after *models.AuditCursor
 	if s := c.QueryParam("before"); s != "" {
 		cur, ok := models.ParseAuditCursor(s)
@@ -238,7 +240,7 @@ func (h *auditHandlers) export(c echo.Context) error {
 	if format != "csv" && format != "jsonl" {
 		return echo.NewHTTPError(http.StatusBadRequest, "Choose an export format: csv or jsonl.")
 	}
-	f, _, errs := parseAuditFilter(c.QueryParams(), actor.Role.IsStaff())
+	f, _, errs := parseAuditFilter(c.QueryParams(), actor.Role.IsStaff(), views.Zone(c.Request().Context()))
 	if len(errs) > 0 {
 		return echo.NewHTTPError(http.StatusBadRequest, "The filter is not valid; correct it on the audit page first.")
 	}
@@ -384,7 +386,7 @@ func (h *auditHandlers) review(c echo.Context) error {
 	}
 	_, err = h.store.MarkReviewed(c.Request().Context(), web.Actor(c), through, c.FormValue("note"))
 	if fe := models.FieldErrors(err); fe != nil {
-		f, values, _ := parseAuditFilter(url.Values{}, web.Actor(c).Role.IsStaff())
+		f, values, _ := parseAuditFilter(url.Values{}, web.Actor(c).Role.IsStaff(), views.Zone(c.Request().Context()))
 		return h.render(c, http.StatusUnprocessableEntity, f, values, fe, nil, nil, c.FormValue("note"))
 	}
 	if err != nil {

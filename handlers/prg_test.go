@@ -63,6 +63,7 @@ func TestEverySuccessfulPOSTRedirects(t *testing.T) {
 			url.Values{"limit": {"5"}, "note": {"ok"}, "account_id": {fmt.Sprint(acct2)}}, accountPath(acct2) + "?done=approved"},
 		{"/account/password", "/account/password", "/account/password", owner, url.Values{"current": {testPassword}, "new": {"a brand new long passphrase"}}, ""},
 		{"/account/language", "/subaccounts", "/account/language", owner, url.Values{"language": {"fr"}, "next": {"/subaccounts"}}, "/subaccounts"},
+		{"/account/time-zone", "/audit", "/account/time-zone", owner, url.Values{"time_zone": {"Europe/Paris"}, "next": {"/audit"}}, "/audit"},
 		{"/logout", "/audit", "/logout", a.staff(models.RoleAuditor, "auditor@keydesk.example"), nil, "/login?done=logout"},
 		{"/login", "/login", "/login", a.client(), url.Values{"email": {"support@keydesk.example"}, "password": {testPassword}}, "/support"},
 	}

@@ -12,6 +12,7 @@ const (
 	ActionLogout          = "logout"
 	ActionPasswordChanged = "password.changed"
 	ActionLanguageChanged = "user.language_changed"
+	ActionTimeZoneChanged = "user.time_zone_changed"
 	ActionSessionRevoked  = "session.revoked"
 	ActionReauthenticated = "session.reauthenticated"
 	ActionKeyCreated      = "key.created"
@@ -62,7 +63,7 @@ const (
 func AuditActions() []string {
 	return []string{
 		ActionSignup, ActionAccountCreated, ActionUserCreated, ActionLoginSucceeded, ActionLoginFailed, ActionLogout,
-		ActionPasswordChanged, ActionLanguageChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
+		ActionPasswordChanged, ActionLanguageChanged, ActionTimeZoneChanged, ActionSessionRevoked, ActionReauthenticated, ActionKeyCreated, ActionSecretRevealed,
 		ActionSecretReset, ActionOldSecretEnded, ActionKeyRenamed, ActionKeyDeactivated, ActionKeyActivated, ActionSubaccountNew,
 		ActionLimitRequested, ActionLimitApproved, ActionLimitDenied, ActionLimitChanged, ActionAccessDenied,
 		ActionAuditExported, ActionAuditReviewed, ActionAuditKeyRotated, ActionAuditChainKeyed,

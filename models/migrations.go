@@ -472,6 +472,9 @@ $$`,
 			`CREATE INDEX idx_audit_tree_id ON audit_entries(tree_id, id) INCLUDE (action, actor_user_id)`,
 		},
 	}},
+	{28, "users.time_zone (the zone the console shows times in, chosen in the account menu)", `
+ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+`, nil},
 }
 
 func (s *Store) expand(sql string) string {

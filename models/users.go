@@ -77,7 +77,10 @@ type User struct {
 	IsActive     bool
 	// Language is the console language the person chose ("en", "fr"), or
 	// "" to follow the browser's Accept-Language.
-	Language          string
+	Language string
+	// TimeZone is the IANA zone the console shows times in ("Europe/Paris";
+	// "UTC" until the person chooses one).
+	TimeZone          string `gorm:"default:UTC"`
 	PasswordChangedAt time.Time
 	LastLoginAt       *time.Time
 	// Two-factor sign-in (totp.go): the seed is kept encrypted (it cannot

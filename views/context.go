@@ -4,6 +4,7 @@ package views
 
 import (
 	"context"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -18,7 +19,24 @@ const (
 	assetKey
 	nowKey
 	returnKey
+	zoneKey
 )
+
+// WithZone stores the reader's time zone (their saved choice).
+func WithZone(ctx context.Context, loc *time.Location) context.Context {
+	return context.WithValue(ctx, zoneKey, loc)
+}
+
+// Zone is the reader's time zone: UTC when they are signed out or chose none.
+func Zone(ctx context.Context) *time.Location {
+	if loc, ok := ctx.Value(zoneKey).(*time.Location); ok && loc != nil {
+		return loc
+	}
+	return time.UTC
+}
+
+// ZoneName is the reader's time zone's IANA name ("UTC", "Europe/Paris").
+func ZoneName(ctx context.Context) string { return Zone(ctx).String() }
 
 // WithReturnPath stores the page's own path (GET pages only, without the
 // query: a page never echoes it outside its own forms), so a form in the

@@ -43,18 +43,38 @@ func Until(ctx context.Context, t, now time.Time) string {
 	}
 }
 
-// UTC formats a time for tables: "2026-11-26 14:03 UTC",
-// "26 nov. 2026 à 14:03 UTC".
-func UTC(ctx context.Context, t time.Time) string {
+// At formats an instant in the reader's time zone, naming the zone:
+// "2026-11-26 14:03 UTC", "26 nov. 2026 à 15:03 CET".
+func At(ctx context.Context, t time.Time) string {
 	l := Loc(ctx)
-	t = t.UTC()
-	return l.T("date.utc", Args{"Date": l.Date(t), "ISO": t.Format("2006-01-02"), "Time": t.Format("15:04")})
+	t = t.In(Zone(ctx))
+	return l.T("date.at", Args{"Date": l.Date(t), "ISO": t.Format("2006-01-02"), "Time": t.Format("15:04"), "Zone": zoneAbbr(t)})
 }
 
-// Date formats a day: "26 Nov 2026", "26 nov. 2026".
-func Date(ctx context.Context, t time.Time) string { return Loc(ctx).Date(t.UTC()) }
+// AtSeconds is an audit entry's time to the second in the reader's time
+// zone, which the column's header names: "2026-11-26 15:03:09".
+func AtSeconds(ctx context.Context, t time.Time) string {
+	return t.In(Zone(ctx)).Format("2006-01-02 15:04:05")
+}
 
-// DayMonth is a day of the current period: "26 Nov", "26 nov.".
+// zoneAbbr names a time's zone briefly: "UTC", "CET", "EDT", or the offset
+// where the zone has no letters ("UTC-03").
+func zoneAbbr(t time.Time) string {
+	a := t.Format("MST")
+	if a == "" || a[0] == '+' || a[0] == '-' {
+		return "UTC" + t.Format("-07:00")
+	}
+	return a
+}
+
+// Date formats the day of an instant in the reader's time zone: "26 Nov
+// 2026", "26 nov. 2026".
+func Date(ctx context.Context, t time.Time) string { return Loc(ctx).Date(t.In(Zone(ctx))) }
+
+// Day formats a calendar day as the usage counters keep it (UTC days).
+func Day(ctx context.Context, t time.Time) string { return Loc(ctx).Date(t.UTC()) }
+
+// DayMonth is a day of the usage counters (UTC days): "26 Nov", "26 nov.".
 func DayMonth(ctx context.Context, t time.Time) string {
 	l := Loc(ctx)
 	return l.T("date.day_month", Args{"Day": t.Day(), "Month": l.month(t.Month())})

@@ -145,8 +145,8 @@ func TestNumbersDatesAndPlurals(t *testing.T) {
 		{Num(ctxFR, 999), "999"},
 		{Date(ctxFR, day), "27 nov. 2026"},
 		{Date(ctxEN, day), "27 Nov 2026"},
-		{UTC(ctxEN, day), "2026-11-27 14:03 UTC"},
-		{UTC(ctxFR, day), "27 nov. 2026 à 14:03 UTC"},
+		{At(ctxEN, day), "2026-11-27 14:03 UTC"},
+		{At(ctxFR, day), "27 nov. 2026 à 14:03 UTC"},
 		{TN(ctxFR, "common.subaccounts", 0), "0 sous-compte"},
 		{TN(ctxFR, "common.subaccounts", 1), "1 sous-compte"},
 		{TN(ctxFR, "common.subaccounts", 2), "2 sous-comptes"},
@@ -274,6 +274,37 @@ func TestCountsNextToNounsArePlural(t *testing.T) {
 				}
 				t.Errorf("en %s: %q: {{.%s}} %s takes no plural form from its number", id, s, m[1], m[2])
 			}
+		}
+	}
+}
+
+// Times are shown in the reader's time zone and name it; days of the
+// usage counters stay UTC days (issue 14 #4).
+func TestTimesInTheReadersZone(t *testing.T) {
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saoPaulo, _ := time.LoadLocation("America/Sao_Paulo")
+	fr := WithZone(WithLocale(context.Background(), Messages().Locale("fr")), paris)
+	en := WithZone(context.Background(), paris)
+	winter := time.Date(2026, 11, 27, 23, 30, 0, 0, time.UTC)
+	summer := time.Date(2026, 7, 1, 8, 5, 9, 0, time.UTC)
+	for _, c := range []struct{ got, want string }{
+		{At(en, winter), "2026-11-28 00:30 CET"},
+		{At(fr, winter), "28 nov. 2026 à 00:30 CET"},
+		{At(en, summer), "2026-07-01 10:05 CEST"},
+		{At(WithZone(context.Background(), saoPaulo), summer), "2026-07-01 05:05 UTC-03:00"},
+		{At(context.Background(), winter), "2026-11-27 23:30 UTC"},
+		{AtSeconds(en, summer), "2026-07-01 10:05:09"},
+		{Date(en, winter), "28 Nov 2026"},
+		{Day(en, time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)), "27 Nov 2026"},
+		{ZoneName(fr), "Europe/Paris"},
+		{ZoneName(context.Background()), "UTC"},
+		{T(fr, "audit.time", Args{"Zone": ZoneName(fr)}), "Heure (Europe/Paris)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
 		}
 	}
 }

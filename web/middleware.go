@@ -238,7 +238,7 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 
 // chooseLanguage picks the console's language: the signed-in person's
 // saved choice, else the browser's Accept-Language, else English. The
-// views find it in the request context. The Mailjet API (JSON for
+// views find it in the request context, with the person's time zone. The Mailjet API (JSON for
 // programs) always answers in English and is skipped.
 func (s *Server) chooseLanguage(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -246,6 +246,11 @@ func (s *Server) chooseLanguage(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		SetLanguage(c, LanguageOf(c))
+		if p := Principal(c); p != nil {
+			// Times are shown in the person's zone (UTC until they choose one).
+			req := c.Request()
+			c.SetRequest(req.WithContext(views.WithZone(req.Context(), p.User.Zone())))
+		}
 		return next(c)
 	}
 }
