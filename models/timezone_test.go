@@ -13,6 +13,7 @@ import (
 // once per change (issue 14 #4). Runs on SQLite and, with
 // KEYDESK_TEST_DB, on PostgreSQL.
 func TestSetTimeZone(t *testing.T) {
+	t.Parallel()
 	s, _ := testdb.Open(t)
 	mustAccount(t, s, "Acme", "owner@acme.example")
 	tok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
