@@ -47,14 +47,28 @@ func (h *accountHandlers) setLanguage(c echo.Context) error {
 	return web.Redirect(c, next)
 }
 
-// setTimeZone saves the time zone chosen in the account menu (an IANA
-// name, checked by the store) and goes back to the page it was chosen on.
+// timeZoneForm is the time zone page the account menu opens.
+func (h *accountHandlers) timeZoneForm(c echo.Context) error {
+	next, _ := web.SafeReturnPath(c.QueryParam("next"))
+	return web.Render(c, http.StatusOK, views.TimeZonePage(views.TimeZoneProps{Current: web.Principal(c).User.Zone().String(), Next: next}))
+}
+
+// setTimeZone saves the time zone chosen (an IANA name, checked by the
+// store) and goes back to the page the menu was opened on.
 func (h *accountHandlers) setTimeZone(c echo.Context) error {
-	if err := h.store.SetTimeZone(c.Request().Context(), web.Principal(c), c.FormValue("time_zone"), web.Meta(c)); err != nil {
-		return err
-	}
 	next, ok := web.SafeReturnPath(c.FormValue("next"))
 	if !ok {
+		next = ""
+	}
+	err := h.store.SetTimeZone(c.Request().Context(), web.Principal(c), c.FormValue("time_zone"), web.Meta(c))
+	if fe := models.FieldErrors(err); fe != nil {
+		return web.Render(c, http.StatusUnprocessableEntity, views.TimeZonePage(views.TimeZoneProps{
+			Current: web.Principal(c).User.Zone().String(), Next: next, Error: fe["time_zone"]}))
+	}
+	if err != nil {
+		return err
+	}
+	if next == "" {
 		next = "/"
 	}
 	return web.Redirect(c, next)

@@ -176,7 +176,7 @@ func peoplePages(t *testing.T, a *app, header func(*client) *client, owner *clie
 	testdb.Must(t, a.store.DB().Raw(`SELECT m.id FROM members m JOIN users u ON u.id = m.user_id WHERE u.email = ?`, "dev@acme.example").Scan(&devMember))
 	newLink := invite("nouveau@agence.example", "viewer")
 	add("owner", owner, "/team", fmt.Sprintf("/team/members/%d", devMember), fmt.Sprintf("/team/members/%d/remove", devMember),
-		"/account/2fa")
+		"/account/2fa", "/account/time-zone?next=/keys")
 	add("developer", dev, "/account/2fa", "/keys")
 	// Enrolment in progress (the QR code and the code field).
 	if r := owner.submit("/account/2fa", "/account/2fa/setup", nil); r.status != http.StatusSeeOther {

@@ -149,6 +149,7 @@ var routeRoles = map[string][]string{
 	"POST /account/2fa/off":                  everyone,
 	"POST /account/switch":                   everyone,
 	"POST /account/language":                 everyone,
+	"GET /account/time-zone":                 everyone,
 	"POST /account/time-zone":                everyone,
 	"POST /logout":                           everyone,
 }

@@ -66,6 +66,7 @@ func Register(s *web.Server) {
 	e.GET("/account/password", account.passwordForm, signedIn)
 	e.POST("/account/password", account.changePassword, signedIn)
 	e.POST("/account/language", account.setLanguage, signedIn)
+	e.GET("/account/time-zone", account.timeZoneForm, signedIn)
 	e.POST("/account/time-zone", account.setTimeZone, signedIn)
 	e.GET("/account/2fa", people.twoFactorPage, session)
 	e.POST("/account/2fa/setup", people.twoFactorSetup, session)

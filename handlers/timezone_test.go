@@ -38,12 +38,20 @@ func TestTimeZoneChosenInTheAccountMenu(t *testing.T) {
 	if got := owner.get("/keys").text(`[data-testid="grace"]`); !strings.Contains(got, until.UTC().Format("2006-01-02 15:04")+" UTC") {
 		t.Errorf("grace line %q, want it in UTC", got)
 	}
-	// The menu offers the zones, UTC chosen.
-	menu := audit.doc.Find(`[data-testid="time-zone-menu"]`)
-	if menu.Find(`option[value="Europe/Paris"]`).Length() != 1 || menu.Find(`option[selected]`).AttrOr("value", "") != "UTC" {
-		t.Fatalf("time zone menu: %q", menu.Text())
+	// The account menu says the zone and opens its page, which offers the
+	// zones with UTC chosen and comes back to the page.
+	item := audit.doc.Find(`[data-testid="menu-time-zone"]`)
+	href, _ := item.Attr("href")
+	if got := strings.TrimSpace(item.Text()); got != "Time zone: UTC" || href != "/account/time-zone?next=%2Faudit" {
+		t.Fatalf("menu item %q → %q", got, href)
 	}
-	r := owner.submit("/audit", "/account/time-zone", url.Values{"time_zone": {"Europe/Paris"}, "next": {"/audit"}})
+	page := owner.get(href)
+	form := page.doc.Find(`[data-testid="time-zone-form"]`)
+	if page.status != http.StatusOK || form.Find(`option[value="Europe/Paris"]`).Length() != 1 || form.Find(`option[selected]`).AttrOr("value", "") != "UTC" ||
+		form.Find(`input[name="next"]`).AttrOr("value", "") != "/audit" {
+		t.Fatalf("time zone page: %d %q", page.status, form.Text())
+	}
+	r := owner.submit(href, "/account/time-zone", url.Values{"time_zone": {"Europe/Paris"}, "next": {"/audit"}})
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/audit" {
 		t.Fatalf("POST /account/time-zone: %d %q", r.status, r.header.Get("Location"))
 	}
@@ -51,8 +59,11 @@ func TestTimeZoneChosenInTheAccountMenu(t *testing.T) {
 	if got := audit.text(`[data-testid="audit-table"] th:nth-child(2)`); got != "Time (Europe/Paris)" {
 		t.Errorf("audit column %q, want Time (Europe/Paris)", got)
 	}
-	if got := audit.doc.Find(`[data-testid="time-zone-menu"] option[selected]`).AttrOr("value", ""); got != "Europe/Paris" {
-		t.Errorf("menu marks %q, want Europe/Paris", got)
+	if got := strings.TrimSpace(audit.text(`[data-testid="menu-time-zone"]`)); got != "Time zone: Europe/Paris" {
+		t.Errorf("menu item %q", got)
+	}
+	if got := owner.get("/account/time-zone").doc.Find(`option[selected]`).AttrOr("value", ""); got != "Europe/Paris" {
+		t.Errorf("the page selects %q, want Europe/Paris", got)
 	}
 	var newest models.AuditEntry
 	if err := a.store.DB().Order("id DESC").Take(&newest).Error; err != nil {
@@ -95,10 +106,16 @@ func TestTimeZoneChosenInTheAccountMenu(t *testing.T) {
 	if n := rows(utcDay); n != 0 {
 		t.Errorf("filter on the UTC day %s: %d entries, want none (they are the next day in Paris)", utcDay, n)
 	}
-	// Refused: an unknown zone (422, in the reader's language), no CSRF token (403).
-	if r := owner.submit("/audit", "/account/time-zone", url.Values{"time_zone": {"Mars/Olympus"}}); r.status != http.StatusUnprocessableEntity {
-		t.Errorf("unknown zone: %d, want 422", r.status)
+	// Refused: an unknown zone (422, the page again with the message in
+	// the reader's language), no CSRF token (403), a foreign next.
+	if r := fr.submit("/account/time-zone", "/account/time-zone", url.Values{"time_zone": {"Mars/Olympus"}}); r.status != http.StatusUnprocessableEntity ||
+		r.text(`#e-time_zone`) != "Choisissez un fuseau horaire dans la liste." {
+		t.Errorf("unknown zone: %d %q, want 422 and the French message", r.status, r.text(`#e-time_zone`))
 	}
+	if r := owner.submit("/account/time-zone", "/account/time-zone", url.Values{"time_zone": {"UTC"}, "next": {"//evil.example/"}}); r.header.Get("Location") != "/" {
+		t.Errorf("next=//evil.example/: Location %q, want /", r.header.Get("Location"))
+	}
+	owner.submit("/account/time-zone", "/account/time-zone", url.Values{"time_zone": {"Europe/Paris"}})
 	if r := owner.post("/account/time-zone", url.Values{"time_zone": {"UTC"}}); r.status != http.StatusForbidden {
 		t.Errorf("without CSRF: %d, want 403", r.status)
 	}
