@@ -639,7 +639,9 @@ func peoplePRG(t *testing.T) []string {
 		form                url.Values
 		want                string
 	}
+	enrolClient(t, a, owner) // so that turning 2FA off changes something
 	cases := []prg{
+		{"/account/2fa/off", "/account/2fa", "/account/2fa/off", owner, nil, "/account/2fa?done=off"},
 		{"/team/invitations/:id/revoke", "/team", fmt.Sprintf("/team/invitations/%d/revoke", f.invitation), owner, nil, "/team?done=revoked"},
 		{"/team/members/:id", "/team", fmt.Sprintf("/team/members/%d", f.victim), owner, url.Values{"role": {"developer"}, "scope": {"all"}}, "/team?done=changed"},
 		{"/team/members/:id/remove", "/team", fmt.Sprintf("/team/members/%d/remove", f.victim), owner, nil, "/team?done=removed"},
