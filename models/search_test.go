@@ -55,6 +55,9 @@ func TestSupportSearchMatchesAnywhereOrFromTheStart(t *testing.T) {
 		var names []string
 		for _, m := range got {
 			names = append(names, ids[m.Account.ID])
+			if want := ids[m.Account.ID]; !strings.HasPrefix(m.OwnerEmail, want+"@") {
+				t.Errorf("search %q: %s's owner is %q", tc.q, want, m.OwnerEmail)
+			}
 		}
 		slices.Sort(names)
 		if !slices.Equal(names, tc.want) {

@@ -112,14 +112,12 @@ func (s *Store) SearchAccounts(ctx context.Context, actor Actor, raw string) ([]
 		return nil, wrapOp("search accounts", err)
 	}
 	var owners []User
-	if err := db.Select("id", "account_id", "email").Where("account_id IN ? AND role = ?", ids, RoleOwner).Order("id").Find(&owners).Error; err != nil {
+	if err := db.Select("id", "account_id", "email").Where("id IN (SELECT o.owner_id FROM ("+treeOwnersSQL+") o)", ids, RoleOwner).Find(&owners).Error; err != nil {
 		return nil, wrapOp("search accounts", err)
 	}
-	ownerOf := map[uint]string{}
+	ownerOf := make(map[uint]string, len(owners))
 	for _, u := range owners {
-		if _, ok := ownerOf[*u.AccountID]; !ok {
-			ownerOf[*u.AccountID] = u.Email
-		}
+		ownerOf[*u.AccountID] = u.Email
 	}
 	out := make([]AccountMatch, 0, len(accs))
 	for _, a := range accs {

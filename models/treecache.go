@@ -83,16 +83,21 @@ func (s *Store) handleNotification(payload string) {
 	s.cache.invalidate(payload)
 }
 
+// treeOwnersSQL is the one statement of who owns a tree: for each root in
+// its first argument (the second is RoleOwner), the lowest user ID with the
+// owner role on it, as (account_id, owner_id). That user ID is the one
+// Mailjet's API calls UserID. treeOwner asks it for one tree, loadTrees
+// joins it for a batch, and the support search lists owners with it.
+const treeOwnersSQL = `SELECT u.account_id, MIN(u.id) AS owner_id FROM users u WHERE u.account_id IN ? AND u.role = ? GROUP BY u.account_id`
+
 // treeOwner is the owner's user ID of the tree whose root is root (0:
-// none): the user ID Mailjet's API calls UserID. loadTrees finds the same
-// (the lowest owner ID) for a batch of trees at once.
+// none).
 func treeOwner(db *gorm.DB, root uint) (uint, error) {
-	var ids []uint
-	err := db.Model(&User{}).Where("account_id = ? AND role = ?", root, RoleOwner).Order("id").Limit(1).Pluck("id", &ids).Error
-	if err != nil || len(ids) == 0 {
+	var rows []struct{ AccountID, OwnerID uint }
+	if err := db.Raw(treeOwnersSQL, []uint{root}, RoleOwner).Scan(&rows).Error; err != nil || len(rows) == 0 {
 		return 0, err
 	}
-	return ids[0], nil
+	return rows[0].OwnerID, nil
 }
 
 // treeKeys returns the keys of a tree (cached) and its owner's user ID.
@@ -124,7 +129,7 @@ func (s *Store) loadTrees(ctx context.Context, roots []uint) (map[uint]*treeEntr
 	}
 	in := padded(roots)
 	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.tree_id, k.name, k.api_key, k.is_master, k.is_active, k.created_at, o.owner_id
-		FROM api_keys k LEFT JOIN (SELECT u.account_id, MIN(u.id) AS owner_id FROM users u WHERE u.account_id IN ? AND u.role = ? GROUP BY u.account_id) o
+		FROM api_keys k LEFT JOIN (`+treeOwnersSQL+`) o
 		ON o.account_id = k.tree_id
 		WHERE k.tree_id IN ? ORDER BY k.tree_id, k.id`, in, RoleOwner, in).Scan(&rows).Error
 	if err != nil {
