@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 	_ "time/tzdata" // the IANA zones, even on a host without zoneinfo files
-
-	"gorm.io/gorm"
 )
 
 // DefaultTimeZone is the zone of a person who chose none.
@@ -69,15 +67,7 @@ func (s *Store) SetTimeZone(ctx context.Context, p *Principal, name string, meta
 	if name == p.User.TimeZone {
 		return nil
 	}
-	a := p.Actor(meta)
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{"time_zone": name, "updated_at": s.Now()}).Error; err != nil {
-			return err
-		}
-		return s.appendAudit(tx, a, ActionTimeZoneChanged, a.AccountID, target("user", p.User.ID, p.User.Email),
-			map[string]any{"from": p.User.TimeZone, "to": name})
-	})
-	if err != nil {
+	if err := s.savePreference(ctx, p, meta, "time_zone", ActionTimeZoneChanged, p.User.TimeZone, name); err != nil {
 		return fmt.Errorf("models: set time zone: %w", err)
 	}
 	p.User.TimeZone = name

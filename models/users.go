@@ -342,17 +342,22 @@ func (s *Store) SetLanguage(ctx context.Context, p *Principal, lang string, meta
 	if lang == p.User.Language {
 		return nil
 	}
-	a := p.Actor(meta)
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Updates(map[string]any{"language": lang}).Error; err != nil {
-			return err
-		}
-		return s.appendAudit(tx, a, ActionLanguageChanged, a.AccountID, target("user", p.User.ID, p.User.Email),
-			map[string]any{"from": p.User.Language, "to": lang})
-	})
-	if err != nil {
+	if err := s.savePreference(ctx, p, meta, "language", ActionLanguageChanged, p.User.Language, lang); err != nil {
 		return fmt.Errorf("models: set language: %w", err)
 	}
 	p.User.Language = lang
 	return nil
+}
+
+// savePreference saves one of the signed-in person's own settings (a
+// users column) and audits the change from one value to the other, in
+// one transaction.
+func (s *Store) savePreference(ctx context.Context, p *Principal, meta RequestMeta, column, action, from, to string) error {
+	a := p.Actor(meta)
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", p.User.ID).Update(column, to).Error; err != nil {
+			return err
+		}
+		return s.appendAudit(tx, a, action, a.AccountID, target("user", p.User.ID, p.User.Email), map[string]any{"from": from, "to": to})
+	})
 }
