@@ -320,6 +320,7 @@ func ownerSteps(f layoutFixture) []layoutStep {
 		{name: "sub-accounts, create dialog", path: "/subaccounts/new"},
 		{name: "audit (owner)", path: "/audit"},
 		{name: "change password", path: "/account/password"},
+		{name: "time zone", path: "/account/time-zone"},
 		{name: "account menu open", path: "/keys", then: func(b *browserT) {
 			b.click(`[data-testid="account-menu"]`)
 			b.visible(`[data-testid="logout"]`)

@@ -290,10 +290,8 @@ func (s *Store) ResolveSession(ctx context.Context, token string) (*Principal, e
 		if !p.Account.IsActive && !p.Suspended() {
 			return nil, ErrSessionInvalid
 		}
-		p.MustEnrol2FA = p.Account.Require2FA && !u.Has2FA()
-	} else {
-		p.MustEnrol2FA = s.staff2FA && !u.Has2FA()
 	}
+	p.MustEnrol2FA = s.Requires2FA(p) && !u.Has2FA()
 	if now.Sub(sess.LastSeenAt) >= s.touchEvery() {
 		if err := db.Model(&Session{}).Where("id_hash = ?", sess.IDHash).Update("last_seen_at", now).Error; err != nil {
 			return nil, fmt.Errorf("models: touch session: %w", err)
