@@ -803,3 +803,43 @@ func TestAdminsReviewTheAccountsAuditLog(t *testing.T) {
 		}
 	}
 }
+
+// With --staff-2fa, staff without two-factor sign-in must enrol first, and
+// once enrolled cannot turn it off; an owner of the same deployment is
+// free to (the account does not require it).
+func TestStaffRequire2FA(t *testing.T) {
+	t.Parallel()
+	clock := testdb.NewClock()
+	opt := testdb.Options(clock)
+	opt.StaffRequire2FA = true
+	s := testdb.OpenDSN(t, testdb.MigratedDSN(t), opt)
+	staff := support(t, s)
+	tok, _, err := s.Login(ctx, staff.Email, pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.ResolveSession(ctx, tok)
+	if err != nil || !p.MustEnrol2FA {
+		t.Fatalf("staff without 2FA under --staff-2fa: must enrol = %v (%v)", p != nil && p.MustEnrol2FA, err)
+	}
+	seed, _ := enrol(t, s, staff.Email)
+	clock.Advance(90 * time.Second)
+	tok, _, err = s.Login(ctx, staff.Email, pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = s.CompleteSignIn(ctx, tok, models.TOTPCode(seed, s.Now()), meta); err != nil || p.MustEnrol2FA {
+		t.Fatalf("enrolled staff: %v must enrol = %v", err, p != nil && p.MustEnrol2FA)
+	}
+	if err := s.DisableTOTP(ctx, p, p.Actor(meta)); models.FieldErrors(err)["form"] == "" {
+		t.Fatalf("staff turned 2FA off under --staff-2fa: %v", err)
+	}
+	owner(t, s, "Acme", "owner@acme.example")
+	otok, _, err := s.Login(ctx, "owner@acme.example", pw, "", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op, err := s.ResolveSession(ctx, otok); err != nil || op.MustEnrol2FA {
+		t.Fatalf("an owner under --staff-2fa: must enrol = %v (%v)", op != nil && op.MustEnrol2FA, err)
+	}
+}
