@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -19,14 +20,17 @@ import (
 //
 //   - actions: action = each chosen action;
 //   - actor: lower(actor_label) = each e-mail or label that starts with
-//     what was typed (case-insensitive), or actor_user_id = the number typed;
-//   - target: target_id = what was typed, or lower(target_name) = each name
-//     that starts with it;
+//     what was typed (case-insensitive), or actor_user_id = the number typed
+//     when an entry has it;
+//   - target: target_id = what was typed when an entry has it, or
+//     lower(target_name) = each name that starts with it;
 //   - IP, account, scope: one equality each; dates: a range on at.
 //
 // A prefix is resolved first to the distinct values it matches, by a loose
 // index scan (one index probe per value, at most auditPrefixValues+1), within
-// the one tree an owner (or an account filter) limits the log to. Owners'
+// the one tree an owner (or an account filter) limits the log to; the same
+// statement probes the ID's index, so that a name typed whole is one
+// equality, not a union with an ID no entry has. Owners'
 // filters have indexes that start with tree_id: (tree_id, action, at, id),
 // (tree_id, lower(actor_label), at, id), (tree_id, lower(target_name), at,
 // id); IDs and addresses belong to one tree anyway. When
@@ -74,19 +78,37 @@ func prefixEnd(p string) string {
 	return ""
 }
 
-// prefixValues lists the distinct values of lower(col) that start with p,
-// in order, at most auditPrefixValues+1 of them: a loose index scan, one
-// probe of the (lower(col), at, id) index per value.
-func (s *Store) prefixValues(ctx context.Context, col, p string, tree *uint) ([]string, error) {
-	q, args := s.prefixValuesSQL(col, p, tree)
-	var vals []string
-	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&vals).Error; err != nil {
-		return nil, wrapOp("audit filter", err)
-	}
-	return vals, nil
+// idProbe is an ID column and the value typed for it.
+type idProbe struct {
+	col string
+	v   any
 }
 
-func (s *Store) prefixValuesSQL(col, p string, tree *uint) (string, []any) {
+// prefixValues lists the distinct values of lower(col) that start with p,
+// at most auditPrefixValues+1 of them: a loose index scan, one probe of
+// the (lower(col), at, id) index per value. With id, the same statement
+// also says whether any entry has that ID (one probe of its index): a
+// union branch for an ID no entry has would cost a walk, a sort and
+// fetching the page again for nothing.
+func (s *Store) prefixValues(ctx context.Context, col, p string, tree *uint, id *idProbe) (vals []string, idSeen bool, err error) {
+	q, args := s.prefixValuesSQL(col, p, tree, id)
+	var rows []sql.NullString
+	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
+		return nil, false, wrapOp("audit filter", err)
+	}
+	for _, r := range rows {
+		if r.Valid {
+			vals = append(vals, r.String)
+		} else {
+			idSeen = true
+		}
+	}
+	return vals, idSeen, nil
+}
+
+// prefixValuesSQL is prefixValues' query: a row for each value, and a
+// NULL row when an entry has the ID.
+func (s *Store) prefixValuesSQL(col, p string, tree *uint, id *idProbe) (string, []any) {
 	expr := s.lowerExpr(col)
 	end := prefixEnd(p)
 	var bound []any // the arguments of one probe's WHERE after the lower bound
@@ -107,7 +129,14 @@ func (s *Store) prefixValuesSQL(col, p string, tree *uint) (string, []any) {
 SELECT val FROM v WHERE val IS NOT NULL`
 	args := append([]any{p}, bound...)
 	args = append(args, bound...)
-	return q, append(args, auditPrefixValues)
+	args = append(args, auditPrefixValues)
+	if id != nil {
+		// Not within the tree: the ID's index has no tree, and an ID seen
+		// elsewhere only keeps a branch that the tree then filters.
+		q += "\nUNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM audit_entries WHERE " + id.col + " = ?)"
+		args = append(args, id.v)
+	}
+	return q, args
 }
 
 // sqlCond is one condition with its arguments.
@@ -167,30 +196,41 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	// one of them drives the union, the others are plain conditions.
 	var groups [][]sqlCond
 	if t := strings.TrimSpace(f.Target); t != "" {
-		alts := []sqlCond{{"target_id = ?", []any{t}}}
-		names, err := s.prefixValues(ctx, "target_name", strings.ToLower(t), tree)
+		var alts []sqlCond
+		names, seen, err := s.prefixValues(ctx, "target_name", strings.ToLower(t), tree, &idProbe{"target_id", t})
 		if err != nil {
 			return auditQuery{}, err
 		}
 		if len(names) > auditPrefixValues {
 			return auditQuery{}, broadPrefix("target", "key or account names", t)
 		}
+		if seen {
+			alts = append(alts, sqlCond{"target_id = ?", []any{t}})
+		}
 		for _, n := range names {
 			alts = append(alts, sqlCond{s.lowerExpr("target_name") + " = ?", []any{n}})
+		}
+		if len(alts) == 0 {
+			return auditQuery{none: true}, nil
 		}
 		groups = append(groups, alts)
 	}
 	if a := strings.TrimSpace(f.Actor); a != "" {
 		var alts []sqlCond
-		if id, err := strconv.ParseUint(a, 10, 63); err == nil {
-			alts = append(alts, sqlCond{"actor_user_id = ?", []any{id}})
+		var probe *idProbe
+		id, err := strconv.ParseUint(a, 10, 63)
+		if err == nil {
+			probe = &idProbe{"actor_user_id", id}
 		}
-		labels, err := s.prefixValues(ctx, "actor_label", strings.ToLower(a), tree)
+		labels, seen, err := s.prefixValues(ctx, "actor_label", strings.ToLower(a), tree, probe)
 		if err != nil {
 			return auditQuery{}, err
 		}
 		if len(labels) > auditPrefixValues {
 			return auditQuery{}, broadPrefix("actor", "actors", a)
+		}
+		if seen {
+			alts = append(alts, sqlCond{"actor_user_id = ?", []any{id}})
 		}
 		for _, l := range labels {
 			alts = append(alts, sqlCond{s.lowerExpr("actor_label") + " = ?", []any{l}})

@@ -124,7 +124,7 @@ func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFil
 		if p.v == "" {
 			continue
 		}
-		r, args := s.prefixValuesSQL(p.col, strings.ToLower(strings.TrimSpace(p.v)), tree)
+		r, args := s.prefixValuesSQL(p.col, strings.ToLower(strings.TrimSpace(p.v)), tree, nil)
 		more, err := s.explain(ctx, r, args)
 		if err != nil {
 			return nil, err
