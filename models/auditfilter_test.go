@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gorm.io/gorm/logger"
 
 	"keydesk/models"
 	"keydesk/models/testdb"
@@ -94,6 +97,7 @@ func TestAuditFiltersOnAVariedLog(t *testing.T) {
 	t.Run("StatusSearchesTheTreeIndex", func(t *testing.T) { testAuditStatusSearchesTheTreeIndex(t, s, owner) })
 	t.Run("PrefixBranchesReadOnlyTheIndex", func(t *testing.T) { testAuditPrefixBranchesReadOnlyTheIndex(t, s, auditor, owner, cases) })
 	t.Run("NoBranchForAnUnseenID", func(t *testing.T) { testAuditFilterNoBranchForAnUnseenID(t, s, auditor, owner, cases) })
+	t.Run("TypedAloneIsOneStatement", func(t *testing.T) { testAuditTypedAloneIsOneStatement(t, s, auditor, owner, cases) })
 	// The seeded log is a valid keyed chain (what .ci/seed promises).
 	t.Run("SeededLogVerifies", func(t *testing.T) {
 		if r, err := s.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || !r.OK || r.Entries < 20000 {
@@ -393,8 +397,10 @@ func testAuditPrefixBranchesReadOnlyTheIndex(t *testing.T, s *models.Store, audi
 			continue // one equality: the page reads its rows in index order
 		}
 		// PostgreSQL plans a prefix's many names once, as a LATERAL
-		// subquery over their array, not a UNION branch each.
-		if strings.Contains(c.name, "prefix") && testdb.Engine() == models.Postgres && !strings.Contains(strings.Join(plan, "\n"), "unnest") {
+		// subquery over their array or over the query's own WITH query of
+		// them, not a UNION branch each.
+		all := strings.Join(plan, "\n")
+		if strings.Contains(c.name, "prefix") && testdb.Engine() == models.Postgres && !strings.Contains(all, "unnest") && !strings.Contains(all, "CTE Scan on v") {
 			t.Errorf("%s: the prefix's values are not one subquery:\n\t%s", c.name, strings.Join(plan, "\n\t"))
 		}
 		for _, l := range plan {
@@ -482,6 +488,12 @@ func testAuditFilterNoBranchForAnUnseenID(t *testing.T, s *models.Store, auditor
 		}
 		page := pagePlan(testdb.Engine(), plan)
 		all := strings.Join(page, "\n\t")
+		if strings.Contains(all, "Recursive Union") {
+			// PostgreSQL, an actor or target alone: the page's query finds
+			// the values itself (testAuditTypedAloneIsOneStatement), under
+			// a cached plan where an ID's empty branch costs one probe.
+			continue
+		}
 		if strings.Contains(all, "target_id") {
 			t.Errorf("%s: no entry has target ID %q, but the query searches for it:\n\t%s", c.name, c.f.Target, all)
 		}
@@ -492,8 +504,8 @@ func testAuditFilterNoBranchForAnUnseenID(t *testing.T, s *models.Store, auditor
 		}
 		checked++
 	}
-	if checked < 2 {
-		t.Fatalf("%d cases by a target name checked, want the name and the prefix at least", checked)
+	if want := map[models.Engine]int{models.SQLite: 3, models.Postgres: 0}[testdb.Engine()]; checked < want {
+		t.Fatalf("%d cases by a target name checked, want %d", checked, want)
 	}
 }
 
@@ -506,4 +518,60 @@ func pagePlan(engine models.Engine, plan []string) []string {
 		}
 	}
 	return plan
+}
+
+// statementLog records the SQL of every statement a store runs.
+type statementLog struct {
+	logger.Interface
+	stmts []string
+}
+
+func (l *statementLog) Trace(_ context.Context, _ time.Time, fc func() (string, int64), _ error) {
+	sql, _ := fc()
+	l.stmts = append(l.stmts, sql)
+}
+
+// testAuditTypedAloneIsOneStatement (PostgreSQL): a typed actor or target
+// with no other filter than the owner's tree and dates is one statement in all: the
+// page's query finds the prefix's values itself, and keeps its prepared
+// plan (no SET for a custom one). A lookup query first, and a custom plan
+// for the page, cost more than reading the page (2.4-3x the unfiltered
+// page at 10,000,000 entries). A too-broad prefix is still refused
+// (testAuditFilterPrefixTooBroad).
+func testAuditTypedAloneIsOneStatement(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("round trips and plans are PostgreSQL's cost; SQLite runs in the process")
+	}
+	log := &statementLog{Interface: logger.Discard}
+	prev := s.DB().Logger
+	s.DB().Logger = log
+	defer func() { s.DB().Logger = prev }()
+	checked := 0
+	for _, c := range cases {
+		if (c.f.Actor == "") == (c.f.Target == "") || c.f.IP != "" || len(c.f.Actions) > 0 || c.f.AccountID != 0 {
+			continue
+		}
+		who := auditor
+		if c.owner {
+			who = owner
+		}
+		var before *models.AuditCursor
+		for i := 0; i < 2; i++ { // the first page and the next
+			log.stmts = nil
+			p, err := s.AuditEntries(ctx, who, c.f, before, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if len(log.stmts) != 1 {
+				t.Errorf("%s, page %d: %d statements, want 1:\n\t%s", c.name, i+1, len(log.stmts), strings.Join(log.stmts, "\n\t"))
+			}
+			if before = p.Older; before == nil {
+				break
+			}
+		}
+		checked++
+	}
+	if checked < 7 {
+		t.Fatalf("%d cases of an actor or target alone (or with dates), want 7", checked)
+	}
 }

@@ -140,6 +140,11 @@ func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, be
 	if !q.none {
 		err = s.scanAudit(ctx, q, &rows)
 	}
+	if err == nil && len(rows) == 0 {
+		if err := s.refusePrefix(ctx, q); err != nil {
+			return AuditPage{}, err
+		}
+	}
 	if after != nil {
 		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
 			rows[i], rows[j] = rows[j], rows[i]
@@ -278,7 +283,7 @@ func (s *Store) ChainStatus(ctx context.Context) (AuditChainStatus, error) {
 // memory). begin runs once the head is signed, before the first entry.
 func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, begin func(*AuditHead) error, emit func(AuditEntry) error) (*AuditHead, error) {
 	// The filter is checked (scope, prefixes) before the export is recorded.
-	if _, err := s.buildAuditQuery(ctx, actor, f, nil, false, 0, 1); err != nil {
+	if err := s.checkAuditFilter(ctx, actor, f); err != nil {
 		return nil, err
 	}
 	err := s.tx(ctx, func(tx *gorm.DB) error {

@@ -115,7 +115,11 @@ func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFil
 	if err != nil {
 		return nil, err
 	}
-	// The prefix resolution, when there is one, is a query of its own.
+	// The prefix resolution, when there is one, is a query of its own
+	// (unless the page's query finds the values itself: prefixPage).
+	if q.prefix != nil {
+		return plan, nil
+	}
 	_, tree, err := s.scopeConds(ctx, actor, f)
 	if err != nil {
 		return nil, err
