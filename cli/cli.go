@@ -28,6 +28,7 @@ type Option func(*options)
 
 type options struct {
 	onListening func(Listening)
+	timeouts    *httpTimeouts // tests: serve's HTTP timeouts (nil: httpServeTimeouts)
 }
 
 // OnListening makes serve call f once, when every listener is bound and

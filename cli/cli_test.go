@@ -495,11 +495,17 @@ type served struct {
 // once every listener is bound, as OnListening reports: no log scraping.
 func startServe(t *testing.T, args ...string) *served {
 	t.Helper()
+	return startServeWith(t, nil, args...)
+}
+
+// startServeWith is startServe with options (test-only settings of serve).
+func startServeWith(t *testing.T, opts []Option, args ...string) *served {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{logs: &lockedBuffer{}, done: make(chan int, 1)}
 	ready := make(chan Listening, 1)
 	go func() {
-		s.done <- run(ctx, args, strings.NewReader(""), io.Discard, s.logs, OnListening(func(l Listening) { ready <- l }))
+		s.done <- run(ctx, args, strings.NewReader(""), io.Discard, s.logs, append(opts, OnListening(func(l Listening) { ready <- l }))...)
 	}()
 	var once sync.Once
 	code := -1

@@ -37,6 +37,17 @@ const (
 	readHeaderTimeout = 10 * time.Second // every listener: a client has this long to send its headers
 )
 
+// httpTimeouts are the console's and the APIs' HTTP server timeouts.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// httpServeTimeouts: a client has readHeader to send a request's headers
+// (slowloris), read for the whole request with its body; a response must
+// be written within write of its request (the audit export moves its own
+// deadline as it goes); a keep-alive connection is closed after idle.
+var httpServeTimeouts = httpTimeouts{readHeader: readHeaderTimeout, read: 30 * time.Second, write: 60 * time.Second, idle: 120 * time.Second}
+
 func cmdServe(ctx context.Context, in *invocation) error {
 	cfg, stderr := in.cfg, in.stderr
 	if err := in.parse(nil); err != nil {
@@ -148,8 +159,12 @@ func cmdServe(ctx context.Context, in *invocation) error {
 			return err
 		}
 	}
-	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+	to := httpServeTimeouts
+	if in.opts.timeouts != nil {
+		to = *in.opts.timeouts
+	}
+	hs := &http.Server{Handler: srv.Echo, ReadHeaderTimeout: to.readHeader, ReadTimeout: to.read,
+		WriteTimeout: to.write, IdleTimeout: to.idle,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // TLS handshake noise from scanners
 	scheme := "http"
 	var redirect *http.Server
@@ -194,11 +209,14 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	log.Info("keydesk listening", "url", listening.URL, "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
 	go func() {
+		// Its connections set the timeouts' deadlines when they matter,
+		// not at every request (web.LazyDeadlines, issue 13 #1).
+		lazy := web.LazyDeadlines(ln)
 		if useTLS {
-			errc <- hs.ServeTLS(ln, "", "")
+			errc <- hs.ServeTLS(lazy, "", "")
 			return
 		}
-		errc <- hs.Serve(ln)
+		errc <- hs.Serve(lazy)
 	}()
 	var smtpErrc chan error // nil (never ready) when SMTP is off
 	if smtpSrv != nil {

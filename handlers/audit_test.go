@@ -1256,6 +1256,48 @@ func TestAuditExportOutlivesTheServerWriteTimeout(t *testing.T) {
 	}
 }
 
+// An export that lasts longer than every server timeout (the client reads
+// it late, so the server waits on full socket buffers) is not cut: not by
+// the write timeout (the export moves its deadline with each batch), not
+// by the read timeouts (the connection's background read while the
+// handler runs); on a plain listener and on serve's, whose connections
+// set deadlines lazily (web.LazyDeadlines, issue 13 #1).
+func TestAuditExportOutlivesEveryServerTimeout(t *testing.T) {
+	t.Parallel()
+	f := newAuditFixture(t)
+	c := f.client()
+	c.signup("Alice Co", "alice@example.com")
+	f.renames(f.actor("alice@example.com", "198.51.100.7"), 2100, 100, "N")
+	want := f.expect(func(e models.AuditEntry) bool { return e.Action == models.ActionKeyRenamed })
+	for _, lazy := range []bool{false, true} {
+		tiny := httptest.NewUnstartedServer(f.web.Echo)
+		tiny.Config.ReadHeaderTimeout, tiny.Config.ReadTimeout = 50*time.Millisecond, 50*time.Millisecond
+		tiny.Config.WriteTimeout, tiny.Config.IdleTimeout = time.Millisecond, 10*time.Second
+		if lazy {
+			tiny.Listener = web.LazyDeadlines(tiny.Listener)
+		}
+		tiny.Start()
+		t.Cleanup(tiny.Close)
+		tok := c.csrf("/audit")
+		req, _ := http.NewRequest(http.MethodPost, tiny.URL+"/audit/export?format=csv&action=key.renamed",
+			strings.NewReader(url.Values{"_csrf": {tok}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		start := time.Now()
+		res, err := c.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // four read timeouts
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		rows := strings.Count(string(body), "\n") - 1
+		if err != nil || res.StatusCode != http.StatusOK || rows != len(want) || res.Trailer.Get("X-Keydesk-Export-Rows") != strconv.Itoa(len(want)) {
+			t.Fatalf("lazy deadlines %v: export over %v: status %d, %d rows of %d, trailer %q, %v",
+				lazy, time.Since(start), res.StatusCode, rows, len(want), res.Trailer.Get("X-Keydesk-Export-Rows"), err)
+		}
+	}
+}
+
 // A client that goes away mid-export is not a server error.
 func TestAuditExportClientDisconnectIsNotAnError(t *testing.T) {
 	t.Parallel()

@@ -1,0 +1,141 @@
+package web_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"keydesk/web"
+)
+
+// lazyPair is a connection accepted through web.LazyDeadlines and its
+// client end.
+func lazyPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lazy := web.LazyDeadlines(ln)
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, _ := lazy.Accept()
+		done <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-done
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// readTook reads one byte from c and says how long it took and how it ended.
+func readTook(c net.Conn) (time.Duration, error) {
+	start := time.Now()
+	_, err := c.Read(make([]byte, 1))
+	return time.Since(start), err
+}
+
+// What net/http relies on: a deadline in the past set while a read is
+// under way cuts it at once (the abort of its background read), and a
+// deadline set before a read holds to the millisecond, later or earlier
+// than the one before.
+func TestLazyDeadlinesCutAsAsked(t *testing.T) {
+	srv, _ := lazyPair(t)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_ = srv.SetReadDeadline(time.Unix(1, 0))
+	}()
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	aborted := make(chan result, 1)
+	go func() {
+		took, err := readTook(srv)
+		aborted <- result{took, err}
+	}()
+	select {
+	case r := <-aborted:
+		if !errors.Is(r.err, os.ErrDeadlineExceeded) || r.took > time.Second {
+			t.Fatalf("a read aborted after 100 ms ended after %v with %v", r.took, r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a read aborted after 100 ms was still waiting after 5 s")
+	}
+	_ = srv.SetReadDeadline(time.Time{})
+	_ = srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_ = srv.SetReadDeadline(time.Now().Add(200 * time.Millisecond)) // earlier: it holds
+	if took, err := readTook(srv); !errors.Is(err, os.ErrDeadlineExceeded) || took < 190*time.Millisecond || took > time.Second {
+		t.Fatalf("a read under a 200 ms deadline ended after %v with %v", took, err)
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_ = srv.SetReadDeadline(time.Now().Add(600 * time.Millisecond)) // later: it holds, not the earlier one
+	if took, err := readTook(srv); !errors.Is(err, os.ErrDeadlineExceeded) || took < 590*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("a read under a 600 ms deadline ended after %v with %v", took, err)
+	}
+}
+
+// A deadline moved later, or cleared, while a read is under way does not
+// cut that read at the deadline it replaced (the socket's deadline may
+// still be the old one: the read goes on).
+func TestLazyDeadlinesLaterWhileReading(t *testing.T) {
+	srv, cli := lazyPair(t)
+	_ = srv.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		_ = srv.SetReadDeadline(time.Time{})
+		time.Sleep(400 * time.Millisecond)
+		_, _ = cli.Write([]byte("x"))
+	}()
+	if took, err := readTook(srv); err != nil || took < 400*time.Millisecond {
+		t.Fatalf("a read whose deadline was cleared ended after %v with %v", took, err)
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		_ = srv.SetReadDeadline(time.Now().Add(400 * time.Millisecond))
+	}()
+	if took, err := readTook(srv); !errors.Is(err, os.ErrDeadlineExceeded) || took < 400*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("a read whose deadline moved to 430 ms ended after %v with %v", took, err)
+	}
+}
+
+// A write to a client that does not read is cut at the write deadline,
+// and a write deadline that has passed does not fail a later write once
+// a new one is set.
+func TestLazyDeadlinesWrite(t *testing.T) {
+	srv, _ := lazyPair(t)
+	_ = srv.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	start := time.Now()
+	buf := make([]byte, 1<<20)
+	var err error
+	for time.Since(start) < 5*time.Second && err == nil {
+		_, err = srv.Write(buf)
+	}
+	if took := time.Since(start); !errors.Is(err, os.ErrDeadlineExceeded) || took < 290*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("writes to a client that does not read ended after %v with %v", took, err)
+	}
+	srv2, cli2 := lazyPair(t)
+	_ = srv2.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := srv2.Write([]byte("x")); err != nil { // the socket's deadline is now 50 ms away
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_ = srv2.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := srv2.Write([]byte("y")); err != nil {
+		t.Fatalf("a write after its deadline was moved: %v", err)
+	}
+	if _, err := io.ReadFull(cli2, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+}
