@@ -98,6 +98,7 @@ func TestAuditFiltersOnAVariedLog(t *testing.T) {
 	t.Run("PrefixBranchesReadOnlyTheIndex", func(t *testing.T) { testAuditPrefixBranchesReadOnlyTheIndex(t, s, auditor, owner, cases) })
 	t.Run("NoBranchForAnUnseenID", func(t *testing.T) { testAuditFilterNoBranchForAnUnseenID(t, s, auditor, owner, cases) })
 	t.Run("TypedAloneIsOneStatement", func(t *testing.T) { testAuditTypedAloneIsOneStatement(t, s, auditor, owner, cases) })
+	t.Run("ExportBatchesSearchAnIndex", func(t *testing.T) { testAuditExportBatchesSearchAnIndex(t, s, auditor, owner, cases) })
 	// The seeded log is a valid keyed chain (what .ci/seed promises).
 	t.Run("SeededLogVerifies", func(t *testing.T) {
 		if r, err := s.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || !r.OK || r.Entries < 20000 {

@@ -303,13 +303,16 @@ func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, for
 	return h, s.streamAudit(ctx, actor, f, h.Entry, emit)
 }
 
+// exportBatch is how many entries one query of an export reads.
+const exportBatch = 1000
+
 // streamAudit emits every entry matching f up to through, newest first,
-// 1000 at a time: memory stays flat whatever the size of the log.
+// exportBatch at a time: memory stays flat whatever the size of the log.
 func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, through uint64, emit func(AuditEntry) error) error {
 	var cursor *AuditCursor
-	batch := make([]AuditEntry, 0, 1000)
+	batch := make([]AuditEntry, 0, exportBatch)
 	for {
-		q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, 1000)
+		q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, exportBatch)
 		if err != nil {
 			return err
 		}
@@ -325,7 +328,7 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 				return err
 			}
 		}
-		if len(batch) < 1000 {
+		if len(batch) < exportBatch {
 			return nil
 		}
 		last := batch[len(batch)-1]

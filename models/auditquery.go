@@ -275,7 +275,14 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 		common = append(common, sqlCond{demote("ip") + " = ?", []any{ip}})
 	}
 	if through > 0 {
-		common = append(common, sqlCond{"id <= ?", []any{through}})
+		// An export's bound only filters: on SQLite "id <= ?" beside
+		// tree_id = ? took the (tree_id, id) index and sorted the whole tree
+		// for the first batch.
+		bound := "id"
+		if s.engine == SQLite {
+			bound = "+id"
+		}
+		common = append(common, sqlCond{bound + " <= ?", []any{through}})
 	}
 	dir, cmp := "DESC", "<"
 	if asc {
