@@ -471,14 +471,20 @@ func joinConds(cs []sqlCond) (string, []any) {
 // does not depend on its values (q.cached: prefixPage) keeps the prepared
 // statement's plan instead: one round trip, no planning.
 func (s *Store) scanAudit(ctx context.Context, q auditQuery, dest any) error {
+	return s.runAudit(ctx, q, func(db *gorm.DB) error { return db.Raw(q.sql, q.args...).Scan(dest).Error })
+}
+
+// runAudit calls run with a connection on which q is planned as scanAudit
+// says (an export reads its rows itself: auditRows).
+func (s *Store) runAudit(ctx context.Context, q auditQuery, run func(*gorm.DB) error) error {
 	if s.engine != Postgres || q.cached {
-		return s.db.WithContext(ctx).Raw(q.sql, q.args...).Scan(dest).Error
+		return run(s.db.WithContext(ctx))
 	}
 	return s.db.WithContext(ctx).Connection(func(tx *gorm.DB) error {
 		if err := tx.Exec("SET plan_cache_mode = force_custom_plan").Error; err != nil {
 			return err
 		}
 		defer tx.Exec("RESET plan_cache_mode")
-		return tx.Raw(q.sql, q.args...).Scan(dest).Error
+		return run(tx)
 	})
 }
