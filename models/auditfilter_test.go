@@ -404,6 +404,21 @@ func testAuditPrefixBranchesReadOnlyTheIndex(t *testing.T, s *models.Store, audi
 		if strings.Contains(c.name, "prefix") && testdb.Engine() == models.Postgres && !strings.Contains(all, "unnest") && !strings.Contains(all, "CTE Scan on v") {
 			t.Errorf("%s: the prefix's values are not one subquery:\n\t%s", c.name, strings.Join(plan, "\n\t"))
 		}
+		// SQLite merges the branches as they come out of their indexes, in
+		// order, and stops at the page: no branch is sorted (only the
+		// page's rows at the end). A sort each made a prefix of 10-13 values
+		// 2.2-2.7x the unfiltered page at 1,000,000 entries.
+		if testdb.Engine() == models.SQLite {
+			sorts := 0
+			for _, l := range pagePlan(models.SQLite, plan) {
+				if strings.Contains(l, "TEMP B-TREE FOR ORDER BY") {
+					sorts++
+				}
+			}
+			if sorts > 1 {
+				t.Errorf("%s: %d sorts, want the page's only:\n\t%s", c.name, sorts, strings.Join(plan, "\n\t"))
+			}
+		}
 		for _, l := range plan {
 			named := strings.Contains(l, "label_at") || strings.Contains(l, "target_name_at")
 			switch {

@@ -35,8 +35,10 @@ import (
 // (tree_id, lower(actor_label), at, id), (tree_id, lower(target_name), at,
 // id); IDs and addresses belong to one tree anyway. When
 // a filter has several equalities, one query per equality (each reading
-// at most a page of index keys, in index order) is merged by a UNION that
-// sorts at most values × page keys; the page's rows are then read by ID. A prefix that matches more than auditPrefixValues
+// at most a page of index keys, in index order) is merged by a UNION: on
+// PostgreSQL it sorts at most values × page keys, on SQLite it merges the
+// members in index order and stops at the page; the page's rows are then
+// read by ID. A prefix that matches more than auditPrefixValues
 // values is refused with a message (type more of it): answering it would
 // mean reading every match.
 //
@@ -394,7 +396,15 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 			b.WriteString(" UNION ")
 		}
 		w, a := joinConds(append([]sqlCond{alt}, common...))
-		b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u" + strconv.Itoa(i))
+		if s.engine == SQLite {
+			// A plain member of the compound: SQLite merges the members as
+			// their indexes hand them over, in (at, id) order, and stops
+			// at the page. A member of its own ORDER BY and LIMIT was read
+			// whole and then sorted again for the merge, each one.
+			b.WriteString("SELECT at, id FROM audit_entries" + w)
+		} else {
+			b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u" + strconv.Itoa(i))
+		}
 		args = append(args, a...)
 	}
 	if lateral != nil {
