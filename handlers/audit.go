@@ -252,6 +252,7 @@ func (h *auditHandlers) export(c echo.Context) error {
 	cw := csv.NewWriter(w)
 	enc := json.NewEncoder(w)
 	n := 0
+	var rec [15]string // one CSV row, reused: csv.Writer copies it out
 	begin := func(head *models.AuditHead) error {
 		hd := res.Header()
 		ext, ctype := "csv", "text/csv; charset=utf-8"
@@ -274,9 +275,10 @@ func (h *auditHandlers) export(c echo.Context) error {
 		n++
 		var err error
 		if format == "csv" {
-			err = cw.Write([]string{strconv.FormatUint(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.ActorType, csvSafe(e.ActorLabel),
+			rec = [15]string{strconv.FormatUint(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.ActorType, csvSafe(e.ActorLabel),
 				e.ActorRole, optUint(e.AccountID), e.Action, e.TargetType, csvSafe(e.TargetID), csvSafe(e.TargetName), e.IP,
-				csvSafe(e.UserAgent), csvSafe(e.Details), e.PrevHash, e.Hash})
+				csvSafe(e.UserAgent), csvSafe(e.Details), e.PrevHash, e.Hash}
+			err = cw.Write(rec[:])
 		} else {
 			err = enc.Encode(exportEntry(e))
 		}
