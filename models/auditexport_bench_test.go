@@ -36,7 +36,7 @@ func BenchmarkAuditExportRate(b *testing.B) {
 	}{
 		{"whole-log", auditor, models.AuditFilter{}},
 		{"busiest-tree", auditor, models.AuditFilter{AccountID: busy.AccountID}},
-		{"busiest-tree-owner+action", busy, models.AuditFilter{Actions: []string{models.ActionLoginSucceeded}}},
+		{"busiest-tree-owner-action", busy, models.AuditFilter{Actions: []string{models.ActionLoginSucceeded}}},
 		{"small-tree-owner", small, models.AuditFilter{}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
