@@ -29,6 +29,7 @@ type config struct {
 	SessionMax   time.Duration
 	HashSlots    int
 	CacheKeys    int
+	MemoryLimit  string
 	TrustProxy   bool
 	Staff2FA     bool
 	SMTPAddr     string
@@ -65,6 +66,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionMax, "session-max", models.DefaultSessionMax, "absolute session lifetime (KEYDESK_SESSION_MAX)")
 	fs.IntVar(&c.HashSlots, "password-hashes", models.DefaultHashConcurrency(), fmt.Sprintf("password hashes (argon2id, %d MiB each) run at once; more wait up to %v, then get 503 (KEYDESK_PASSWORD_HASHES)", models.DefaultArgon.MemoryKiB>>10, models.DefaultHashWait))
 	fs.IntVar(&c.CacheKeys, "cache-keys", models.DefaultCacheEntries, "most entries each in-memory cache holds (verified API keys; account trees); past it the least recently used are evicted (KEYDESK_CACHE_KEYS)")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", "", "serve's soft memory limit (the Go runtime's, GOMEMLIMIT's syntax: 512MiB, 1GiB): the garbage collector runs more often near it; \"off\" = none; default 256MiB, or GOMEMLIMIT when that is set. Raise it with --cache-keys (KEYDESK_MEMORY_LIMIT)")
 	fs.BoolVar(&c.Staff2FA, "staff-2fa", false, "require two-factor sign-in of support and auditor staff: without it they are sent to enrolment first (KEYDESK_STAFF_2FA)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", false, "take the client IP from X-Forwarded-For; only behind a proxy that sets it (KEYDESK_TRUST_PROXY)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", defaultSMTPAddr, "SMTP submission listen address, also shown to users; \"off\" disables the listener (KEYDESK_SMTP_ADDR)")

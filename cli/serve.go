@@ -60,6 +60,13 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	accessLog := web.NewLogWriter(stderr, 100*time.Millisecond)
 	defer accessLog.Close()
 	log := newLogger(cfg, stderr)
+	// The caches are bounded in entries; the process's memory is bounded
+	// by a soft limit the garbage collector keeps to (cli/memlimit.go).
+	limit, source, err := applyMemoryLimit(cfg.MemoryLimit, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log.Info("memory limit", "bytes", limit, "from", source, "cache_entries", cfg.CacheKeys)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	store, err := openStore(ctx, cfg, log)
