@@ -1,6 +1,8 @@
 package models_test
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -97,5 +99,47 @@ func TestAuditExportReadsEveryField(t *testing.T) {
 				t.Fatalf("account %d, row %d:\n got %+v\nwant %+v", f.AccountID, i, g, w)
 			}
 		}
+	}
+}
+
+// An export whose writer fails (the client went away) stops there: no
+// entry is emitted after the failure, the failure comes back, and the
+// batch read ahead meanwhile is abandoned (the race detector and the
+// test's end see no read outliving the export).
+func TestAuditExportStopsWhereItsWriterFails(t *testing.T) {
+	t.Parallel()
+	s, _ := testdb.Open(t)
+	if _, err := s.Seed(ctx, models.SeedOptions{Accounts: 5, Subaccounts: 5, AuditEntries: 2600}); err != nil {
+		t.Fatal(err)
+	}
+	auditor := models.Actor{Email: "aud@export.example", Role: models.RoleAuditor}
+	var through uint64
+	testdb.Must(t, s.DB().Raw("SELECT MAX(id) FROM audit_entries").Scan(&through))
+	gone := errors.New("client went away")
+	for _, at := range []int{1, 999, 1000, 1001, 2500} {
+		n := 0
+		err := s.StreamAudit(ctx, auditor, models.AuditFilter{}, through, func(models.AuditEntry) error {
+			n++
+			if n == at {
+				return gone
+			}
+			return nil
+		})
+		if !errors.Is(err, gone) || n != at {
+			t.Fatalf("writer failing at row %d: %d rows emitted, err %v", at, n, err)
+		}
+	}
+	// A cancelled request ends the export with the context's error once
+	// the batch being emitted is out.
+	cctx, cancel := context.WithCancel(ctx)
+	n := 0
+	err := s.StreamAudit(cctx, auditor, models.AuditFilter{}, through, func(models.AuditEntry) error {
+		if n++; n == 1500 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || n != 2000 {
+		t.Fatalf("cancelled at row 1500: %d rows emitted, err %v", n, err)
 	}
 }

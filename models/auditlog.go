@@ -309,31 +309,57 @@ const exportBatch = 1000
 
 // streamAudit emits every entry matching f up to through, newest first,
 // exportBatch at a time: memory stays flat whatever the size of the log.
+// The next batch is read while the current one is emitted, so the database
+// and the client's connection work at the same time instead of taking
+// turns (two batches in memory).
 func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, through uint64, emit func(AuditEntry) error) error {
-	var cursor *AuditCursor
-	batch := make([]AuditEntry, 0, exportBatch)
-	for {
-		q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, exportBatch)
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type read struct {
+		batch []AuditEntry
+		err   error
+	}
+	fetch := func(cursor *AuditCursor, buf []AuditEntry) <-chan read {
+		done := make(chan read, 1)
+		go func() {
+			q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, exportBatch)
+			buf = buf[:0]
+			if err == nil && !q.none {
+				if buf, err = s.auditRows(ctx, q, buf); err != nil {
+					err = wrapOp("audit export", err)
+				}
+			}
+			done <- read{buf, err}
+		}()
+		return done
+	}
+	spare := make([]AuditEntry, 0, exportBatch)
+	next := fetch(nil, make([]AuditEntry, 0, exportBatch))
+	for next != nil {
+		r := <-next
+		if r.err == nil {
+			r.err = ctx.Err() // the request ended while the batch was emitted
 		}
-		if q.none {
-			return nil
+		if r.err != nil {
+			return r.err
 		}
-		if batch, err = s.auditRows(ctx, q, batch[:0]); err != nil {
-			return wrapOp("audit export", err)
+		next = nil
+		if len(r.batch) == exportBatch {
+			last := r.batch[len(r.batch)-1]
+			next = fetch(&AuditCursor{At: last.At, ID: last.ID}, spare)
 		}
-		for _, e := range batch {
+		for _, e := range r.batch {
 			if err := emit(e); err != nil {
+				if next != nil {
+					cancel()
+					<-next // nothing of the export outlives it
+				}
 				return err
 			}
 		}
-		if len(batch) < exportBatch {
-			return nil
-		}
-		last := batch[len(batch)-1]
-		cursor = &AuditCursor{At: last.At, ID: last.ID}
+		spare = r.batch
 	}
+	return nil
 }
 
 // auditRows appends the rows of q to batch, each column read straight
