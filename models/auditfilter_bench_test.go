@@ -3,6 +3,7 @@ package models_test
 import (
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,7 +17,8 @@ import (
 // trees, owners, API keys, targets, addresses), KEYDESK_BENCH_AUDIT entries
 // (1,000,000 by default) over 2,000 trees and 20,000 sub-accounts; or an
 // existing seeded database (.ci/seed) named by KEYDESK_BENCH_DSN, with its
-// audit key in KEYDESK_BENCH_AUDIT_KEY (hex), read only.
+// audit key in KEYDESK_BENCH_AUDIT_KEY (hex), read only; on SQLite with
+// KEYDESK_BENCH_CACHE=dir, a file of that directory seeded once per size.
 var (
 	filterOnce  sync.Once
 	filterStore *models.Store
@@ -33,6 +35,10 @@ func filterBenchLog(b *testing.B) *models.Store {
 				return
 			}
 			filterStore, filterErr = models.Open(ctx, dsn, models.Options{AuditKey: key})
+			return
+		}
+		if cache := os.Getenv("KEYDESK_BENCH_CACHE"); cache != "" && testdb.Engine() == models.SQLite {
+			filterStore, filterErr = cachedFilterLog(b, cache)
 			return
 		}
 		dir, err := os.MkdirTemp("", "keydesk-filter-bench-")
@@ -80,6 +86,50 @@ func filterBenchLog(b *testing.B) *models.Store {
 		b.Fatal(filterErr)
 	}
 	return filterStore
+}
+
+// cachedFilterLog is the SQLite filter log kept in dir between runs, one
+// file per size (KEYDESK_BENCH_CACHE=dir): seeded once, then reopened (a
+// million entries take minutes to seed on a shared machine, and .ci/bench
+// audit runs several benchmark binaries on it). The ".done" file is
+// written last: a seed cut short is started again.
+func cachedFilterLog(b *testing.B, dir string) (*models.Store, error) {
+	base := filepath.Join(dir, "keydesk-filter-bench-"+strconv.Itoa(benchLogSize()))
+	done := base + ".done"
+	_, err := os.Stat(done)
+	fresh := err != nil
+	if fresh {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		for _, f := range []string{base + ".db", base + ".db-wal", base + ".db-shm", base + ".anchor"} {
+			if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+				return nil, err
+			}
+		}
+	}
+	opt := testdb.Options(testdb.NewClock())
+	opt.AuditAnchor = base + ".anchor"
+	s, err := models.Open(ctx, base+".db", opt)
+	if err != nil {
+		return nil, err
+	}
+	prev := benchCleanup
+	benchCleanup = func() {
+		if prev != nil {
+			prev()
+		}
+		s.Close()
+	}
+	if _, err := s.Migrate(ctx); err != nil || !fresh {
+		return s, err
+	}
+	start := time.Now()
+	if _, err := s.Seed(ctx, models.SeedOptions{Accounts: 2000, Subaccounts: 20000, BigTree: 1000, AuditEntries: benchLogSize(), DeferIndexes: true}); err != nil {
+		return nil, err
+	}
+	b.Logf("seeded %d varied entries in %v, kept in %s", benchLogSize(), time.Since(start).Round(time.Millisecond), base+".db")
+	return s, os.WriteFile(done, nil, 0o644)
 }
 
 // BenchmarkAuditFilters: the first page of each filter of the audit page,
