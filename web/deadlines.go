@@ -103,21 +103,21 @@ func (d *lazyDeadline) early() bool {
 }
 
 func (c *lazyConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.r.want = t
-	if c.r.busy > 0 && c.r.tighter() {
-		return c.r.apply(c.Conn.SetReadDeadline)
-	}
-	return nil
+	return c.ask(&c.r, t, c.Conn.SetReadDeadline)
 }
 
 func (c *lazyConn) SetWriteDeadline(t time.Time) error {
+	return c.ask(&c.w, t, c.Conn.SetWriteDeadline)
+}
+
+// ask records the deadline t of one direction, and applies it at once
+// only when it must cut a read (write) under way.
+func (c *lazyConn) ask(d *lazyDeadline, t time.Time, set func(time.Time) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.w.want = t
-	if c.w.busy > 0 && c.w.tighter() {
-		return c.w.apply(c.Conn.SetWriteDeadline)
+	d.want = t
+	if d.busy > 0 && d.tighter() {
+		return d.apply(set)
 	}
 	return nil
 }
