@@ -115,7 +115,7 @@ func Register(s *web.Server) {
 
 	// Audit log: owners see their account tree, support and auditors all.
 	e.GET("/audit", audit.page, anyRole, cleanQuery)
-	e.POST("/audit/export", audit.export, anyRole)
+	e.POST("/audit/export", audit.export, anyRole, web.GzipExport)
 	e.GET("/audit/heads/:seq", audit.head, anyRole)
 	e.POST("/audit/reviews", audit.review, reviewers)
 

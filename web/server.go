@@ -133,7 +133,6 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	api := append(slices.Clone(first), s.apiHeaders, bodyLimit)
 	console := append(slices.Clone(first), s.securityHeaders,
 		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzipLevel, MinLength: gzipMinLength, Skipper: skipCompression}),
-		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed, MinLength: gzipMinLength, Skipper: notExport}),
 		bodyLimit, s.fetchMetadata, s.loadSession, s.chooseLanguage, s.csrfToken)
 	e.Use(chainByPath(api, console))
 	// Nothing else may be added with e.Use: chainByPath runs the route's
@@ -182,7 +181,7 @@ const (
 // skipCompression decides what is not gzip-compressed:
 //   - the Mailjet API under /v3 and /v3.1: its answers are mostly small
 //     JSON, and compressing them costs REST throughput (BENCHMARKS.md);
-//   - every POST (the audit export is gzipped by notExport's middleware,
+//   - every POST (the audit export is gzipped by its route's GzipExport,
 //     at its own level): a POST answered with a page is a
 //     secret's one reveal (sign-up, reset, create) or a form sent back with
 //     what the user typed. A compressed secret beside reflected input is
@@ -197,7 +196,7 @@ func skipCompression(c echo.Context) bool {
 	case IsAPIPath(r.URL.Path):
 		return true
 	case r.Method == http.MethodPost:
-		return true // the audit export has its own level: notExport
+		return true // the audit export has its own level: GzipExport
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		return true
 	}
@@ -208,12 +207,9 @@ func skipCompression(c echo.Context) bool {
 	return false
 }
 
-// notExport skips the export's own gzip (fastest level) for everything
-// but the audit export.
-func notExport(c echo.Context) bool {
-	r := c.Request()
-	return r.Method != http.MethodPost || r.URL.Path != "/audit/export"
-}
+// GzipExport is the audit export's route middleware: gzip at the fastest
+// level (see gzipLevel), for the streaming download only.
+var GzipExport = middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed, MinLength: gzipMinLength})
 
 // skipCSRF exempts static files, probes and the Basic-auth REST and Send
 // APIs (no cookies are accepted there, so there is nothing to forge).
