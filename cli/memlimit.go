@@ -40,16 +40,14 @@ func memoryLimit(flag string, getenv func(string) string) (int64, string, error)
 	return defaultMemoryLimit, "default", nil
 }
 
-// parseBytes reads a size: a whole number of bytes, or with a unit
-// (B, KiB, MiB, GiB, TiB as GOMEMLIMIT writes them; KB, MB, GB, TB in
-// powers of 1000). It must be at least 16 MiB: less would have the
-// collector run without end.
+// parseBytes reads a size as GOMEMLIMIT is written: a whole number of
+// bytes, with B, KiB, MiB, GiB or TiB or none. It must be at least 16 MiB:
+// less would have the collector run without end.
 func parseBytes(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
 	num, mult := strings.TrimSpace(s), int64(1)
 	for _, u := range units {
 		if strings.HasSuffix(num, u.suffix) {

@@ -39,7 +39,7 @@ func TestMemoryLimitSettings(t *testing.T) {
 		{"512MiB", "1GiB", 512 << 20, "--memory-limit"},
 		{"off", "", 0, "off"},
 		{"1GiB", "", 1 << 30, "--memory-limit"},
-		{"300MB", "", 300e6, "--memory-limit"},
+		{"300000000B", "", 300e6, "--memory-limit"},
 		{"268435456", "", 256 << 20, "--memory-limit"},
 		{" 64 MiB ", "", 64 << 20, "--memory-limit"},
 		{"2TiB", "", 2 << 40, "--memory-limit"},
@@ -49,7 +49,7 @@ func TestMemoryLimitSettings(t *testing.T) {
 			t.Errorf("memoryLimit(%q, GOMEMLIMIT=%q) = %d, %q, %v; want %d, %q", c.flag, c.gomemlimit, got, source, err, c.want, c.source)
 		}
 	}
-	for _, bad := range []string{"lots", "-1GiB", "1.5GiB", "10MiB", "0", "1KiB", "9999999999TiB", "MiB", "256 M"} {
+	for _, bad := range []string{"lots", "-1GiB", "1.5GiB", "10MiB", "0", "1KiB", "9999999999TiB", "MiB", "256 M", "300MB"} {
 		if n, _, err := memoryLimit(bad, env("")); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
 			t.Errorf("memoryLimit(%q) = %d, %v; want an error naming the flag", bad, n, err)
 		}
