@@ -451,13 +451,18 @@ func (s *Store) signHead(ctx context.Context, e *AuditEntry, reason string) (*Au
 			h = last.Head()
 			return nil
 		}
+		aid, err := s.anchor.id(0)
+		if err != nil {
+			return err
+		}
+		if restored, err := s.restoreLostHead(tx, &last, aid); err != nil {
+			return err
+		} else if restored != nil {
+			last = *restored
+		}
 		var seq uint64 = 1
 		if last.Seq != nil {
 			seq = *last.Seq + 1
-		}
-		aid, err := s.anchor.id(seq - 1)
-		if err != nil {
-			return err
 		}
 		h = AuditHead{Seq: seq, Entry: e.ID, Link: e.Link, Hash: e.Hash, At: s.Now().Truncate(time.Microsecond), Anchor: aid}
 		s.keys.signHead(&h)
@@ -474,6 +479,41 @@ func (s *Store) signHead(ctx context.Context, e *AuditEntry, reason string) (*Au
 	s.log.Info("audit head signed", "seq", h.Seq, "entry", h.Entry, "link", h.Link, "hash", h.Hash,
 		"at", h.At.Format(time.RFC3339Nano), "kid", h.KeyID, "anchor", h.Anchor, "sig", h.Sig)
 	return &h, nil
+}
+
+// restoreLostHead puts back the checkpoint row of the anchor's newest head
+// when the database lacks it and it is the next in sequence: signHead
+// writes the anchor line before its transaction commits, so a commit that
+// failed, or a process that stopped in between, leaves exactly that. The
+// head must verify (signature, and the entry it signs is in the log with
+// its link); otherwise nothing is signed. It returns the restored row, or
+// nil when there was nothing to restore.
+func (s *Store) restoreLostHead(tx *gorm.DB, last *Checkpoint, aid string) (*Checkpoint, error) {
+	h := s.anchor.newestHead()
+	if h == nil || h.Anchor != aid || (last.Seq != nil && h.Seq <= *last.Seq) {
+		return nil, nil
+	}
+	if last.Seq != nil && h.Seq != *last.Seq+1 || last.Seq == nil && h.Seq != 1 {
+		return nil, fmt.Errorf("%w: the anchor's newest head seq %d is ahead of the database's signed heads by more than one: checkpoints were deleted", ErrAuditUnverified, h.Seq)
+	}
+	if !s.keys.headValid(h) {
+		return nil, fmt.Errorf("%w: the anchor's newest head seq %d is missing from the database and %s", ErrAuditUnverified, h.Seq, s.keys.whyInvalid(h))
+	}
+	var e AuditEntry
+	if err := tx.Select("id", "link", "hash").Where("id = ?", h.Entry).Limit(1).Find(&e).Error; err != nil {
+		return nil, err
+	}
+	if e.ID != h.Entry || e.Link != h.Link || e.Hash != h.Hash {
+		return nil, fmt.Errorf("%w: the anchor's newest head seq %d signs entry #%d, which the log does not hold as signed", ErrAuditUnverified, h.Seq, h.Entry)
+	}
+	seq := h.Seq
+	cp := Checkpoint{Seq: &seq, EntryID: h.Entry, HeadHash: h.Hash, Link: h.Link, KeyID: h.KeyID, Anchor: h.Anchor,
+		Signature: h.Sig, Reason: "restored from the anchor", CreatedAt: h.At}
+	if err := tx.Create(&cp).Error; err != nil {
+		return nil, err
+	}
+	s.log.Warn("audit head restored from the anchor: its checkpoint row had not been committed", "seq", h.Seq, "entry", h.Entry)
+	return &cp, nil
 }
 
 // Checkpoint signs the head now (verify first); kept for callers that want
@@ -633,7 +673,11 @@ func (s *Store) VerifyAudit(ctx context.Context, opt VerifyOptions) (ChainReport
 		if h.Seq < fromSeq {
 			continue
 		}
-		if !dbSeqs[h.Seq] {
+		if !dbSeqs[h.Seq] && !(h.Seq == anchor.newestSeq && h.Seq > prevSeq) {
+			// The anchor's newest head, newer than every head in the
+			// database, is one whose transaction did not commit after
+			// its line was written (restoreLostHead): the walk below
+			// still checks the entry it signs.
 			return failf(0, "signed head seq %d (entry #%d) is in the anchor but missing from the database: checkpoints were deleted", h.Seq, h.Entry)
 		}
 		if h.Entry > w.prev.ID {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -454,3 +455,78 @@ func TestAuditVerifiesAgainstLogLines(t *testing.T) {
 }
 
 func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// A head is written to the anchor (fsynced) inside the transaction that
+// inserts its checkpoint row; when that transaction does not commit (the
+// process stops, or the commit fails), the anchor holds a head the
+// database lacks. Nothing was tampered with: the head signs an entry that
+// is in the log, so verification accepts it, and the next seal restores
+// its row instead of writing a second head with the same sequence number.
+func TestAuditHeadLostAtCommitIsRestored(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.DSN(t)
+	s, anchor := openAnchored(t, dsn, testdb.AuditKey)
+	seedLog(t, s)
+	if _, err := s.SealAuditHead(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordAccessDenied(ctx, models.SystemActor(), "/lost"); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := s.SealAuditHead(ctx, "test")
+	if err != nil || lost == nil {
+		t.Fatalf("seal: %v %v", lost, err)
+	}
+	// The state an uncommitted transaction leaves: the anchor line, no row.
+	testdb.AllowTampering(t, s)
+	if err := s.DB().Exec("DELETE FROM audit_checkpoints WHERE seq = ?", lost.Seq).Error; err != nil {
+		t.Fatal(err)
+	}
+	verify := func(s *models.Store, when string) {
+		t.Helper()
+		for _, full := range []bool{false, true} {
+			r, err := s.VerifyAudit(ctx, models.VerifyOptions{Full: full})
+			if err != nil || !r.OK {
+				t.Fatalf("%s: verify (full %v): %+v %v", when, full, r, err)
+			}
+		}
+	}
+	// A restart, before anything else is signed.
+	s2 := testdb.OpenDSN(t, dsn, func() models.Options {
+		opt := testdb.Options(testdb.NewClock())
+		opt.AuditKey, opt.AuditAnchor = testdb.AuditKey, anchor
+		return opt
+	}())
+	verify(s2, "after the lost commit")
+	// The running instance and the restarted one both sign on.
+	for i, st := range []*models.Store{s, s2} {
+		if err := st.RecordAccessDenied(ctx, models.SystemActor(), "/after"); err != nil {
+			t.Fatal(err)
+		}
+		h, err := st.SealAuditHead(ctx, "test")
+		if err != nil || h == nil {
+			t.Fatalf("instance %d: seal after the lost commit: %v %v", i, h, err)
+		}
+		verify(st, fmt.Sprintf("instance %d after its seal", i))
+	}
+	ls := anchorLines(t, anchor)
+	for i := 1; i < len(ls); i++ {
+		if ls[i].Seq != ls[i-1].Seq+1 {
+			t.Fatalf("anchor line %d has seq %d after %d", i+1, ls[i].Seq, ls[i-1].Seq)
+		}
+	}
+	var seqs []uint64
+	testdb.Must(t, s.DB().Table("audit_checkpoints").Where("seq IS NOT NULL").Order("seq").Pluck("seq", &seqs))
+	if len(seqs) != len(ls) || seqs[len(seqs)-1] != ls[len(ls)-1].Seq {
+		t.Fatalf("database heads %v, anchor heads up to seq %d (%d lines)", seqs, ls[len(ls)-1].Seq, len(ls))
+	}
+
+	// Only the anchor's newest head may be missing: an older one missing
+	// is still a deleted checkpoint.
+	if err := s.DB().Exec("DELETE FROM audit_checkpoints WHERE seq = ?", lost.Seq).Error; err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s2.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || r.OK || !strings.Contains(r.Problem, "missing from the database") {
+		t.Fatalf("an older head deleted from the database: %+v %v", r, err)
+	}
+}
