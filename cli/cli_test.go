@@ -345,6 +345,9 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 				}
 			}
 		}, 0, "missing from the database|rewritten", true},
+		// The only head is then the anchor's and it is missing from the
+		// database, as after a lost commit: verification walks the chain
+		// against it and names the first rewritten entry.
 		{"rewrite from entry 6 and delete the later checkpoints", func(t *testing.T, f *cliAudit) {
 			mustExec(t, f.s, "DELETE FROM audit_checkpoints WHERE entry_id >= 6")
 			var es []models.AuditEntry
@@ -361,7 +364,7 @@ func TestCLIAuditVerifyCatchesEveryTampering(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}, 0, "missing from the database|rewritten|#8 was altered", true},
+		}, 0, "missing from the database|rewritten|#[68] was altered", true},
 		{"insert a forged entry at the head, triggers in place", func(t *testing.T, f *cliAudit) {
 			var head models.AuditEntry
 			if err := f.s.DB().Order("id DESC").Take(&head).Error; err != nil {
