@@ -140,6 +140,7 @@ func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, be
 	var rows []AuditEntry
 	if !q.none {
 		err = s.scanAudit(ctx, q, &rows)
+		q.inOrder(rows)
 	}
 	if err == nil && len(rows) == 0 {
 		if err := s.refusePrefix(ctx, q); err != nil {
@@ -366,6 +367,7 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 // into its field: GORM's scan by reflection was a fifth of an export's
 // time on SQLite (BENCHMARKS.md, "Audit export rate").
 func (s *Store) auditRows(ctx context.Context, q auditQuery, batch []AuditEntry) ([]AuditEntry, error) {
+	start := len(batch)
 	err := s.runAudit(ctx, q, func(db *gorm.DB) error {
 		rows, err := db.Raw(q.sql, q.args...).Rows()
 		if err != nil {
@@ -400,6 +402,7 @@ func (s *Store) auditRows(ctx context.Context, q auditQuery, batch []AuditEntry)
 		}
 		return rows.Err()
 	})
+	q.inOrder(batch[start:])
 	return batch, err
 }
 

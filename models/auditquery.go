@@ -1,8 +1,10 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -171,6 +173,28 @@ type auditQuery struct {
 	// (prefixPage): a prefix that matches too many answers nothing, and
 	// refusePrefix tells that from an empty page.
 	prefix *typedPrefix
+	// sortDir is set (DESC or ASC) when the query has no ORDER BY of its
+	// own: its rows are put in (at, id) order after they are read
+	// (inOrder).
+	sortDir string
+}
+
+// inOrder puts rows read by q in (at, id) order when the query leaves the
+// order to its shape (q.sortDir: SQLite's merged page of keys).
+func (q auditQuery) inOrder(rows []AuditEntry) {
+	if q.sortDir == "" {
+		return
+	}
+	slices.SortFunc(rows, func(a, b AuditEntry) int {
+		c := a.At.Compare(b.At)
+		if c == 0 {
+			c = cmp.Compare(a.ID, b.ID)
+		}
+		if q.sortDir == "DESC" {
+			return -c
+		}
+		return c
+	})
 }
 
 // typedPrefix is a typed actor or target: the form field, what its values
@@ -392,7 +416,16 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	// index entries, not a page of rows.
 	var b strings.Builder
 	var args []any
-	b.WriteString("SELECT * FROM audit_entries WHERE id IN (SELECT id FROM (")
+	if s.engine == SQLite {
+		// The merged keys, in order, are the outer loop (CROSS JOIN keeps
+		// them there), each fetching its row: the rows come out in the
+		// keys' order, and are not sorted again. An ORDER BY here sorted
+		// the page's whole rows, and the pure-Go SQLite grows its sorter's
+		// buffer by mmap: 0.8 ms of a ten-name prefix's 2 ms page.
+		b.WriteString("SELECT audit_entries.* FROM (")
+	} else {
+		b.WriteString("SELECT * FROM audit_entries WHERE id IN (SELECT id FROM (")
+	}
 	alts, lateral := groups[driver], []any(nil)
 	if s.engine == Postgres {
 		alts, lateral = s.lateralValues(alts)
@@ -426,6 +459,11 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 		b.WriteString("SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ") +
 			"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l")
 		args = append(append(args, vals...), a...)
+	}
+	if s.engine == SQLite {
+		// Without an ORDER BY, the order is the plan's: inOrder makes sure.
+		b.WriteString(order + ") AS k CROSS JOIN audit_entries ON audit_entries.id = k.id")
+		return auditQuery{sql: b.String(), args: args, sortDir: dir}, nil
 	}
 	b.WriteString(order + ") AS k)" + " ORDER BY at " + dir + ", id " + dir)
 	return auditQuery{sql: b.String(), args: args}, nil
