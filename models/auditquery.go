@@ -430,6 +430,24 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	if s.engine == Postgres {
 		alts, lateral = s.lateralValues(alts)
 	}
+	if idx, in := s.sqliteInList(alts, tree != nil); idx != "" {
+		// One column's values (a prefix's names, several actions): one
+		// walk of its index, "col IN (…) ORDER BY at, id LIMIT n". SQLite
+		// reads each value's entries in (at, id) order and leaves a value
+		// as soon as its next entry could not enter the page (the ORDER BY
+		// LIMIT optimization of an IN on an index's first column, SQLite's
+		// test/limit2.test): at most a page of keys per value, sorted in a
+		// b-tree of at most a page. A UNION member per value cost more to
+		// compile than to run (a statement is compiled for each query by
+		// this driver: 0.4 ms for ten members, against 0.05 ms for the
+		// unfiltered page). INDEXED BY keeps SQLite, which has no
+		// statistics, on that index: within a tree it preferred the
+		// (tree_id, at, id) index for its order and filtered the whole tree.
+		w, a := joinConds(append([]sqlCond{in}, common...))
+		b.WriteString("SELECT at, id FROM audit_entries INDEXED BY " + idx + w)
+		args = append(args, a...)
+		alts = nil
+	}
 	for i, alt := range alts {
 		if i > 0 {
 			b.WriteString(" UNION ")
@@ -467,6 +485,30 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	}
 	b.WriteString(order + ") AS k)" + " ORDER BY at " + dir + ", id " + dir)
 	return auditQuery{sql: b.String(), args: args}, nil
+}
+
+// sqliteInList is, on SQLite, the index and the IN condition that answer
+// alts when they are all equalities on one indexed column (an action, a
+// lower-cased actor or target name), within a tree or not; "" otherwise (an
+// ID among names: another column, kept as a UNION member of its own).
+func (s *Store) sqliteInList(alts []sqlCond, inTree bool) (string, sqlCond) {
+	if s.engine != SQLite || len(alts) < 2 {
+		return "", sqlCond{}
+	}
+	indexes := map[string]string{"action": "action_at", s.lowerExpr("actor_label"): "actor_label_at", s.lowerExpr("target_name"): "target_name_at"}
+	col, _ := strings.CutSuffix(alts[0].sql, " = ?")
+	name := indexes[col]
+	var vals []any
+	for _, a := range alts {
+		if a.sql != col+" = ?" || name == "" {
+			return "", sqlCond{}
+		}
+		vals = append(vals, a.args...)
+	}
+	if inTree {
+		name = "tree_" + name
+	}
+	return "idx_audit_" + name, sqlCond{col + " IN ?", []any{vals}}
 }
 
 // lateralValues takes out of alts the equalities on a lower-cased actor or
