@@ -97,6 +97,7 @@ func TestAuditFiltersOnAVariedLog(t *testing.T) {
 	t.Run("PrefixTooBroad", func(t *testing.T) { testAuditFilterPrefixTooBroad(t, s, auditor, owner) })
 	t.Run("StatusSearchesTheTreeIndex", func(t *testing.T) { testAuditStatusSearchesTheTreeIndex(t, s, owner) })
 	t.Run("PrefixBranchesReadOnlyTheIndex", func(t *testing.T) { testAuditPrefixBranchesReadOnlyTheIndex(t, s, auditor, owner, cases) })
+	t.Run("ActionsTestedInTheActorIndex", func(t *testing.T) { testAuditActionsTestedInTheActorIndex(t, s, auditor, owner, cases) })
 	t.Run("NoBranchForAnUnseenID", func(t *testing.T) { testAuditFilterNoBranchForAnUnseenID(t, s, auditor, owner, cases) })
 	t.Run("TypedAloneIsOneStatement", func(t *testing.T) { testAuditTypedAloneIsOneStatement(t, s, auditor, owner, cases) })
 	t.Run("ExportBatchesSearchAnIndex", func(t *testing.T) { testAuditExportBatchesSearchAnIndex(t, s, auditor, owner, cases) })
@@ -523,6 +524,55 @@ func testAuditPrefixBranchesReadOnlyTheIndex(t *testing.T, s *models.Store, audi
 	}
 	if checked == 0 {
 		t.Fatal("no plan searched an actor or target name index")
+	}
+}
+
+// testAuditActionsTestedInTheActorIndex: an actor with actions walks the
+// actor's index and keeps the entries of those actions. The index must
+// hold the action (migration 29), so that the other entries are skipped in
+// it: PostgreSQL walks it index-only (or, on a log this small, may read it
+// through a bitmap), SQLite reads the table row only for a column the index
+// lacks. Before, every entry of the actor was read from
+// the table to test its action (300 rows for a page of 51 renames and
+// resets: 2.1-2.2x the unfiltered page on both engines).
+func testAuditActionsTestedInTheActorIndex(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
+	checked := 0
+	for _, c := range cases {
+		if c.f.Actor == "" || len(c.f.Actions) == 0 {
+			continue
+		}
+		who := auditor
+		if c.owner {
+			who = owner
+		}
+		plan, err := s.ExplainAuditEntries(ctx, who, c.f, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, l := range pagePlan(testdb.Engine(), plan) {
+			i := strings.Index(l, "idx_audit_")
+			if i < 0 || !strings.Contains(l, "actor_label_at") {
+				continue
+			}
+			index := strings.Fields(l[i:])[0]
+			var def string
+			if testdb.Engine() == models.SQLite {
+				testdb.Must(t, s.DB().Raw("SELECT group_concat(name) FROM pragma_index_xinfo(?)", index).Scan(&def))
+			} else {
+				testdb.Must(t, s.DB().Raw("SELECT pg_get_indexdef(?::regclass)", index).Scan(&def))
+				// (A log this small may be read through a bitmap instead.)
+				if strings.Contains(l, "Index Scan") && !strings.Contains(l, "Index Only Scan") && !strings.Contains(l, "Bitmap") {
+					t.Errorf("%s: the actor's walk reads the table: %s", c.name, l)
+				}
+			}
+			if !strings.Contains(def, "action") {
+				t.Errorf("%s: %s does not hold the action: %s", c.name, index, def)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no case of an actor with actions walked an actor index")
 	}
 }
 

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +19,23 @@ type migration struct {
 	// Engine-specific statements, run after SQL, one statement each (they
 	// may contain semicolons, e.g. trigger bodies).
 	Only map[Engine][]string
+}
+
+// online says whether m runs outside a transaction on engine e: PostgreSQL
+// refuses CREATE or DROP INDEX CONCURRENTLY in one, and those build or
+// drop an index while the table is written (a plain CREATE INDEX blocks
+// every write to the table for the whole build: a minute at 10,000,000
+// audit entries). Its statements run one at a time on one connection of
+// their own, which is closed after (a SET goes with it); each must be safe
+// to run again, as one that fails or is interrupted leaves the earlier ones
+// done and the migration unrecorded.
+func (m migration) online(e Engine) bool {
+	for _, stmt := range m.Only[e] {
+		if strings.Contains(stmt, " CONCURRENTLY ") {
+			return true
+		}
+	}
+	return false
 }
 
 // The SQL is shared by both engines; {{pk}}, {{ts}} and {{bytes}} expand to
@@ -475,6 +493,40 @@ $$`,
 	{28, "users.time_zone (the zone the console shows times in, chosen in the account menu)", `
 ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
 `, nil},
+	// An actor filtered by actions walks the actor's index and tests each
+	// entry's action: from the table, row by row, while the index lacked
+	// it (300 rows read for a page of 51 of an owner's renames and
+	// resets, 2.1-2.2x the unfiltered page on both engines). With the
+	// action in both actor indexes, the entries of other actions are
+	// skipped in the index: PostgreSQL's index-only walk of keys, SQLite's
+	// deferred seek, which reads the table row only for a column the index
+	// lacks. Issue 13 #6.
+	//
+	// PostgreSQL builds the new index beside the old one without blocking
+	// writes (CONCURRENTLY: the migration runs outside a transaction, see
+	// migration.online), then drops the old one and takes its name; each
+	// step may run again after an interruption. SQLite rebuilds them in
+	// the migration's transaction (one writer anyway).
+	{29, "audit actor indexes hold the action", ``, map[Engine][]string{
+		SQLite: {
+			`DROP INDEX idx_audit_actor_label_at`,
+			`CREATE INDEX idx_audit_actor_label_at ON audit_entries(lower(actor_label), at, id, actor_label, action)`,
+			`DROP INDEX idx_audit_tree_actor_label_at`,
+			`CREATE INDEX idx_audit_tree_actor_label_at ON audit_entries(tree_id, lower(actor_label), at, id, actor_label, action)`,
+		},
+		Postgres: {
+			`SET maintenance_work_mem = '256MB'`,
+			`DROP INDEX CONCURRENTLY IF EXISTS idx_audit_actor_label_at_29`,
+			`CREATE INDEX CONCURRENTLY idx_audit_actor_label_at_29 ON audit_entries((lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label, action)`,
+			`DROP INDEX CONCURRENTLY IF EXISTS idx_audit_actor_label_at`,
+			`ALTER INDEX idx_audit_actor_label_at_29 RENAME TO idx_audit_actor_label_at`,
+			`DROP INDEX CONCURRENTLY IF EXISTS idx_audit_tree_actor_label_at_29`,
+			`CREATE INDEX CONCURRENTLY idx_audit_tree_actor_label_at_29 ON audit_entries(tree_id, (lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label, action)`,
+			`DROP INDEX CONCURRENTLY IF EXISTS idx_audit_tree_actor_label_at`,
+			`ALTER INDEX idx_audit_tree_actor_label_at_29 RENAME TO idx_audit_tree_actor_label_at`,
+			`ANALYZE audit_entries`,
+		},
+	}},
 }
 
 func (s *Store) expand(sql string) string {
@@ -543,6 +595,16 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 		if m.Version > through {
 			break
 		}
+		if m.online(s.engine) {
+			ran, err := s.migrateOnline(ctx, m)
+			if err != nil {
+				return applied, fmt.Errorf("models: migration %d (%s): %w", m.Version, m.Name, err)
+			}
+			if ran {
+				applied = append(applied, m.Version)
+			}
+			continue
+		}
 		ran := false
 		err := s.tx(ctx, func(tx *gorm.DB) error {
 			ran = false
@@ -574,6 +636,37 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 		}
 	}
 	return applied, nil
+}
+
+// migrateOnline applies m outside a transaction (migration.online), unless
+// it is recorded already, and records it after its last statement.
+func (s *Store) migrateOnline(ctx context.Context, m migration) (bool, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Table("schema_migrations").Where("version = ?", m.Version).Count(&n).Error; err != nil || n > 0 {
+		return false, err
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return false, err
+	}
+	c, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	// The session's settings end with it: the connection is not reused.
+	defer c.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck
+	stmts := append(strings.Split(s.expand(m.SQL), ";"), m.Only[s.engine]...)
+	for _, stmt := range stmts {
+		if strings.TrimSpace(stmt) == "" {
+			continue
+		}
+		if _, err := c.ExecContext(ctx, stmt); err != nil {
+			return false, fmt.Errorf("%s: %w", strings.TrimSpace(stmt)[:min(60, len(strings.TrimSpace(stmt)))], err)
+		}
+	}
+	err = s.db.WithContext(ctx).Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", m.Version, m.Name, s.Now()).Error
+	return err == nil, err
 }
 
 // CurrentSchemaVersion reads the newest applied migration (0 when none).
