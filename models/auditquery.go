@@ -36,18 +36,25 @@ import (
 // filters have indexes that start with tree_id: (tree_id, action, at, id),
 // (tree_id, lower(actor_label), at, id), (tree_id, lower(target_name), at,
 // id); IDs and addresses belong to one tree anyway. When
-// a filter has several equalities, one query per equality (each reading
-// at most a page of index keys, in index order) is merged by a UNION: on
-// PostgreSQL it sorts at most values × page keys, on SQLite it merges the
-// members in index order and stops at the page; the page's rows are then
-// read by ID. A prefix that matches more than auditPrefixValues
+// a filter has several equalities, each reads at most a page of index
+// keys, in index order, and the page of keys is merged from them: on
+// PostgreSQL a UNION (or a LATERAL subquery per value) that sorts at most
+// values × page keys; on SQLite one "col IN (…) ORDER BY at, id LIMIT n"
+// on the column's index when the equalities are all on one column (SQLite
+// leaves each value once its next entry cannot enter the page), else a
+// UNION whose members it merges in index order. The page's rows are then
+// read by ID. The actor indexes also hold the action (migration 29), so
+// an actor filtered by actions skips the other entries in the index. A
+// prefix that matches more than auditPrefixValues
 // values is refused with a message (type more of it): answering it would
 // mean reading every match.
 //
 // On PostgreSQL an actor or a target typed with no other filter than the
-// tree and dates is one statement (prefixPage): the lookup is the page
-// query's own WITH query, and the statement keeps a generic plan, which
-// for this shape is the plan a custom one would be.
+// tree and dates (an actor that is not a number also with actions) is one
+// statement (prefixPage): the lookup is the page query's own WITH query,
+// and the statement keeps a generic plan, which for this shape is the plan
+// a custom one would be; so are two actions or more with no other filter
+// than the tree and dates (actionsPage).
 
 // auditPrefixValues is how many distinct e-mails, labels or names a typed
 // prefix may match.
@@ -263,6 +270,29 @@ func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, di
 	return auditQuery{sql: b.String(), args: args, cached: true, prefix: &tp}
 }
 
+// actionsPage is, on PostgreSQL, the query of two actions or more with no
+// other filter than the tree and dates: one statement that reads a page of
+// keys from each action's index (LATERAL over the actions, (tree_id,)
+// action, at, id: the equality first, the dates and the cursor next), then
+// the page's rows by primary key. As for prefixPage, its plan does not
+// depend on the values, so the prepared statement keeps it: a UNION of an
+// action's walk each, planned for its values, cost 0.3 ms to plan and three
+// round trips (SET, query, RESET) for 0.2 ms of reading, 2.5x the
+// unfiltered page at 10,000,000 entries.
+func (s *Store) actionsPage(actions []string, common []sqlCond, dir string, limit int) auditQuery {
+	actions = slices.Compact(slices.Sorted(slices.Values(actions))) // each action's walk once
+	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
+	w, a := joinConds(append([]sqlCond{{"action = v.val", nil}}, common...))
+	args := make([]any, 0, len(actions)+len(a))
+	for _, v := range actions {
+		args = append(args, v)
+	}
+	q := "SELECT e.* FROM (SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(actions)), ", ") +
+		"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l" + order +
+		") AS k JOIN audit_entries e ON e.id = k.id ORDER BY k.at " + dir + ", k.id " + dir
+	return auditQuery{sql: q, args: append(args, a...), cached: true}
+}
+
 // buildAuditQuery writes the query for the entries visible to actor that
 // match f, after (asc) or before the cursor, up to through (0: no bound),
 // limit rows in (at, id) order, descending unless asc.
@@ -282,8 +312,15 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	// tree's owner typing "1" at 10,000,000 entries; a target ID 1.4 s).
 	t, a := strings.TrimSpace(f.Target), strings.TrimSpace(f.Actor)
 	_, numErr := strconv.ParseUint(a, 10, 63)
-	alone := (t == "") != (a == "") && strings.TrimSpace(f.IP) == "" && len(f.Actions) == 0 &&
-		(len(common) == 0 || len(common) == 1 && tree != nil && common[0].sql == "tree_id = ?" && t == "" && numErr != nil)
+	// Actions may come with an actor that is not a number: both actor
+	// indexes hold the action (migration 29), so each value's walk tests it
+	// in the index, whatever plan is cached.
+	onlyTree := len(common) == 0 || len(common) == 1 && tree != nil && common[0].sql == "tree_id = ?"
+	alone := (t == "") != (a == "") && strings.TrimSpace(f.IP) == "" && (len(f.Actions) == 0 || a != "" && numErr != nil) &&
+		(len(common) == 0 || onlyTree && t == "" && numErr != nil)
+	// Two actions or more, and nothing else but the tree and dates: on
+	// PostgreSQL, actionsPage.
+	actionsOnly := t == "" && a == "" && strings.TrimSpace(f.IP) == "" && len(f.Actions) > 1 && onlyTree
 	if f.From != nil {
 		common = append(common, sqlCond{"at >= ?", []any{f.From.UTC()}})
 	}
@@ -323,7 +360,13 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	if cursor != nil {
 		common = append(common, sqlCond{"(at, id) " + cmp + " (?, ?)", []any{cursor.At.UTC(), cursor.ID}})
 	}
+	if actionsOnly && s.engine == Postgres {
+		return s.actionsPage(f.Actions, common, dir, limit), nil
+	}
 	if alone && s.engine == Postgres {
+		if len(f.Actions) > 0 {
+			common = append(common, sqlCond{"action IN ?", []any{f.Actions}})
+		}
 		if t != "" {
 			return s.prefixPage(typedPrefix{"target", "key or account names", "target_name", t, strings.ToLower(t), tree},
 				&sqlCond{"target_id = ?", []any{t}}, common, dir, limit), nil
