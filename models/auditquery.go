@@ -365,7 +365,16 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	}
 	if alone && s.engine == Postgres {
 		if len(f.Actions) > 0 {
-			common = append(common, sqlCond{"action IN ?", []any{f.Actions}})
+			// The actions as an InitPlan's array, unknown to the planner
+			// even in a plan made for the statement's values: seeing their
+			// frequencies, a custom plan was always estimated cheaper than
+			// the generic one, and PostgreSQL kept planning the statement
+			// for every page (0.5 ms; no generic plan in 8 runs).
+			acts := make([]any, len(f.Actions))
+			for i, v := range f.Actions {
+				acts[i] = v
+			}
+			common = append(common, sqlCond{"action = ANY ((SELECT ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(acts)), ", ") + "])::text[])", acts})
 		}
 		if t != "" {
 			return s.prefixPage(typedPrefix{"target", "key or account names", "target_name", t, strings.ToLower(t), tree},
