@@ -44,3 +44,49 @@ func TestMigrateReportsOnlyWhatWasApplied(t *testing.T) {
 		t.Errorf("schema version %d (%v), want 1", v, err)
 	}
 }
+
+// Migration 29 runs outside a transaction on PostgreSQL (CREATE INDEX
+// CONCURRENTLY, so that the log is written meanwhile): a run cut short
+// leaves its steps done up to there and the version unrecorded, and the
+// next run must finish it. Here the first index was rebuilt and renamed,
+// and the second one's build was left under its temporary name (as an
+// interrupted CONCURRENTLY build leaves an index, valid or not).
+func TestOnlineMigrationFinishesAfterAnInterruption(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("SQLite runs every migration in a transaction")
+	}
+	t.Parallel()
+	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(testdb.NewClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.MigrateTo(ctx, 28); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE INDEX idx_audit_actor_label_at_29 ON audit_entries((lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label, action)`,
+		`DROP INDEX idx_audit_actor_label_at`,
+		`ALTER INDEX idx_audit_actor_label_at_29 RENAME TO idx_audit_actor_label_at`,
+		`CREATE INDEX idx_audit_tree_actor_label_at_29 ON audit_entries(tree_id) INCLUDE (action)`,
+	} {
+		testdb.Must(t, s.DB().Exec(stmt))
+	}
+	applied, err := s.MigrateTo(ctx, 29)
+	if err != nil || len(applied) != 1 || applied[0] != 29 {
+		t.Fatalf("migrate after the interruption: %v, %v", applied, err)
+	}
+	var defs []string
+	testdb.Must(t, s.DB().Raw(`SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE '%actor_label_at%' ORDER BY indexname`).Scan(&defs))
+	if len(defs) != 2 {
+		t.Fatalf("want the two actor indexes, found %d: %v", len(defs), defs)
+	}
+	for i, name := range []string{"idx_audit_actor_label_at ", "idx_audit_tree_actor_label_at "} {
+		if !strings.Contains(defs[i], name) || !strings.Contains(defs[i], "INCLUDE (actor_label, action)") || !strings.Contains(defs[i], "at, id") {
+			t.Errorf("index %d: %s", i, defs[i])
+		}
+	}
+	if v, err := s.CurrentSchemaVersion(ctx); err != nil || v != 29 {
+		t.Errorf("schema version %d (%v), want 29", v, err)
+	}
+}
