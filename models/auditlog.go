@@ -133,7 +133,7 @@ func (s *Store) AuditEntries(ctx context.Context, actor Actor, f AuditFilter, be
 	if after != nil {
 		cursor = after
 	}
-	q, err := s.buildAuditQuery(ctx, actor, f, cursor, after != nil, 0, AuditPageSize+1)
+	q, err := s.buildAuditQuery(ctx, actor, f, cursor, after != nil, 0, AuditPageSize+1, nil)
 	if err != nil {
 		return AuditPage{}, err
 	}
@@ -283,6 +283,8 @@ func (s *Store) ChainStatus(ctx context.Context) (AuditChainStatus, error) {
 // log is never signed: an *AuditTamperError comes back), then streams every
 // matching entry up to that head, newest first, in batches (constant
 // memory). begin runs once the head is signed, before the first entry.
+// The entries emitted carry the exported fields only (exportSelect):
+// ActorUserID, TreeID, KeyID and Link are left zero.
 func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, format string, begin func(*AuditHead) error, emit func(AuditEntry) error) (*AuditHead, error) {
 	// The filter is checked (scope, prefixes) before the export is recorded.
 	if err := s.checkAuditFilter(ctx, actor, f); err != nil {
@@ -308,12 +310,92 @@ func (s *Store) ExportAudit(ctx context.Context, actor Actor, f AuditFilter, for
 // exportBatch is how many entries one query of an export reads.
 const exportBatch = 1000
 
+// The columns an export reads are what the CSV and JSON Lines carry
+// (handlers/audit.go): not the chain's link and key, the tree or the
+// actor's user ID, which only cost the driver's time. Its text columns are
+// read as one value (exportSelect).
+var packedColumns = []string{"actor_type", "actor_label", "actor_role", "action", "target_type", "target_id", "target_name",
+	"ip", "user_agent", "details", "prev_hash", "hash"}
+
+// exportSelect writes the SELECT list of an export's batches, each column
+// after qualifier: id, account_id, and in one text value ("packed") every
+// column of packedColumns, each as its length in bytes, a colon, then its
+// text; on SQLite the time first, the same way. Lengths make the format
+// exact whatever the text holds (colons, digits, NUL bytes); every column
+// is NOT NULL, so the value is never NULL.
+//
+// SQLite's Go driver reads a text column with four calls into the library
+// (type, text, bytes, declared type), each taking the connection's mutex
+// through a global one, and parses a DATETIME column with time.Parse
+// after a failed attempt at another layout: 13 text columns were half of
+// an export's CPU time (BENCHMARKS.md, "Audit export rate"). PostgreSQL's
+// driver allocates each column's string and boxes it in an interface, and
+// database/sql converts each one; the time stays a column of its own there
+// (binary, no text to parse), and text converted on the way (a client
+// encoding other than the database's) is read column by column.
+func (s *Store) exportSelect(qualifier string) string {
+	if s.engine == Postgres && !s.pgBytesAsSent {
+		// Text converted on the way to another encoding: its lengths
+		// would not be the bytes read. The columns one by one.
+		return qualifier + strings.Join(append([]string{"id", "at", "account_id"}, packedColumns...), ", "+qualifier)
+	}
+	cols := packedColumns
+	length, name := "octet_length(%s)::text", "packed"
+	if s.engine == SQLite {
+		cols = append([]string{"at"}, packedColumns...)
+		length, name = "length(CAST(%s AS BLOB))", "packed_at"
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		c = qualifier + c
+		parts[i] = strings.Replace(length, "%s", c, 1) + " || ':' || " + c
+	}
+	sel := qualifier + "id, " + qualifier + "account_id, " + strings.Join(parts, " || ") + " AS " + name
+	if s.engine == Postgres {
+		sel = qualifier + "at, " + sel
+	}
+	return sel
+}
+
 // streamAudit emits every entry matching f up to through, newest first,
 // exportBatch at a time: memory stays flat whatever the size of the log.
 // The next batch is read while the current one is emitted, so the database
 // and the client's connection work at the same time instead of taking
-// turns (two batches in memory).
+// turns (two batches in memory). The scope is looked up once, and every
+// batch runs on one connection, on PostgreSQL planned as scanAudit says
+// (set once): a batch is one round trip, where it was four (the account
+// filter's lookup, SET, the query, RESET) and a connection taken from the
+// pool.
 func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, through uint64, emit func(AuditEntry) error) error {
+	conds, tree, err := s.scopeConds(ctx, actor, f)
+	if err != nil {
+		return err
+	}
+	scope := auditScope{conds, tree}
+	build := func(ctx context.Context, cursor *AuditCursor) (auditQuery, error) {
+		return s.scopedAuditQuery(ctx, scope, f, cursor, false, through, exportBatch, s.exportSelect)
+	}
+	first, err := build(ctx, nil)
+	if err != nil || first.none {
+		return err
+	}
+	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if s.engine == Postgres && !first.cached {
+			if err := conn.Exec("SET plan_cache_mode = force_custom_plan").Error; err != nil {
+				return wrapOp("audit export", err)
+			}
+			// Also when the request was cancelled: the connection goes back
+			// to the pool.
+			defer conn.WithContext(context.WithoutCancel(ctx)).Exec("RESET plan_cache_mode")
+		}
+		return streamBatches(ctx, conn, first, build, emit)
+	})
+}
+
+// streamBatches runs first, then build's query after each full batch's
+// last entry, on conn, reading each batch while the one before is emitted.
+func streamBatches(ctx context.Context, conn *gorm.DB, first auditQuery, build func(context.Context, *AuditCursor) (auditQuery, error),
+	emit func(AuditEntry) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type read struct {
@@ -323,10 +405,13 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 	fetch := func(cursor *AuditCursor, buf []AuditEntry) <-chan read {
 		done := make(chan read, 1)
 		go func() {
-			q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, exportBatch)
+			q, err := first, error(nil)
+			if cursor != nil {
+				q, err = build(ctx, cursor)
+			}
 			buf = buf[:0]
 			if err == nil && !q.none {
-				if buf, err = s.auditRows(ctx, q, buf); err != nil {
+				if buf, err = auditRows(conn.WithContext(ctx), q, buf); err != nil {
 					err = wrapOp("audit export", err)
 				}
 			}
@@ -338,8 +423,10 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 	next := fetch(nil, make([]AuditEntry, 0, exportBatch))
 	for next != nil {
 		r := <-next
-		if r.err == nil {
-			r.err = ctx.Err() // the request ended while the batch was emitted
+		if err := ctx.Err(); err != nil {
+			// The request ended while the batch before was emitted: its
+			// error, not the driver's for the read it interrupted.
+			return err
 		}
 		if r.err != nil {
 			return r.err
@@ -363,47 +450,47 @@ func (s *Store) streamAudit(ctx context.Context, actor Actor, f AuditFilter, thr
 	return nil
 }
 
-// auditRows appends the rows of q to batch, each column read straight
-// into its field: GORM's scan by reflection was a fifth of an export's
-// time on SQLite (BENCHMARKS.md, "Audit export rate").
-func (s *Store) auditRows(ctx context.Context, q auditQuery, batch []AuditEntry) ([]AuditEntry, error) {
+// auditRows appends the rows of q, run on db, to batch, each column read
+// straight into its field: GORM's scan by reflection was a fifth of an
+// export's time on SQLite (BENCHMARKS.md, "Audit export rate").
+func auditRows(db *gorm.DB, q auditQuery, batch []AuditEntry) ([]AuditEntry, error) {
 	start := len(batch)
-	err := s.runAudit(ctx, q, func(db *gorm.DB) error {
-		rows, err := db.Raw(q.sql, q.args...).Rows()
-		if err != nil {
-			return err
+	rows, err := db.Raw(q.sql, q.args...).Rows()
+	if err != nil {
+		return batch, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return batch, err
+	}
+	set := make([]func(*AuditEntry, any) error, len(cols))
+	for i, c := range cols {
+		if set[i] = auditColumns[c]; set[i] == nil {
+			set[i] = func(*AuditEntry, any) error { return nil } // no field for it, as GORM does
 		}
-		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return err
+	}
+	vals, dest := make([]any, len(cols)), make([]any, len(cols))
+	for i := range vals {
+		dest[i] = &vals[i] // the driver's value as it is: no conversion
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return batch, err
 		}
-		set := make([]func(*AuditEntry, any) error, len(cols))
-		for i, c := range cols {
-			if set[i] = auditColumns[c]; set[i] == nil {
-				set[i] = func(*AuditEntry, any) error { return nil } // no field for it, as GORM does
+		batch = append(batch, AuditEntry{})
+		e := &batch[len(batch)-1]
+		for i, v := range vals {
+			if err := set[i](e, v); err != nil {
+				return batch, fmt.Errorf("audit_entries.%s: %w", cols[i], err)
 			}
 		}
-		vals, dest := make([]any, len(cols)), make([]any, len(cols))
-		for i := range vals {
-			dest[i] = &vals[i] // the driver's value as it is: no conversion
-		}
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			batch = append(batch, AuditEntry{})
-			e := &batch[len(batch)-1]
-			for i, v := range vals {
-				if err := set[i](e, v); err != nil {
-					return fmt.Errorf("audit_entries.%s: %w", cols[i], err)
-				}
-			}
-		}
-		return rows.Err()
-	})
+	}
+	if err := rows.Err(); err != nil {
+		return batch, err
+	}
 	q.inOrder(batch[start:])
-	return batch, err
+	return batch, nil
 }
 
 // auditColumns sets the field of an entry that each column of
@@ -436,6 +523,124 @@ var auditColumns = map[string]func(*AuditEntry, any) error{
 	"hash":          textColumn(func(e *AuditEntry) *string { return &e.Hash }),
 	"key_id":        textColumn(func(e *AuditEntry) *string { return &e.KeyID }),
 	"link":          textColumn(func(e *AuditEntry) *string { return &e.Link }),
+	"packed":        func(e *AuditEntry, v any) error { return readPacked(e, v, false) },
+	"packed_at":     func(e *AuditEntry, v any) error { return readPacked(e, v, true) },
+}
+
+// packedFields are the fields of packedColumns, in its order.
+var packedFields = []func(*AuditEntry) *string{
+	func(e *AuditEntry) *string { return &e.ActorType }, func(e *AuditEntry) *string { return &e.ActorLabel },
+	func(e *AuditEntry) *string { return &e.ActorRole }, func(e *AuditEntry) *string { return &e.Action },
+	func(e *AuditEntry) *string { return &e.TargetType }, func(e *AuditEntry) *string { return &e.TargetID },
+	func(e *AuditEntry) *string { return &e.TargetName }, func(e *AuditEntry) *string { return &e.IP },
+	func(e *AuditEntry) *string { return &e.UserAgent }, func(e *AuditEntry) *string { return &e.Details },
+	func(e *AuditEntry) *string { return &e.PrevHash }, func(e *AuditEntry) *string { return &e.Hash },
+}
+
+// readPacked sets the fields of exportSelect's packed value, and with at
+// the time before them (one string; each field is a substring of it).
+func readPacked(e *AuditEntry, v any, at bool) error {
+	p, ok := v.(string)
+	if !ok {
+		return typeErr(false, v)
+	}
+	next := func() (string, error) {
+		n, i := 0, 0
+		for ; i < len(p) && p[i] >= '0' && p[i] <= '9' && i < 10; i++ {
+			n = n*10 + int(p[i]-'0')
+		}
+		if i == 0 || i == len(p) || p[i] != ':' || n > len(p)-i-1 {
+			return "", fmt.Errorf("malformed packed columns at %q", p[:min(len(p), 20)])
+		}
+		f := p[i+1 : i+1+n]
+		p = p[i+1+n:]
+		return f, nil
+	}
+	if at {
+		t, err := next()
+		if err != nil {
+			return err
+		}
+		if e.At, err = sqliteTimeText(t); err != nil {
+			return err
+		}
+	}
+	var err error
+	for _, field := range packedFields {
+		if *field(e), err = next(); err != nil {
+			return err
+		}
+	}
+	if p != "" {
+		return fmt.Errorf("malformed packed columns: %d bytes left", len(p))
+	}
+	return nil
+}
+
+// sqliteTimeText reads a DATETIME column's text as SQLite's driver does
+// (glebarez/go-sqlite: rows.Next, conn.parseTime): the text keydesk
+// writes, "2006-01-02 15:04:05.999999999+00:00", without time.Parse;
+// any other as the driver would, and what it would not parse is an error.
+func sqliteTimeText(s string) (time.Time, error) {
+	if t, ok := utcTimeText(s); ok {
+		return t, nil
+	}
+	ts := s // a time.Time's String()
+	if x := strings.Index(s, "m="); x > 0 {
+		ts = s[:x]
+	}
+	if t, err := time.Parse("2006-01-02 15:04:05.999999999 -0700 MST", strings.TrimSpace(ts)); err == nil {
+		return t, nil
+	}
+	ts = strings.TrimSuffix(s, "Z")
+	for _, f := range []string{"2006-01-02 15:04:05.999999999-07:00", "2006-01-02T15:04:05.999999999-07:00",
+		"2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05", "2006-01-02T15:04:05",
+		"2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(f, ts, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unexpected time %q", s)
+}
+
+// utcTimeText reads "2006-01-02 15:04:05[.f…]+00:00" (1-9 digits of
+// fraction), the layout keydesk writes, in UTC; ok is false for anything
+// else, valid or not.
+func utcTimeText(s string) (t time.Time, ok bool) {
+	if len(s) < 25 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' || s[len(s)-6:] != "+00:00" {
+		return t, false
+	}
+	num := func(a, b int) int {
+		n := 0
+		for i := a; i < b; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return -1
+			}
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 7), num(8, 10), num(11, 13), num(14, 16), num(17, 19)
+	ns := 0
+	if frac := s[19 : len(s)-6]; frac != "" {
+		if len(frac) < 2 || len(frac) > 10 || frac[0] != '.' {
+			return t, false
+		}
+		if ns = num(20, len(s)-6); ns < 0 {
+			return t, false
+		}
+		for i := len(frac) - 1; i < 9; i++ {
+			ns *= 10
+		}
+	}
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return t, false
+	}
+	t = time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC)
+	if t.Day() != d { // past the month's last day
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func textColumn(field func(*AuditEntry) *string) func(*AuditEntry, any) error {

@@ -231,7 +231,7 @@ func (s *Store) refusePrefix(ctx context.Context, q auditQuery) error {
 // checkAuditFilter refuses what a page of f would be refused (scope, a
 // prefix that matches too many values) without reading one.
 func (s *Store) checkAuditFilter(ctx context.Context, actor Actor, f AuditFilter) error {
-	q, err := s.buildAuditQuery(ctx, actor, f, nil, false, 0, 1)
+	q, err := s.buildAuditQuery(ctx, actor, f, nil, false, 0, 1, nil)
 	if err != nil {
 		return err
 	}
@@ -251,11 +251,11 @@ func (s *Store) checkAuditFilter(ctx context.Context, actor Actor, f AuditFilter
 // no lookup query, no planning and no round trips for a custom plan (each
 // had cost more than reading the page: 2.4-3x the unfiltered page at
 // 10,000,000 entries).
-func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, dir string, limit int) auditQuery {
+func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, dir string, limit int, sel func(string) string) auditQuery {
 	cte, args := s.prefixValuesCTE(tp.col, tp.p, tp.tree)
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
 	var b strings.Builder
-	b.WriteString("WITH RECURSIVE " + cte + "\nSELECT e.* FROM (")
+	b.WriteString("WITH RECURSIVE " + cte + "\nSELECT " + selectList("e.", sel) + " FROM (")
 	if idCond != nil {
 		w, a := joinConds(append([]sqlCond{*idCond}, common...))
 		b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u UNION ")
@@ -279,7 +279,7 @@ func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, di
 // action's walk each, planned for its values, cost 0.3 ms to plan and three
 // round trips (SET, query, RESET) for 0.2 ms of reading, 2.5x the
 // unfiltered page at 10,000,000 entries.
-func (s *Store) actionsPage(actions []string, common []sqlCond, dir string, limit int) auditQuery {
+func (s *Store) actionsPage(actions []string, common []sqlCond, dir string, limit int, sel func(string) string) auditQuery {
 	actions = slices.Compact(slices.Sorted(slices.Values(actions))) // each action's walk once
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
 	w, a := joinConds(append([]sqlCond{{"action = v.val", nil}}, common...))
@@ -287,20 +287,44 @@ func (s *Store) actionsPage(actions []string, common []sqlCond, dir string, limi
 	for _, v := range actions {
 		args = append(args, v)
 	}
-	q := "SELECT e.* FROM (SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(actions)), ", ") +
+	q := "SELECT " + selectList("e.", sel) + " FROM (SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(actions)), ", ") +
 		"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l" + order +
 		") AS k JOIN audit_entries e ON e.id = k.id ORDER BY k.at " + dir + ", k.id " + dir
 	return auditQuery{sql: q, args: append(args, a...), cached: true}
 }
 
+// selectList is the SELECT list sel writes for a table name qualifier
+// ("e." or ""); nil sel: every column.
+func selectList(qualifier string, sel func(qualifier string) string) string {
+	if sel == nil {
+		return qualifier + "*"
+	}
+	return sel(qualifier)
+}
+
 // buildAuditQuery writes the query for the entries visible to actor that
 // match f, after (asc) or before the cursor, up to through (0: no bound),
-// limit rows in (at, id) order, descending unless asc.
-func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter, cursor *AuditCursor, asc bool, through uint64, limit int) (auditQuery, error) {
-	common, tree, err := s.scopeConds(ctx, actor, f)
+// limit rows in (at, id) order, descending unless asc; each row has the
+// columns sel writes (nil: all of them).
+func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter, cursor *AuditCursor, asc bool, through uint64, limit int, sel func(string) string) (auditQuery, error) {
+	conds, tree, err := s.scopeConds(ctx, actor, f)
 	if err != nil {
 		return auditQuery{}, err
 	}
+	return s.scopedAuditQuery(ctx, auditScope{conds, tree}, f, cursor, asc, through, limit, sel)
+}
+
+// auditScope is what scopeConds found for an actor and a filter: its
+// conditions, and the one tree they limit the log to (nil: every tree).
+type auditScope struct {
+	conds []sqlCond
+	tree  *uint
+}
+
+// scopedAuditQuery is buildAuditQuery within a scope found already (an
+// export looks its scope up once, not once a batch).
+func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditFilter, cursor *AuditCursor, asc bool, through uint64, limit int, sel func(string) string) (auditQuery, error) {
+	common, tree := slices.Clone(scope.conds), scope.tree
 	// Only an actor or only a target is typed, and only the tree (or
 	// nothing) and dates limit the log: on PostgreSQL, prefixPage. (An
 	// address or actions would let a plan made for unknown values read
@@ -361,7 +385,7 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 		common = append(common, sqlCond{"(at, id) " + cmp + " (?, ?)", []any{cursor.At.UTC(), cursor.ID}})
 	}
 	if actionsOnly && s.engine == Postgres {
-		return s.actionsPage(f.Actions, common, dir, limit), nil
+		return s.actionsPage(f.Actions, common, dir, limit, sel), nil
 	}
 	if alone && s.engine == Postgres {
 		if len(f.Actions) > 0 {
@@ -378,13 +402,13 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 		}
 		if t != "" {
 			return s.prefixPage(typedPrefix{"target", "key or account names", "target_name", t, strings.ToLower(t), tree},
-				&sqlCond{"target_id = ?", []any{t}}, common, dir, limit), nil
+				&sqlCond{"target_id = ?", []any{t}}, common, dir, limit, sel), nil
 		}
 		var idCond *sqlCond
 		if id, err := strconv.ParseUint(a, 10, 63); err == nil {
 			idCond = &sqlCond{"actor_user_id = ?", []any{id}}
 		}
-		return s.prefixPage(typedPrefix{"actor", "actors", "actor_label", a, strings.ToLower(a), tree}, idCond, common, dir, limit), nil
+		return s.prefixPage(typedPrefix{"actor", "actors", "actor_label", a, strings.ToLower(a), tree}, idCond, common, dir, limit, sel), nil
 	}
 	// The filters that may be several equalities, most selective first:
 	// one of them drives the union, the others are plain conditions.
@@ -461,7 +485,7 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
 	if driver < 0 {
 		w, args := joinConds(common)
-		return auditQuery{sql: "SELECT * FROM audit_entries" + w + order, args: args}, nil
+		return auditQuery{sql: "SELECT " + selectList("", sel) + " FROM audit_entries" + w + order, args: args}, nil
 	}
 	// Each branch reads keys only, (at, id), from its index; the merged page
 	// of keys then fetches its rows by primary key: a branch costs a page of
@@ -474,9 +498,9 @@ func (s *Store) buildAuditQuery(ctx context.Context, actor Actor, f AuditFilter,
 		// keys' order, and are not sorted again. An ORDER BY here sorted
 		// the page's whole rows, and the pure-Go SQLite grows its sorter's
 		// buffer by mmap: 0.8 ms of a ten-name prefix's 2 ms page.
-		b.WriteString("SELECT audit_entries.* FROM (")
+		b.WriteString("SELECT " + selectList("audit_entries.", sel) + " FROM (")
 	} else {
-		b.WriteString("SELECT * FROM audit_entries WHERE id IN (SELECT id FROM (")
+		b.WriteString("SELECT " + selectList("", sel) + " FROM audit_entries WHERE id IN (SELECT id FROM (")
 	}
 	alts, lateral := groups[driver], []any(nil)
 	if s.engine == Postgres {
@@ -623,7 +647,7 @@ func (s *Store) scanAudit(ctx context.Context, q auditQuery, dest any) error {
 }
 
 // runAudit calls run with a connection on which q is planned as scanAudit
-// says (an export reads its rows itself: auditRows).
+// says (an export sets the plan mode once for all its batches: streamAudit).
 func (s *Store) runAudit(ctx context.Context, q auditQuery, run func(*gorm.DB) error) error {
 	if s.engine != Postgres || q.cached {
 		return run(s.db.WithContext(ctx))

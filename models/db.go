@@ -127,6 +127,10 @@ type Store struct {
 	stats         storeStats // stats.go
 
 	pg pgScope // PostgreSQL: NOTIFY channel and advisory locks of the schema
+	// pgBytesAsSent: PostgreSQL sends text as stored (the client encoding
+	// is the database's, or the database is SQL_ASCII), so octet_length
+	// counts the bytes the driver reads (exportSelect).
+	pgBytesAsSent bool
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -246,6 +250,13 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, err
 		}
+		var enc struct{ Server, Client string }
+		if err := db.WithContext(pingCtx).Raw("SELECT current_setting('server_encoding') AS server, current_setting('client_encoding') AS client").
+			Scan(&enc).Error; err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("models: server encoding: %w", err)
+		}
+		s.pgBytesAsSent = enc.Server == enc.Client || enc.Server == "SQL_ASCII"
 		// Off until the listener is connected; see keyCache.
 		s.cache = newCache[string, *cachedKey](opt.CacheEntries, cacheTTL, false)
 		s.trees = newCache[uint, *treeEntry](opt.CacheEntries, cacheTTL, false)

@@ -107,7 +107,7 @@ func (s *Store) AuditAppendForBench(ctx context.Context, unkeyed bool) error {
 // this filter and cursor: EXPLAIN (COSTS OFF) on PostgreSQL, EXPLAIN QUERY
 // PLAN on SQLite, one line per plan node.
 func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFilter, before *AuditCursor) ([]string, error) {
-	q, err := s.buildAuditQuery(ctx, actor, f, before, false, 0, AuditPageSize+1)
+	q, err := s.buildAuditQuery(ctx, actor, f, before, false, 0, AuditPageSize+1, nil)
 	if err != nil || q.none {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFil
 // a large part of a test's log, cheaper to scan, and what is checked is
 // that an index can answer the batch's shape.
 func (s *Store) ExplainAuditExport(ctx context.Context, actor Actor, f AuditFilter, cursor *AuditCursor, through uint64) (plan []string, err error) {
-	q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, exportBatch)
+	q, err := s.buildAuditQuery(ctx, actor, f, cursor, false, through, exportBatch, s.exportSelect)
 	if err != nil || q.none {
 		return nil, err
 	}
