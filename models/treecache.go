@@ -116,39 +116,30 @@ func (s *Store) treeKeys(ctx context.Context, root uint) (*treeEntry, error) {
 func (s *Store) loadTrees(ctx context.Context, roots []uint) (map[uint]*treeEntry, error) {
 	now := s.now()
 	epoch := s.trees.currentEpoch() // before the query: a change committed since voids the fill
-	var rows []struct {
-		ID        uint
-		AccountID uint
-		TreeID    uint
-		Name      string
-		APIKey    string `gorm:"column:api_key"`
-		IsMaster  bool
-		IsActive  bool
-		CreatedAt time.Time
-		OwnerID   *uint
-	}
 	in := padded(roots)
-	err := s.hot.WithContext(ctx).Raw(`SELECT k.id, k.account_id, k.tree_id, k.name, k.api_key, k.is_master, k.is_active, k.created_at, o.owner_id
+	var rows []treeKey
+	var owners []uint
+	var c cols
+	err := rawRows(s.hot.WithContext(ctx), 9, func(v []any) error {
+		rows = append(rows, treeKey{ID: c.id(v[0]), AccountID: c.id(v[1]), TreeID: c.id(v[2]), Name: c.text(v[3]), APIKey: c.text(v[4]),
+			IsMaster: c.bool(v[5], false), IsActive: c.bool(v[6], false), CreatedAt: c.time(v[7])})
+		owners = append(owners, c.id(v[8]))
+		return c.err
+	}, `SELECT k.id, k.account_id, k.tree_id, k.name, k.api_key, k.is_master, k.is_active, k.created_at, o.owner_id
 		FROM api_keys k LEFT JOIN (`+treeOwnersSQL+`) o
 		ON o.account_id = k.tree_id
-		WHERE k.tree_id IN ? ORDER BY k.tree_id, k.id`, in, RoleOwner, in).Scan(&rows).Error
+		WHERE k.tree_id IN ? ORDER BY k.tree_id, k.id`, in, RoleOwner, in)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[uint]*treeEntry, len(roots))
-	for i := 0; i < len(rows); {
+	for i := 0; i < len(rows); { // rows come in tree order
 		j := i
 		for j < len(rows) && rows[j].TreeID == rows[i].TreeID {
 			j++
 		}
-		e := &treeEntry{keys: make([]treeKey, j-i)}
-		for n, r := range rows[i:j] {
-			e.keys[n] = treeKey{ID: r.ID, AccountID: r.AccountID, TreeID: r.TreeID, Name: r.Name, APIKey: r.APIKey,
-				IsMaster: r.IsMaster, IsActive: r.IsActive, CreatedAt: r.CreatedAt}
-			if r.OwnerID != nil {
-				e.ownerID = *r.OwnerID
-			}
-		}
+		e := &treeEntry{keys: make([]treeKey, j-i), ownerID: owners[i]} // each its own array: an entry pins no other's rows
+		copy(e.keys, rows[i:j])
 		out[rows[i].TreeID] = e
 		i = j
 	}

@@ -199,52 +199,43 @@ func (e *cachedKey) check(secret string, now time.Time) (KeyPrincipal, error) {
 func (s *Store) loadKeys(ctx context.Context, apiKeys []string) (map[string]*cachedKey, error) {
 	now := s.now()
 	epoch := s.cache.currentEpoch() // before the query: a change committed since voids the fill
-	var rows []struct {
-		APIKey        string `gorm:"column:api_key"`
-		ID            uint
-		AccountID     uint
-		IsMaster      bool
-		IsActive      bool
-		SecretDigest  []byte
-		AccountActive bool
-		ParentID      *uint
-		ParentActive  *bool
-		OldID         *uint
-		OldDigest     []byte
-		OldExpiresAt  *time.Time
-	}
-	err := s.hot.WithContext(ctx).Raw(`SELECT k.api_key, k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
-		a.is_active AS account_active, a.parent_id, p.is_active AS parent_active,
-		o.id AS old_id, o.digest AS old_digest, o.expires_at AS old_expires_at
-		FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN accounts p ON p.id = a.parent_id
-		LEFT JOIN old_secrets o ON o.key_id = k.id AND o.expires_at > ?
-		WHERE k.api_key IN ? ORDER BY k.api_key, o.expires_at DESC`, now, padded(apiKeys)).Scan(&rows).Error
-	if err != nil {
-		return nil, err
-	}
 	out := make(map[string]*cachedKey, len(apiKeys))
 	var e *cachedKey
-	for _, row := range rows {
-		if e == nil || e.principal.APIKey != row.APIKey {
+	var c cols
+	err := rawRows(s.hot.WithContext(ctx), 12, func(v []any) error {
+		apiKey := c.text(v[0])
+		if e == nil || e.principal.APIKey != apiKey {
 			e = &cachedKey{
-				principal: KeyPrincipal{KeyID: row.ID, AccountID: row.AccountID, IsMaster: row.IsMaster, APIKey: row.APIKey},
-				active:    row.IsActive && row.AccountActive && (row.ParentActive == nil || *row.ParentActive),
+				principal: KeyPrincipal{KeyID: c.id(v[1]), AccountID: c.id(v[2]), IsMaster: c.bool(v[3], false), APIKey: apiKey,
+					ParentID: c.id(v[7])},
+				// key, account and parent (if any) active
+				active: c.bool(v[4], false) && c.bool(v[6], false) && c.bool(v[8], true),
 			}
-			if row.ParentID != nil {
-				e.principal.ParentID = *row.ParentID
-			}
-			copy(e.digest[:], row.SecretDigest)
-			out[row.APIKey] = e
+			copy(e.digest[:], c.bytes(v[5]))
+			out[apiKey] = e
 		}
-		if row.OldID == nil || len(row.OldDigest) != 32 || row.OldExpiresAt == nil || !now.Before(*row.OldExpiresAt) || len(e.old) == maxOldSecrets {
-			continue
+		oldID, oldSum, oldExpires := c.id(v[9]), c.bytes(v[10]), c.time(v[11])
+		if c.err != nil {
+			return c.err
+		}
+		if oldID == 0 || len(oldSum) != 32 || !now.Before(oldExpires) || len(e.old) == maxOldSecrets {
+			return nil
 		}
 		if e.old == nil {
 			e.old = make([]oldDigest, 0, maxOldSecrets)
 		}
-		o := oldDigest{id: *row.OldID, expires: *row.OldExpiresAt}
-		copy(o.digest[:], row.OldDigest)
+		o := oldDigest{id: oldID, expires: oldExpires}
+		copy(o.digest[:], oldSum)
 		e.old = append(e.old, o)
+		return nil
+	}, `SELECT k.api_key, k.id, k.account_id, k.is_master, k.is_active, k.secret_digest,
+		a.is_active AS account_active, a.parent_id, p.is_active AS parent_active,
+		o.id AS old_id, o.digest AS old_digest, o.expires_at AS old_expires_at
+		FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN accounts p ON p.id = a.parent_id
+		LEFT JOIN old_secrets o ON o.key_id = k.id AND o.expires_at > ?
+		WHERE k.api_key IN ? ORDER BY k.api_key, o.expires_at DESC`, now, padded(apiKeys))
+	if err != nil {
+		return nil, err
 	}
 	for k, e := range out {
 		s.cache.put(k, e, now, epoch)
