@@ -43,6 +43,10 @@ type cache[K comparable, V any] struct {
 	// generation counts resets: KeepCachesWarm fills the cache again
 	// after one (a listener that reconnected, an account disabled).
 	generation uint64
+	// same, when set, tells a reload that found what an entry holds
+	// already: put then keeps the entry (and what hangs from it, a tree's
+	// encoded list) and only renews its load time.
+	same func(old, new V) bool
 }
 
 type cacheSlot[K comparable, V any] struct {
@@ -51,9 +55,6 @@ type cacheSlot[K comparable, V any] struct {
 	loadedAt time.Time
 	used     bool
 	ref      atomic.Bool
-	// hit is set by every hit and cleared by stale: an entry used since
-	// the last refresh is reloaded before it expires (warm.go).
-	hit atomic.Bool
 }
 
 // newCache returns an empty cache of at most max entries (DefaultCacheEntries
@@ -76,9 +77,6 @@ func (c *cache[K, V]) get(k K, now time.Time) (v V, ok bool, epoch uint64) {
 			if !s.ref.Load() {
 				s.ref.Store(true)
 			}
-			if !s.hit.Load() {
-				s.hit.Store(true)
-			}
 			v, ok = s.val, true
 		}
 	}
@@ -97,7 +95,10 @@ func (c *cache[K, V]) put(k K, v V, loadedAt time.Time, epoch uint64) {
 	}
 	if i, found := c.index[k]; found {
 		s := &c.slots[i]
-		s.val, s.loadedAt = v, loadedAt
+		if c.same == nil || !c.same(s.val, v) {
+			s.val = v
+		}
+		s.loadedAt = loadedAt
 		return
 	}
 	var i int32
@@ -114,7 +115,6 @@ func (c *cache[K, V]) put(k K, v V, loadedAt time.Time, epoch uint64) {
 	s := &c.slots[i]
 	s.key, s.val, s.loadedAt, s.used = k, v, loadedAt, true
 	s.ref.Store(false)
-	s.hit.Store(false)
 	c.index[k] = i
 }
 
@@ -144,19 +144,33 @@ func (c *cache[K, V]) clear(s *cacheSlot[K, V]) {
 	var zv V
 	s.key, s.val, s.used = zk, zv, false
 	s.ref.Store(false)
-	s.hit.Store(false)
 }
 
 // invalidate drops k and makes every fill begun before it void.
 func (c *cache[K, V]) invalidate(k K) {
 	c.mu.Lock()
+	c.remove(k)
+	c.epoch++
+	c.mu.Unlock()
+}
+
+// drop removes the entries of keys a read found no row for (a key deleted
+// without this process being told): fills in flight stay valid, since
+// removing an entry can only cause a miss.
+func (c *cache[K, V]) drop(keys []K) {
+	c.mu.Lock()
+	for _, k := range keys {
+		c.remove(k)
+	}
+	c.mu.Unlock()
+}
+
+func (c *cache[K, V]) remove(k K) { // c.mu held
 	if i, found := c.index[k]; found {
 		delete(c.index, k)
 		c.clear(&c.slots[i])
 		c.free = append(c.free, i)
 	}
-	c.epoch++
-	c.mu.Unlock()
 }
 
 // reset empties the cache, voids every fill in flight and turns it on or off.
@@ -186,17 +200,20 @@ func (c *cache[K, V]) has(k K, now time.Time) bool {
 	return found && c.enabled && now.Sub(c.slots[i].loadedAt) <= c.ttl
 }
 
-// stale returns the keys of entries loaded more than age before now that
-// were hit since the last call, and clears their hit marks: what a
-// refresh reloads before the TTL ends (warm.go).
+// stale returns the keys of the live entries loaded more than age before
+// now, used or not: what a refresh reads again before the TTL ends
+// (warm.go), so that age alone never turns an entry within the bound into
+// a miss (one that expired meanwhile, a refresh having failed, too).
 func (c *cache[K, V]) stale(now time.Time, age time.Duration) []K {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if !c.enabled {
+		return nil
+	}
 	var out []K
 	for i := range c.slots {
 		s := &c.slots[i]
-		if s.used && now.Sub(s.loadedAt) > age && s.hit.Load() {
-			s.hit.Store(false)
+		if s.used && now.Sub(s.loadedAt) > age {
 			out = append(out, s.key)
 		}
 	}

@@ -260,6 +260,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		// Off until the listener is connected; see keyCache.
 		s.cache = newCache[string, *cachedKey](opt.CacheEntries, cacheTTL, false)
 		s.trees = newCache[uint, *treeEntry](opt.CacheEntries, cacheTTL, false)
+		s.cache.same, s.trees.same = sameKey, sameTree
 		lctx, cancel := context.WithCancel(context.Background())
 		s.stopListen, s.listenDone = cancel, make(chan struct{})
 		go s.listenForKeyChanges(lctx, dsn)
@@ -267,6 +268,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		// One process owns a SQLite file; in-process invalidation suffices.
 		s.cache = newCache[string, *cachedKey](opt.CacheEntries, cacheTTL, true)
 		s.trees = newCache[uint, *treeEntry](opt.CacheEntries, cacheTTL, true)
+		s.cache.same, s.trees.same = sameKey, sameTree
 	}
 	return s, nil
 }

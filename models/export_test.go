@@ -261,3 +261,9 @@ func (s *Store) ExplainSearchAccounts(ctx context.Context, q string) ([][]string
 func (s *Store) StreamAudit(ctx context.Context, actor Actor, f AuditFilter, through uint64, emit func(AuditEntry) error) error {
 	return s.streamAudit(ctx, actor, f, through, emit)
 }
+
+// FillCachesNow runs KeepCachesWarm's start-up fill once, synchronously.
+func (s *Store) FillCachesNow(ctx context.Context) { s.fillCaches(ctx) }
+
+// RefreshCachesNow runs one of KeepCachesWarm's refreshes, synchronously.
+func (s *Store) RefreshCachesNow(ctx context.Context) { s.refreshCaches(ctx) }

@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -220,5 +221,83 @@ func TestSchemasOfOneDatabaseDoNotShareLocks(t *testing.T) {
 	}
 	if _, ran, err := a.CheckAudit(ctx); err != nil || ran {
 		t.Fatalf("schema A's audit check while its lock is held: ran=%v %v", ran, err)
+	}
+}
+
+// Instances that re-read their cached entries in bulk all the time (the
+// refresh of KeepCachesWarm, here every 2 ms, with a clock that moves 20 s
+// every 5 ms so every entry is always due) still refuse a key deactivated
+// or reset on another instance within a second, and no refresh makes it
+// accepted again afterwards.
+func TestRefreshingInstancesRefuseChangesFromAnother(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("multi-instance tests run in the PostgreSQL suite (KEYDESK_TEST_DB); a SQLite file has one instance")
+	}
+	dsn := testdb.DSN(t)
+	clock := testdb.NewClock()
+	opt := testdb.Options(clock)
+	opt.CacheRefreshEvery = 2 * time.Millisecond
+	var st []*models.Store
+	for range 3 {
+		st = append(st, testdb.OpenDSN(t, dsn, opt))
+	}
+	waitCache(t, st...)
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, s := range st {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.KeepCachesWarm(wctx) }()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for wctx.Err() == nil {
+			clock.Advance(20 * time.Second)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { stop(); wg.Wait() })
+	actor, res := owner(t, st[0], "Acme", "owner@acme.example")
+	if err := st[0].DB().Table("accounts").Where("id = ?", res.Account.ID).Update("subaccount_limit", 100).Error; err != nil {
+		t.Fatal(err)
+	}
+	for r := 0; r < 12; r++ {
+		on := st[r%3]
+		actor.AuthAt = clock.Now() // inside the sudo window whatever the clock did
+		sub, rev, err := on.CreateSubaccount(ctx, actor, fmt.Sprintf("client-%d", r), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			waitAccepted(t, s, rev.APIKey, rev.Secret)
+		}
+		time.Sleep(20 * time.Millisecond) // a few refreshes of the entry everywhere
+		start := time.Now()
+		if r%2 == 0 {
+			_, err = on.SetKeyActive(ctx, actor, sub.Key.ID, false)
+		} else {
+			_, _, err = on.ResetSecret(ctx, actor, sub.Key.ID, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range st {
+			for {
+				if _, err := s.Verify(ctx, rev.APIKey, rev.Secret); errors.Is(err, models.ErrVerifyFailed) {
+					break
+				}
+				if time.Since(start) > time.Second {
+					t.Fatalf("round %d: instance %d still accepts a key changed on instance %d a second ago", r, i+1, r%3+1)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		for until := time.Now().Add(100 * time.Millisecond); time.Now().Before(until); time.Sleep(time.Millisecond) {
+			for i, s := range st {
+				if _, err := s.Verify(ctx, rev.APIKey, rev.Secret); !errors.Is(err, models.ErrVerifyFailed) {
+					t.Fatalf("round %d: instance %d accepts the changed key again (%v)", r, i+1, err)
+				}
+			}
+		}
 	}
 }

@@ -40,6 +40,22 @@ type treeKey struct {
 	IsMaster, IsActive    bool
 }
 
+// sameTree reports whether two reads of a tree found the same keys and
+// owner: a refresh then keeps the cached entry and its encoded list.
+func sameTree(a, b *treeEntry) bool {
+	if a.ownerID != b.ownerID || len(a.keys) != len(b.keys) {
+		return false
+	}
+	for i := range a.keys {
+		x, y := &a.keys[i], &b.keys[i]
+		if x.ID != y.ID || x.AccountID != y.AccountID || x.TreeID != y.TreeID || x.Name != y.Name || x.APIKey != y.APIKey ||
+			x.IsMaster != y.IsMaster || x.IsActive != y.IsActive || !x.CreatedAt.Equal(y.CreatedAt) {
+			return false
+		}
+	}
+	return true
+}
+
 func (k *treeKey) row() APIKey {
 	return APIKey{ID: k.ID, AccountID: k.AccountID, TreeID: k.TreeID, Name: k.Name, APIKey: k.APIKey,
 		IsMaster: k.IsMaster, IsActive: k.IsActive, CreatedAt: k.CreatedAt}

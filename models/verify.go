@@ -240,7 +240,32 @@ func (s *Store) loadKeys(ctx context.Context, apiKeys []string) (map[string]*cac
 	for k, e := range out {
 		s.cache.put(k, e, now, epoch)
 	}
+	if len(out) < len(apiKeys) {
+		// Keys without a row (deleted, or never existed): a cached entry of
+		// one is dropped (a refresh reading a key deleted untold).
+		var gone []string
+		for _, k := range apiKeys {
+			if out[k] == nil {
+				gone = append(gone, k)
+			}
+		}
+		s.cache.drop(gone)
+	}
 	return out, nil
+}
+
+// sameKey reports whether two reads of a key found the same row (what
+// verification uses of it).
+func sameKey(a, b *cachedKey) bool {
+	if a.principal != b.principal || a.active != b.active || a.digest != b.digest || len(a.old) != len(b.old) {
+		return false
+	}
+	for i := range a.old {
+		if a.old[i].id != b.old[i].id || a.old[i].digest != b.old[i].digest || !a.old[i].expires.Equal(b.old[i].expires) {
+			return false
+		}
+	}
+	return true
 }
 
 // KeyCacheReady reports whether verification results are being cached

@@ -8,14 +8,21 @@ import (
 // KeepCachesWarm (serve runs it until ctx ends) fills the verification and
 // tree caches in bulk and keeps the entries in use fresh (issue 13 #2):
 //   - a fill: the most recently used keys up to the cache bound, read
-//     batchLoadMax at a time through the same queries as a batch of misses
+//     refreshBatch at a time through the same queries as a batch of misses
 //     (so the same rules: each batch fills with the epoch it read before
 //     its query, and a change committed meanwhile voids that batch only),
 //     then their trees; at start, and again after every reset of the
 //     cache (on PostgreSQL, a listener that reconnected);
-//   - a refresh every cacheTTL/4 (Options.CacheRefreshEvery): the entries hit since the last refresh
-//     and older than half the TTL are reloaded the same way, so a key in
-//     use never expires into a miss, and an unused one ages out.
+//   - a refresh every cacheTTL/4 (Options.CacheRefreshEvery): every entry
+//     older than half the TTL, used or not, is read again the same way,
+//     so age alone never turns a key within the bound into a miss (a key
+//     idle for minutes is as warm as one in use); what leaves the caches
+//     is what their bound evicts (CLOCK keeps the ones in use), what is
+//     invalidated, and keys the reads no longer find. A refresh reads
+//     rows like any load: an entry is still never served more than the
+//     TTL after the read it holds, so a change no instance was told about
+//     is refused within the same minute as without the refresh (sooner:
+//     at the next refresh that reads it).
 //
 // A first pass over many keys after a start is then served from memory
 // instead of one query per key; whatever the fill has not reached yet is
@@ -62,14 +69,20 @@ func (s *Store) fillCaches(ctx context.Context) {
 	s.log.Info("caches filled", "keys", n, "trees", t, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// refreshCaches reloads the entries in use before they expire.
+// refreshBatch is how many keys or trees one query of a fill or refresh
+// reads: a refresh reads every cached entry about twice a minute, and a
+// statement's fixed cost (SQLite parses each anew) is then shared by
+// many.
+const refreshBatch = 1024
+
+// refreshCaches reads every cached entry older than half the TTL again.
 func (s *Store) refreshCaches(ctx context.Context) {
 	now := s.now()
 	s.reloadKeys(ctx, s.cache.stale(now, cacheTTL/2), false)
 	roots := s.trees.stale(now, cacheTTL/2)
-	for start := 0; start < len(roots) && ctx.Err() == nil; start += batchLoadMax {
+	for start := 0; start < len(roots) && ctx.Err() == nil; start += refreshBatch {
 		bctx, cancel := context.WithTimeout(context.Background(), batchLoadTimeout)
-		_, err := s.loadTrees(bctx, roots[start:min(len(roots), start+batchLoadMax)])
+		_, err := s.loadTrees(bctx, roots[start:min(len(roots), start+refreshBatch)])
 		cancel()
 		if err != nil {
 			s.log.Warn("cache refresh: trees not reloaded", "err", err)
@@ -78,12 +91,12 @@ func (s *Store) refreshCaches(ctx context.Context) {
 	}
 }
 
-// reloadKeys loads apiKeys into the verification cache, batchLoadMax at a
+// reloadKeys loads apiKeys into the verification cache, refreshBatch at a
 // time, and with trees also the trees of those not cached yet. It returns
 // how many keys and trees it loaded.
 func (s *Store) reloadKeys(ctx context.Context, apiKeys []string, trees bool) (keys, treesLoaded int) {
-	for start := 0; start < len(apiKeys) && ctx.Err() == nil; start += batchLoadMax {
-		k, t, err := s.reloadBatch(apiKeys[start:min(len(apiKeys), start+batchLoadMax)], trees)
+	for start := 0; start < len(apiKeys) && ctx.Err() == nil; start += refreshBatch {
+		k, t, err := s.reloadBatch(apiKeys[start:min(len(apiKeys), start+refreshBatch)], trees)
 		keys, treesLoaded = keys+k, treesLoaded+t
 		if err != nil {
 			s.log.Warn("cache fill: not loaded", "err", err)
