@@ -200,10 +200,10 @@ func (c *cache[K, V]) has(k K, now time.Time) bool {
 	return found && c.enabled && now.Sub(c.slots[i].loadedAt) <= c.ttl
 }
 
-// stale returns the keys of the live entries loaded more than age before
-// now, used or not: what a refresh reads again before the TTL ends
-// (warm.go), so that age alone never turns an entry within the bound into
-// a miss (one that expired meanwhile, a refresh having failed, too).
+// stale returns the keys of the entries loaded more than age before now,
+// used or not: what a refresh reads again before the TTL ends (warm.go),
+// so that age alone never turns an entry within the bound into a miss (one
+// that expired meanwhile, a refresh having failed, is read again too).
 func (c *cache[K, V]) stale(now time.Time, age time.Duration) []K {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
