@@ -15,6 +15,9 @@ var (
 	DigestSecret = digestSecret
 )
 
+// MigrateLock is the advisory lock one migrating instance holds.
+func (s *Store) MigrateLock() int64 { return s.lock(lockMigrate) }
+
 // AuditCheckLock is the advisory lock the store's periodic audit check tries.
 func (s *Store) AuditCheckLock() int64 { return s.lock(lockAuditCheck) }
 

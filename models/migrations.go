@@ -2,10 +2,12 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -579,7 +581,7 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 			return nil, fmt.Errorf("models: migrate: %w", err)
 		}
 		defer c.Close()
-		if _, err := c.ExecContext(ctx, "SELECT pg_advisory_lock($1)", s.lock(lockMigrate)); err != nil {
+		if err := tryLockUntil(ctx, c, s.lock(lockMigrate)); err != nil {
 			return nil, fmt.Errorf("models: migrate lock: %w", err)
 		}
 		defer c.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", s.lock(lockMigrate)) //nolint:errcheck
@@ -636,6 +638,29 @@ func (s *Store) migrateUpTo(ctx context.Context, through int) ([]int, error) {
 		}
 	}
 	return applied, nil
+}
+
+// tryLockUntil takes the session advisory lock id on c, trying again every
+// 100 ms until ctx ends. It never waits inside pg_advisory_lock: a
+// statement blocked there holds its snapshot, and another instance's
+// CREATE INDEX CONCURRENTLY (an online migration, run while that instance
+// holds this lock) waits for every older snapshot to go, so the two would
+// wait for each other forever.
+func tryLockUntil(ctx context.Context, c *sql.Conn, id int64) error {
+	for {
+		var ok bool
+		if err := c.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", id).Scan(&ok); err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // migrateOnline applies m outside a transaction (migration.online), unless

@@ -1,9 +1,11 @@
 package models_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -88,5 +90,87 @@ func TestOnlineMigrationFinishesAfterAnInterruption(t *testing.T) {
 	}
 	if v, err := s.CurrentSchemaVersion(ctx); err != nil || v != 29 {
 		t.Errorf("schema version %d (%v), want 29", v, err)
+	}
+}
+
+// An instance that starts while another runs an online migration waits
+// for the migration lock without holding a snapshot: CREATE INDEX
+// CONCURRENTLY waits for every transaction with an older snapshot to end,
+// so a waiter blocked inside SELECT pg_advisory_lock(…) and the migration
+// waited for each other until someone killed one (seen with two
+// "keydesk migrate" on the 10,000,000-entry database: 6 minutes).
+func TestMigrationWaiterDoesNotBlockAnOnlineIndexBuild(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("SQLite runs every migration in a transaction")
+	}
+	t.Parallel()
+	dsn := testdb.DSN(t)
+	s1, err := models.Open(ctx, dsn, testdb.Options(testdb.NewClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s1.Close() })
+	if _, err := s1.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The migrating instance: the lock on one connection, the index built
+	// on another, as migrateUpTo and migrateOnline do.
+	sqlDB, err := s1.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := sqlDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_lock($1)", s1.MigrateLock()); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			if _, err := holder.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", s1.MigrateLock()); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unlock()
+	// A second instance starts and migrates: it must wait for the lock.
+	s2, err := models.Open(ctx, dsn, testdb.Options(testdb.NewClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Close() })
+	done := make(chan error, 1)
+	go func() { _, err := s2.Migrate(ctx); done <- err }()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the second instance migrated while the first held the lock: %v", err)
+	default:
+	}
+	// The first instance's online build must finish meanwhile.
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	builder, err := sqlDB.Conn(bctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer builder.Close()
+	start := time.Now()
+	if _, err := builder.ExecContext(bctx, "CREATE INDEX CONCURRENTLY idx_test_waiter ON audit_entries(ip)"); err != nil {
+		t.Fatalf("CREATE INDEX CONCURRENTLY with a second instance waiting to migrate: %v after %v", err, time.Since(start).Round(time.Millisecond))
+	}
+	testdb.Must(t, s1.DB().Exec("DROP INDEX idx_test_waiter"))
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the second instance's migrate: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second instance still waits after the lock was released")
 	}
 }
