@@ -229,10 +229,10 @@ func sqliteSortsMatches(plan []string) string {
 	return ""
 }
 
-// testAuditFiltersMatchTheirMeaning: what the indexes return is what the
-// filters mean, checked against every entry read and filtered here: page
-// 1 and page 2 of each combination, and back to page 1.
-func testAuditFiltersMatchTheirMeaning(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
+// filterReference reads every entry, newest first, and each account's
+// parent: what the filter tests check the indexes' answers against.
+func filterReference(t *testing.T, s *models.Store) ([]models.AuditEntry, map[uint]*uint) {
+	t.Helper()
 	var all []models.AuditEntry
 	if err := s.DB().Order("at DESC, id DESC").Find(&all).Error; err != nil {
 		t.Fatal(err)
@@ -245,6 +245,14 @@ func testAuditFiltersMatchTheirMeaning(t *testing.T, s *models.Store, auditor, o
 	for _, a := range accounts {
 		parent[a.ID] = a.ParentID
 	}
+	return all, parent
+}
+
+// testAuditFiltersMatchTheirMeaning: what the indexes return is what the
+// filters mean, checked against every entry read and filtered here: page
+// 1 and page 2 of each combination, and back to page 1.
+func testAuditFiltersMatchTheirMeaning(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
+	all, parent := filterReference(t, s)
 	for _, c := range cases {
 		who := auditor
 		if c.owner {
@@ -291,18 +299,7 @@ func testAuditFiltersMatchTheirMeaning(t *testing.T, s *models.Store, auditor, o
 // hands over every matching entry, newest first, across its batches of
 // 1,000 (a prefix's union among them: its merged keys give the order).
 func testAuditFilterExportsMatchTheirMeaning(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
-	var all []models.AuditEntry
-	if err := s.DB().Order("at DESC, id DESC").Find(&all).Error; err != nil {
-		t.Fatal(err)
-	}
-	var accounts []models.Account
-	if err := s.DB().Find(&accounts).Error; err != nil {
-		t.Fatal(err)
-	}
-	parent := map[uint]*uint{}
-	for _, a := range accounts {
-		parent[a.ID] = a.ParentID
-	}
+	all, parent := filterReference(t, s)
 	batches := 0
 	for _, c := range cases {
 		who := auditor
