@@ -76,7 +76,15 @@ func TestWarmRESTRequestAllocations(t *testing.T) {
 		}
 	}
 	serve() // fills the caches
-	if n := testing.AllocsPerRun(500, serve); n > 3 {
+	// The app's own background work (start-up fill, cache refresh, usage
+	// flush) allocates too and may run during one measurement: the least
+	// of three is the request's own count; a request that allocates more
+	// fails all three.
+	n := testing.AllocsPerRun(500, serve)
+	for i := 0; i < 2 && n > 3; i++ {
+		n = min(n, testing.AllocsPerRun(500, serve))
+	}
+	if n > 3 {
 		t.Errorf("a warm REST request allocates %.1f objects, want at most 3", n)
 	}
 }
