@@ -66,7 +66,15 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	if err != nil {
 		return err
 	}
-	log.Info("memory limit", "bytes", limit, "from", source, "cache_entries", cfg.CacheKeys)
+	// and, unless GOGC is set, the collector is paced for a small live
+	// heap (cli/gcpacing.go).
+	_, stopPacing := startGCPacing(os.Getenv)
+	defer stopPacing()
+	gc := "paced"
+	if os.Getenv("GOGC") != "" {
+		gc = "GOGC"
+	}
+	log.Info("memory limit", "bytes", limit, "from", source, "cache_entries", cfg.CacheKeys, "gc", gc)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	store, err := openStore(ctx, cfg, log)
