@@ -530,3 +530,83 @@ func TestAuditHeadLostAtCommitIsRestored(t *testing.T) {
 		t.Fatalf("an older head deleted from the database: %+v %v", r, err)
 	}
 }
+
+// The lost commit of TestAuditHeadLostAtCommitIsRestored with another
+// instance (PostgreSQL, each instance with its own anchor, as serve runs
+// them): before the first instance seals again, the second signs the
+// sequence number the lost head had, under its own anchor. The lost head
+// is then not restored (its number is taken); its entry is in the log and
+// its anchor line stays, so every instance's verification passes, and the
+// next heads follow on without a gap or a second head of one number.
+func TestAuditHeadLostWhileAnotherInstanceSigns(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("multi-instance tests run in the PostgreSQL suite (KEYDESK_TEST_DB); a SQLite file has one instance")
+	}
+	t.Parallel()
+	dsn := testdb.DSN(t)
+	a, anchorA := openAnchored(t, dsn, testdb.AuditKey)
+	b, anchorB := openAnchored(t, dsn, testdb.AuditKey)
+	seedLog(t, a)
+	if _, err := a.SealAuditHead(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RecordAccessDenied(ctx, models.SystemActor(), "/lost"); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := a.SealAuditHead(ctx, "test")
+	if err != nil || lost == nil {
+		t.Fatalf("seal: %v %v", lost, err)
+	}
+	testdb.AllowTampering(t, a)
+	if err := a.DB().Exec("DELETE FROM audit_checkpoints WHERE seq = ?", lost.Seq).Error; err != nil {
+		t.Fatal(err)
+	}
+	// The second instance appends and signs: it takes the lost head's number.
+	if err := b.RecordAccessDenied(ctx, models.SystemActor(), "/other"); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := b.SealAuditHead(ctx, "test")
+	if err != nil || hb == nil || hb.Seq != lost.Seq || hb.Anchor == lost.Anchor {
+		t.Fatalf("second instance's seal: %+v %v; want seq %d under another anchor than %q", hb, err, lost.Seq, lost.Anchor)
+	}
+	verify := func(when string) {
+		t.Helper()
+		for i, st := range []*models.Store{a, b} {
+			for _, full := range []bool{false, true} {
+				r, err := st.VerifyAudit(ctx, models.VerifyOptions{Full: full})
+				if err != nil || !r.OK {
+					t.Fatalf("%s: instance %d verify (full %v): %+v %v", when, i, full, r, err)
+				}
+			}
+		}
+	}
+	verify("after the other instance signed the lost head's number")
+	// Both sign on; a restart of the first verifies its anchor too.
+	for i, st := range []*models.Store{a, b, a} {
+		if err := st.RecordAccessDenied(ctx, models.SystemActor(), "/after"); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := st.SealAuditHead(ctx, "test"); err != nil || h == nil {
+			t.Fatalf("seal %d after the lost commit: %v %v", i, h, err)
+		}
+	}
+	verify("after both signed on")
+	a2 := testdb.OpenDSN(t, dsn, func() models.Options {
+		opt := testdb.Options(testdb.NewClock())
+		opt.AuditKey, opt.AuditAnchor = testdb.AuditKey, anchorA
+		return opt
+	}())
+	if r, err := a2.VerifyAudit(ctx, models.VerifyOptions{Full: true}); err != nil || !r.OK {
+		t.Fatalf("the first instance restarted: %+v %v", r, err)
+	}
+	var seqs []uint64
+	testdb.Must(t, a.DB().Table("audit_checkpoints").Where("seq IS NOT NULL").Order("seq").Pluck("seq", &seqs))
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("database heads %v: not one head a number", seqs)
+		}
+	}
+	if n := len(anchorLines(t, anchorA)) + len(anchorLines(t, anchorB)); n != len(seqs)+1 {
+		t.Fatalf("anchors hold %d heads, the database %d: want the one lost head more", n, len(seqs))
+	}
+}
