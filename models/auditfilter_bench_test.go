@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,11 +182,32 @@ func BenchmarkAuditFilters(b *testing.B) {
 		{"owner/target-name", true, models.AuditFilter{Target: probe.TargetName}, nil},
 		{"owner/ip", true, models.AuditFilter{IP: probe.IP}, nil},
 		{"owner/actor-apikeys", true, models.AuditFilter{Actor: "API key"}, nil},
+		// Combinations of a busy actor, tree or owner with a rare value
+		// (an address, a rare action), or a prefix with a rare action: the
+		// value's few entries among the busy one's many (issue 13 #6, "any
+		// filter combination"). "busyowner" is the busiest tree's owner.
+		{"combo/actor-busy+action-rare", false, models.AuditFilter{Actor: busy.ActorLabel, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/actor-busy+two-rare", false, models.AuditFilter{Actor: busy.ActorLabel, Actions: []string{models.ActionLimitChanged, models.ActionSubaccountNew}}, nil},
+		{"combo/actor-id-busy+action-rare", false, models.AuditFilter{Actor: strconv.FormatUint(uint64(*busy.ActorUserID), 10), Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/account-busy+action-rare", false, models.AuditFilter{AccountID: *busy.TreeID, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/ip-busy+action-rare", false, models.AuditFilter{IP: busy.IP, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/day+action-rare", false, models.AuditFilter{From: &day, To: &dayEnd, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/actor-prefix+action-rare", false, models.AuditFilter{Actor: "owner00005", Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/target-prefix+action-rare", false, models.AuditFilter{Target: "bench 000050", Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/account-busy+ip", false, models.AuditFilter{AccountID: *busy.TreeID, IP: probe.IP}, nil},
+		{"combo/actor-busy+ip", false, models.AuditFilter{Actor: busy.ActorLabel, IP: probe.IP}, nil},
+		{"combo/actor-busy+day", false, models.AuditFilter{Actor: busy.ActorLabel, From: &day, To: &dayEnd}, nil},
+		{"combo/account-busy+day+action-rare", false, models.AuditFilter{AccountID: *busy.TreeID, From: &day, To: &dayEnd, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/busyowner/action-rare", true, models.AuditFilter{Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/busyowner/ip", true, models.AuditFilter{IP: probe.IP}, nil},
 	}
 	for _, c := range cases {
 		who := auditor
 		if c.owner {
 			who = owner
+		}
+		if strings.HasPrefix(c.name, "combo/busyowner/") {
+			who = models.Actor{UserID: *busy.ActorUserID, Email: busy.ActorLabel, Role: models.RoleOwner, AccountID: *busy.TreeID}
 		}
 		b.Run(c.name, func(b *testing.B) {
 			var filtered, unfiltered time.Duration
