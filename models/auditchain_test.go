@@ -456,16 +456,12 @@ func TestAuditVerifiesAgainstLogLines(t *testing.T) {
 
 func slogText(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
-// A head is written to the anchor (fsynced) inside the transaction that
-// inserts its checkpoint row; when that transaction does not commit (the
-// process stops, or the commit fails), the anchor holds a head the
-// database lacks. Nothing was tampered with: the head signs an entry that
-// is in the log, so verification accepts it, and the next seal restores
-// its row instead of writing a second head with the same sequence number.
-func TestAuditHeadLostAtCommitIsRestored(t *testing.T) {
-	t.Parallel()
-	dsn := testdb.DSN(t)
-	s, anchor := openAnchored(t, dsn, testdb.AuditKey)
+// loseHeadAtCommit seeds s's log, signs a head, appends an entry and signs
+// the head over it, then deletes that head's checkpoint row: the state a
+// transaction that did not commit after writing its anchor line leaves.
+// It returns the lost head.
+func loseHeadAtCommit(t *testing.T, s *models.Store) *models.AuditHead {
+	t.Helper()
 	seedLog(t, s)
 	if _, err := s.SealAuditHead(ctx, "test"); err != nil {
 		t.Fatal(err)
@@ -477,11 +473,24 @@ func TestAuditHeadLostAtCommitIsRestored(t *testing.T) {
 	if err != nil || lost == nil {
 		t.Fatalf("seal: %v %v", lost, err)
 	}
-	// The state an uncommitted transaction leaves: the anchor line, no row.
 	testdb.AllowTampering(t, s)
 	if err := s.DB().Exec("DELETE FROM audit_checkpoints WHERE seq = ?", lost.Seq).Error; err != nil {
 		t.Fatal(err)
 	}
+	return lost
+}
+
+// A head is written to the anchor (fsynced) inside the transaction that
+// inserts its checkpoint row; when that transaction does not commit (the
+// process stops, or the commit fails), the anchor holds a head the
+// database lacks. Nothing was tampered with: the head signs an entry that
+// is in the log, so verification accepts it, and the next seal restores
+// its row instead of writing a second head with the same sequence number.
+func TestAuditHeadLostAtCommitIsRestored(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.DSN(t)
+	s, anchor := openAnchored(t, dsn, testdb.AuditKey)
+	lost := loseHeadAtCommit(t, s)
 	verify := func(s *models.Store, when string) {
 		t.Helper()
 		for _, full := range []bool{false, true} {
@@ -546,21 +555,7 @@ func TestAuditHeadLostWhileAnotherInstanceSigns(t *testing.T) {
 	dsn := testdb.DSN(t)
 	a, anchorA := openAnchored(t, dsn, testdb.AuditKey)
 	b, anchorB := openAnchored(t, dsn, testdb.AuditKey)
-	seedLog(t, a)
-	if _, err := a.SealAuditHead(ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.RecordAccessDenied(ctx, models.SystemActor(), "/lost"); err != nil {
-		t.Fatal(err)
-	}
-	lost, err := a.SealAuditHead(ctx, "test")
-	if err != nil || lost == nil {
-		t.Fatalf("seal: %v %v", lost, err)
-	}
-	testdb.AllowTampering(t, a)
-	if err := a.DB().Exec("DELETE FROM audit_checkpoints WHERE seq = ?", lost.Seq).Error; err != nil {
-		t.Fatal(err)
-	}
+	lost := loseHeadAtCommit(t, a)
 	// The second instance appends and signs: it takes the lost head's number.
 	if err := b.RecordAccessDenied(ctx, models.SystemActor(), "/other"); err != nil {
 		t.Fatal(err)
