@@ -270,3 +270,14 @@ func (s *Store) FillCachesNow(ctx context.Context) { s.fillCaches(ctx) }
 
 // RefreshCachesNow runs one of KeepCachesWarm's refreshes, synchronously.
 func (s *Store) RefreshCachesNow(ctx context.Context) { s.refreshCaches(ctx) }
+
+// MigrationStatements are migration v's engine-specific statements on e,
+// and whether it runs online there (outside a transaction).
+func MigrationStatements(v int, e Engine) ([]string, bool) {
+	for _, m := range migrations {
+		if m.Version == v {
+			return m.Only[e], m.online(e)
+		}
+	}
+	return nil, false
+}

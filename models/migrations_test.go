@@ -93,6 +93,89 @@ func TestOnlineMigrationFinishesAfterAnInterruption(t *testing.T) {
 	}
 }
 
+// The migrations that rebuild the audit log's indexes on PostgreSQL do it
+// online: every index is created and dropped CONCURRENTLY, outside a
+// transaction. Migration 27 dropped and rebuilt five in one transaction,
+// and its DROP INDEX held the table's ACCESS EXCLUSIVE lock until the
+// last build ended: at 10,000,000 entries, minutes without a login or a
+// page for an instance upgrading from 26.
+func TestAuditIndexRebuildsAreOnline(t *testing.T) {
+	for _, v := range []int{27, 29} {
+		stmts, online := models.MigrationStatements(v, models.Postgres)
+		if !online {
+			t.Errorf("migration %d runs in a transaction on PostgreSQL", v)
+		}
+		builds := 0
+		for _, st := range stmts {
+			up := strings.ToUpper(st)
+			if strings.Contains(up, "INDEX") && (strings.HasPrefix(up, "CREATE") || strings.HasPrefix(up, "DROP")) {
+				if !strings.Contains(up, " CONCURRENTLY ") {
+					t.Errorf("migration %d: %s", v, st)
+				}
+				if strings.HasPrefix(up, "CREATE") {
+					builds++
+				}
+			}
+		}
+		if builds == 0 {
+			t.Errorf("migration %d builds no index on PostgreSQL: %v", v, stmts)
+		}
+	}
+}
+
+// Migration 27 cut short on PostgreSQL (as TestOnlineMigrationFinishesAfterAnInterruption
+// for 29): its first index rebuilt and renamed, the second's build left under
+// its temporary name. The next run finishes it, every index as defined.
+func TestMigration27FinishesAfterAnInterruption(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("SQLite runs every migration in a transaction")
+	}
+	t.Parallel()
+	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(testdb.NewClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.MigrateTo(ctx, 26); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE INDEX idx_audit_actor_label_at_27 ON audit_entries((lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label)`,
+		`DROP INDEX idx_audit_actor_label_at`,
+		`ALTER INDEX idx_audit_actor_label_at_27 RENAME TO idx_audit_actor_label_at`,
+		`CREATE INDEX idx_audit_target_name_at_27 ON audit_entries(tree_id)`,
+	} {
+		testdb.Must(t, s.DB().Exec(stmt))
+	}
+	applied, err := s.MigrateTo(ctx, 27)
+	if err != nil || len(applied) != 1 || applied[0] != 27 {
+		t.Fatalf("migrate after the interruption: %v, %v", applied, err)
+	}
+	want := map[string]string{
+		"idx_audit_actor_label_at":      "INCLUDE (actor_label)",
+		"idx_audit_target_name_at":      "INCLUDE (target_name)",
+		"idx_audit_tree_actor_label_at": "INCLUDE (actor_label)",
+		"idx_audit_tree_target_name_at": "INCLUDE (target_name)",
+		"idx_audit_tree_id":             "INCLUDE (action, actor_user_id)",
+	}
+	var rows []struct{ Indexname, Indexdef string }
+	testdb.Must(t, s.DB().Raw(`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'audit_entries'`).Scan(&rows))
+	for _, r := range rows {
+		if strings.HasSuffix(r.Indexname, "_27") {
+			t.Errorf("temporary index left: %s", r.Indexdef)
+		}
+		if inc, ok := want[r.Indexname]; ok {
+			if !strings.Contains(r.Indexdef, inc) {
+				t.Errorf("%s: %s", r.Indexname, r.Indexdef)
+			}
+			delete(want, r.Indexname)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("indexes missing after migration 27: %v", want)
+	}
+}
+
 // An instance that starts while another runs an online migration waits
 // for the migration lock without holding a snapshot: CREATE INDEX
 // CONCURRENTLY waits for every transaction with an older snapshot to end,
