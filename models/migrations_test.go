@@ -257,3 +257,25 @@ func TestMigrationWaiterDoesNotBlockAnOnlineIndexBuild(t *testing.T) {
 		t.Fatal("the second instance still waits after the lock was released")
 	}
 }
+
+// Analyze (after a seed) refreshes its own schema's statistics only: a
+// database-wide ANALYZE waited for every table of the database, another
+// schema's among them, and with another store's online migration building
+// an index CONCURRENTLY there (which waits for ANALYZE's snapshot), one of
+// the two was ended as a deadlock (parallel PostgreSQL tests failed so).
+func TestAnalyzeLeavesOtherSchemasAlone(t *testing.T) {
+	if testdb.Engine() != models.Postgres {
+		t.Skip("PostgreSQL only")
+	}
+	t.Parallel()
+	a, _ := testdb.Open(t)
+	b, _ := testdb.Open(t)
+	tx := b.DB().Begin()
+	defer tx.Rollback()
+	testdb.Must(t, tx.Exec("LOCK TABLE audit_entries IN SHARE UPDATE EXCLUSIVE MODE"))
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Analyze(c); err != nil {
+		t.Fatalf("Analyze waited for another schema's table: %v", err)
+	}
+}

@@ -507,10 +507,23 @@ func (s *Store) bulkAudit(ctx context.Context, rows [][]any) error {
 
 // Analyze refreshes the planner's statistics after a bulk load (PostgreSQL;
 // autovacuum would do it later). SQLite keeps none unless asked, and
-// keydesk does not rely on them.
+// keydesk does not rely on them. Only the store's own tables (its
+// schema's): a bare ANALYZE also waits for every other table of the
+// database, and beside another schema's CREATE INDEX CONCURRENTLY, which
+// waits for ANALYZE's snapshot, one of the two was ended as a deadlock.
 func (s *Store) Analyze(ctx context.Context) error {
 	if s.engine != Postgres {
 		return nil
 	}
-	return s.db.WithContext(ctx).Exec("ANALYZE").Error
+	var tables []string
+	if err := s.db.WithContext(ctx).Raw("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").Scan(&tables).Error; err != nil {
+		return err
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	for i, t := range tables {
+		tables[i] = pgx.Identifier{t}.Sanitize()
+	}
+	return s.db.WithContext(ctx).Exec("ANALYZE " + strings.Join(tables, ", ")).Error
 }
