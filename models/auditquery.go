@@ -355,17 +355,15 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 	// keeps no statistics, the address and the actions of the same query
 	// are then written so that they cannot pick the index ("+col", SQLite's
 	// way to keep a term off the index) and only filter the target's or the
-	// actor's rows. PostgreSQL decides from its statistics (and migration
-	// 12's on correlated columns).
+	// actor's rows (the address not beside an actor's e-mails or labels
+	// only: one index holds both, see pairIP). PostgreSQL decides from its
+	// statistics (and migration 12's on correlated columns).
 	selective := strings.TrimSpace(f.Target) != "" || strings.TrimSpace(f.Actor) != ""
 	demote := func(col string) string {
 		if selective && s.engine == SQLite {
 			return "+" + col
 		}
 		return col
-	}
-	if ip := strings.TrimSpace(f.IP); ip != "" {
-		common = append(common, sqlCond{demote("ip") + " = ?", []any{ip}})
 	}
 	if through > 0 {
 		// An export's bound only filters: on SQLite "id <= ?" beside
@@ -413,6 +411,7 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 	// The filters that may be several equalities, most selective first:
 	// one of them drives the union, the others are plain conditions.
 	var groups [][]sqlCond
+	actorID := false // an actor ID is among the actor's alternatives
 	if t := strings.TrimSpace(f.Target); t != "" {
 		var alts []sqlCond
 		names, seen, err := s.prefixValues(ctx, "target_name", strings.ToLower(t), tree, &idProbe{"target_id", t})
@@ -449,6 +448,7 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		}
 		if seen {
 			alts = append(alts, sqlCond{"actor_user_id = ?", []any{id}})
+			actorID = true
 		}
 		for _, l := range labels {
 			alts = append(alts, sqlCond{s.lowerExpr("actor_label") + " = ?", []any{l}})
@@ -457,6 +457,20 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 			return auditQuery{none: true}, nil
 		}
 		groups = append(groups, alts)
+	}
+	// An address with an actor's e-mails or labels only, or within a tree:
+	// both are searched in one index, (ip, lower(actor_label), at, id) or
+	// (tree_id, ip, at, id) (migration 32), on SQLite too, where the
+	// address is otherwise demoted beside a target or an actor ID (no
+	// index holds both).
+	pairIP := false
+	if ip := strings.TrimSpace(f.IP); ip != "" {
+		if strings.TrimSpace(f.Target) == "" && !actorID {
+			pairIP = true
+			common = append(common, sqlCond{"ip = ?", []any{ip}})
+		} else {
+			common = append(common, sqlCond{demote("ip") + " = ?", []any{ip}})
+		}
 	}
 	if len(f.Actions) > 0 {
 		if selective {
@@ -506,7 +520,7 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 	if s.engine == Postgres {
 		alts, lateral = s.lateralValues(alts)
 	}
-	if idx, in := s.sqliteInList(alts, tree != nil); idx != "" {
+	if idx, in := s.sqliteInList(alts, tree != nil, pairIP); idx != "" {
 		// One column's values (a prefix's names, several actions): one
 		// walk of its index, "col IN (…) ORDER BY at, id LIMIT n". SQLite
 		// reads each value's entries in (at, id) order and leaves a value
@@ -565,9 +579,11 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 
 // sqliteInList is, on SQLite, the index and the IN condition that answer
 // alts when they are all equalities on one indexed column (an action, a
-// lower-cased actor or target name), within a tree or not; "" otherwise (an
-// ID among names: another column, kept as a UNION member of its own).
-func (s *Store) sqliteInList(alts []sqlCond, inTree bool) (string, sqlCond) {
+// lower-cased actor or target name), within a tree or not, or with an
+// address (ip: the actor's (ip, lower(actor_label), at, id) index); ""
+// otherwise (an ID among names: another column, kept as a UNION member of
+// its own).
+func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) {
 	if s.engine != SQLite || len(alts) < 2 {
 		return "", sqlCond{}
 	}
@@ -581,7 +597,10 @@ func (s *Store) sqliteInList(alts []sqlCond, inTree bool) (string, sqlCond) {
 		}
 		vals = append(vals, a.args...)
 	}
-	if inTree {
+	switch {
+	case ip && name == "actor_label_at":
+		name = "ip_" + name
+	case inTree:
 		name = "tree_" + name
 	}
 	return "idx_audit_" + name, sqlCond{col + " IN ?", []any{vals}}
