@@ -47,6 +47,35 @@ func TestMigrateReportsOnlyWhatWasApplied(t *testing.T) {
 	}
 }
 
+// finishInterruptedMigration opens a store on a fresh schema migrated up
+// to the version before v, runs done (the steps of online migration v an
+// interrupted run left done), then migrates to v, which must apply v alone.
+func finishInterruptedMigration(t *testing.T, v int, done ...string) *models.Store {
+	t.Helper()
+	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(testdb.NewClock()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	prev := 0
+	for _, u := range models.MigrationVersions() {
+		if u < v {
+			prev = u
+		}
+	}
+	if _, err := s.MigrateTo(ctx, prev); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range done {
+		testdb.Must(t, s.DB().Exec(stmt))
+	}
+	applied, err := s.MigrateTo(ctx, v)
+	if err != nil || len(applied) != 1 || applied[0] != v {
+		t.Fatalf("migrate to %d after the interruption: %v, %v", v, applied, err)
+	}
+	return s
+}
+
 // Migration 29 runs outside a transaction on PostgreSQL (CREATE INDEX
 // CONCURRENTLY, so that the log is written meanwhile): a run cut short
 // leaves its steps done up to there and the version unrecorded, and the
@@ -58,26 +87,12 @@ func TestOnlineMigrationFinishesAfterAnInterruption(t *testing.T) {
 		t.Skip("SQLite runs every migration in a transaction")
 	}
 	t.Parallel()
-	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(testdb.NewClock()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if _, err := s.MigrateTo(ctx, 28); err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range []string{
+	s := finishInterruptedMigration(t, 29,
 		`CREATE INDEX idx_audit_actor_label_at_29 ON audit_entries((lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label, action)`,
 		`DROP INDEX idx_audit_actor_label_at`,
 		`ALTER INDEX idx_audit_actor_label_at_29 RENAME TO idx_audit_actor_label_at`,
 		`CREATE INDEX idx_audit_tree_actor_label_at_29 ON audit_entries(tree_id) INCLUDE (action)`,
-	} {
-		testdb.Must(t, s.DB().Exec(stmt))
-	}
-	applied, err := s.MigrateTo(ctx, 29)
-	if err != nil || len(applied) != 1 || applied[0] != 29 {
-		t.Fatalf("migrate after the interruption: %v, %v", applied, err)
-	}
+	)
 	var defs []string
 	testdb.Must(t, s.DB().Raw(`SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE '%actor_label_at%' ORDER BY indexname`).Scan(&defs))
 	if len(defs) != 2 {
@@ -131,26 +146,12 @@ func TestMigration27FinishesAfterAnInterruption(t *testing.T) {
 		t.Skip("SQLite runs every migration in a transaction")
 	}
 	t.Parallel()
-	s, err := models.Open(ctx, testdb.DSN(t), testdb.Options(testdb.NewClock()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if _, err := s.MigrateTo(ctx, 26); err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range []string{
+	s := finishInterruptedMigration(t, 27,
 		`CREATE INDEX idx_audit_actor_label_at_27 ON audit_entries((lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label)`,
 		`DROP INDEX idx_audit_actor_label_at`,
 		`ALTER INDEX idx_audit_actor_label_at_27 RENAME TO idx_audit_actor_label_at`,
 		`CREATE INDEX idx_audit_target_name_at_27 ON audit_entries(tree_id)`,
-	} {
-		testdb.Must(t, s.DB().Exec(stmt))
-	}
-	applied, err := s.MigrateTo(ctx, 27)
-	if err != nil || len(applied) != 1 || applied[0] != 27 {
-		t.Fatalf("migrate after the interruption: %v, %v", applied, err)
-	}
+	)
 	want := map[string]string{
 		"idx_audit_actor_label_at":      "INCLUDE (actor_label)",
 		"idx_audit_target_name_at":      "INCLUDE (target_name)",
