@@ -2,9 +2,11 @@ package web
 
 import (
 	"errors"
+	"math"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,56 +52,93 @@ func (l lazyListener) Accept() (net.Conn, error) {
 	return &lazyConn{Conn: c}, nil
 }
 
-// lazyConn is a connection with lazily applied deadlines.
+// lazyConn is a connection with lazily applied deadlines. Recording a
+// deadline and starting or ending a read (write) take no lock: each costs
+// an atomic store or add and a load or two (net/http asks for eight
+// deadlines a request and makes three or four reads and writes). Only
+// setting the socket's deadline takes mu, which keeps one direction's
+// "in force" in step with the socket. A deadline asked for and a read
+// (write) beginning cannot miss each other: ask stores the deadline then
+// loads busy, begin adds to busy then loads the deadline (Go's atomics
+// are sequentially consistent), so at least one of them sees the other
+// and applies the deadline if it must.
 type lazyConn struct {
 	net.Conn
-	mu   sync.Mutex // guards r and w
+	mu   sync.Mutex // held while a socket deadline is set
 	r, w lazyDeadline
 }
 
-// lazyDeadline is one direction's deadline: asked for and in force.
+// lazyDeadline is one direction's deadline: asked for and in force, each
+// as nanoseconds since the Unix epoch (nanos; 0: none).
 type lazyDeadline struct {
-	want, have time.Time // zero: none
-	passed     bool      // have was in the past when it was set
-	busy       int       // reads (writes) under way
+	want atomic.Int64
+	have atomic.Int64 // stored under c.mu only
+	busy atomic.Int32 // reads (writes) under way
 }
+
+// nanos is t as a lazyDeadline holds it: 0 for none, at least 1 for a
+// time at or before the epoch (long passed), at most the last nanosecond
+// an int64 holds (far future).
+func nanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case !t.After(epoch):
+		return 1
+	case t.After(lastNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// deadline is the time of n (nanos).
+func deadline(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+var (
+	epoch    = time.Unix(0, 0)
+	lastNano = time.Unix(0, math.MaxInt64)
+	// A deadline before the process started has passed (net/http aborts
+	// a read with one in 1970). No clock read when a deadline is set (a
+	// time.Now is a good part of what a deadline costs): one that passed
+	// otherwise fails the next read (write) at once, and early sees it
+	// has.
+	started = time.Now().UnixNano()
+)
 
 // tighter reports whether the deadline asked for is earlier than the one
 // in force (none being the latest of all).
-func (d *lazyDeadline) tighter() bool {
-	return !d.want.IsZero() && (d.have.IsZero() || d.want.Before(d.have))
-}
+func tighter(want, have int64) bool { return want != 0 && (have == 0 || want < have) }
 
 // stale reports whether the deadline in force must be moved before a read
 // (write) begins.
-func (d *lazyDeadline) stale() bool {
-	if d.want.Equal(d.have) {
+func stale(want, have int64) bool {
+	if want == have {
 		return false
 	}
-	return d.passed || d.tighter() || (!d.want.IsZero() && d.have.Before(d.want.Add(-lazySlack)))
+	passed := have != 0 && have < started
+	return passed || tighter(want, have) || (want != 0 && have < want-int64(lazySlack))
+}
+
+// early reports whether a timeout came before the deadline asked for
+// (the one in force was earlier): the caller moves it and goes on.
+func early(want, have int64) bool {
+	if want == have {
+		return false
+	}
+	return want == 0 || time.Now().UnixNano() < want
 }
 
 // apply sets the socket's deadline to the one asked for (c.mu held).
 func (d *lazyDeadline) apply(set func(time.Time) error) error {
-	err := set(d.want)
-	d.have = d.want
-	// No clock read here (a time.Now is a good part of what a deadline
-	// costs): a deadline before the process started has passed (net/http
-	// aborts a read with one in 1970); one that passed otherwise fails the
-	// next read (write) at once, and early sees it has.
-	d.passed = !d.want.IsZero() && d.want.Before(started)
+	want := d.want.Load()
+	err := set(deadline(want))
+	d.have.Store(want)
 	return err
-}
-
-var started = time.Now()
-
-// early reports whether a timeout came before the deadline asked for
-// (the one in force was earlier): the caller moves it and goes on.
-func (d *lazyDeadline) early() bool {
-	if d.want.Equal(d.have) {
-		return false
-	}
-	return d.want.IsZero() || time.Now().Before(d.want)
 }
 
 func (c *lazyConn) SetReadDeadline(t time.Time) error {
@@ -113,10 +152,13 @@ func (c *lazyConn) SetWriteDeadline(t time.Time) error {
 // ask records the deadline t of one direction, and applies it at once
 // only when it must cut a read (write) under way.
 func (c *lazyConn) ask(d *lazyDeadline, t time.Time, set func(time.Time) error) error {
+	d.want.Store(nanos(t))
+	if d.busy.Load() == 0 {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d.want = t
-	if d.busy > 0 && d.tighter() {
+	if d.busy.Load() > 0 && tighter(d.want.Load(), d.have.Load()) {
 		return d.apply(set)
 	}
 	return nil
@@ -128,15 +170,20 @@ func (c *lazyConn) SetDeadline(t time.Time) error {
 
 // begin marks a read (write) under way and brings its deadline up to date.
 func (c *lazyConn) begin(d *lazyDeadline, set func(time.Time) error) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d.stale() {
-		if err := d.apply(set); err != nil {
-			return err
-		}
+	d.busy.Add(1)
+	if !stale(d.want.Load(), d.have.Load()) {
+		return nil
 	}
-	d.busy++
-	return nil
+	c.mu.Lock()
+	var err error
+	if stale(d.want.Load(), d.have.Load()) {
+		err = d.apply(set)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		d.busy.Add(-1)
+	}
+	return err
 }
 
 // retry reports, after a timeout, whether it came early; if so the
@@ -145,18 +192,14 @@ func (c *lazyConn) begin(d *lazyDeadline, set func(time.Time) error) error {
 func (c *lazyConn) retry(d *lazyDeadline, set func(time.Time) error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d.early() && d.apply(set) == nil {
+	if early(d.want.Load(), d.have.Load()) && d.apply(set) == nil {
 		return true
 	}
-	d.busy--
+	d.busy.Add(-1)
 	return false
 }
 
-func (c *lazyConn) end(d *lazyDeadline) {
-	c.mu.Lock()
-	d.busy--
-	c.mu.Unlock()
-}
+func (c *lazyConn) end(d *lazyDeadline) { d.busy.Add(-1) }
 
 func (c *lazyConn) Read(p []byte) (int, error) {
 	if err := c.begin(&c.r, c.Conn.SetReadDeadline); err != nil {

@@ -139,3 +139,43 @@ func TestLazyDeadlinesWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A deadline in the past asked for at the moment a read begins, with no
+// lock between them (net/http aborts its background read so, and the
+// read may just be starting): the read ends, whichever came first, many
+// times over.
+func TestLazyDeadlinesAbortRacesTheRead(t *testing.T) {
+	srv, cli := lazyPair(t)
+	for i := range 3000 {
+		// A read with no deadline first, so that none is in force on the
+		// socket either when the race begins.
+		_ = srv.SetReadDeadline(time.Time{})
+		if _, err := cli.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(srv, make([]byte, 1)); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		start := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			<-start
+			_, err := srv.Read(make([]byte, 1))
+			done <- err
+		}()
+		close(start)
+		// A few microseconds more each round, so that the deadline comes
+		// before, during and after the read's start.
+		for spin := time.Now(); time.Since(spin) < time.Duration(i%40)*time.Microsecond; {
+		}
+		_ = srv.SetReadDeadline(time.Unix(1, 0))
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("round %d: the aborted read ended with %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: a read aborted as it began was still waiting after 5 s", i)
+		}
+	}
+}
