@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,10 +58,16 @@ func ipBytes(ip string) [16]byte {
 // owner cheaply, that N instances do not give N times the tries, and that
 // the table cannot be grown without bound.
 type authLimiter struct {
-	mu     sync.RWMutex // checks (every request) share it; failures take it alone
+	mu     sync.RWMutex // checks share it; failures take it alone
 	policy ThrottlePolicy
 	max    int
 	m      map[limiterKey]*failWindow
+	// size is len(m), stored under mu whenever m changes: a check finds
+	// an empty limiter (the rule when nobody is failing) without taking
+	// the lock, which would write to memory every core shares (issue 13
+	// #1: two cores serving requests passed that lock's cache line back
+	// and forth at every request).
+	size atomic.Int64
 }
 
 func newAuthLimiter(p ThrottlePolicy, maxEntries int) *authLimiter {
@@ -68,6 +75,9 @@ func newAuthLimiter(p ThrottlePolicy, maxEntries int) *authLimiter {
 }
 
 func (l *authLimiter) blocked(now time.Time, keys ...limiterKey) time.Duration {
+	if l.size.Load() == 0 {
+		return 0
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if len(l.m) == 0 {
@@ -91,6 +101,7 @@ func (l *authLimiter) entry(now time.Time, key limiterKey) *failWindow {
 		}
 		w = &failWindow{start: now}
 		l.m[key] = w
+		l.size.Store(int64(len(l.m)))
 	}
 	return w
 }

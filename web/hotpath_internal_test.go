@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -92,5 +93,41 @@ func TestRequestIDsUniqueAcrossBlocks(t *testing.T) {
 		if got == "" || w.Body.String() != got || (sent != "" && got != sent) || (sent == "" && seen[got]) {
 			t.Errorf("sent %q: header %q, handler saw %q", sent, got, w.Body.String())
 		}
+	}
+}
+
+// Requests on several cores take IDs at once, each from its own block
+// (issue 13 #1): every ID is still unique, and each is its own header value.
+func TestRequestIDsUniqueUnderConcurrency(t *testing.T) {
+	g := newRequestIDs()
+	const workers, each = 8, 5 * requestIDBlock
+	got := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				v := g.next()
+				if len(v) != 1 || cap(v) != 1 {
+					t.Errorf("an ID's value %q has capacity %d", v, cap(v))
+					return
+				}
+				got[w] = append(got[w], v[0])
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, ids := range got {
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("ID %q handed out twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != workers*each {
+		t.Fatalf("%d IDs, want %d", len(seen), workers*each)
 	}
 }

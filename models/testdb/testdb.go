@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,28 +33,30 @@ var FastArgon = models.ArgonParams{MemoryKiB: 64, Time: 1, Threads: 1}
 // AuditKey is the checkpoint key every test store uses.
 var AuditKey = []byte("keydesk-test-audit-key-0123456789abcdef")
 
-// Clock is a settable clock for models.Options.Now.
+// Clock is a settable clock for models.Options.Now. Reading it writes no
+// shared memory (an atomic load), so parallel benchmarks measure the
+// store's own contention, not the clock's.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu sync.Mutex // serializes Advance
+	t  atomic.Pointer[time.Time]
 }
 
 // NewClock starts at a fixed instant.
 func NewClock() *Clock {
-	return &Clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	c := &Clock{}
+	t := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	c.t.Store(&t)
+	return c
 }
 
 // Now is the current test time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
+func (c *Clock) Now() time.Time { return *c.t.Load() }
 
 // Advance moves time forward.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
-	c.t = c.t.Add(d)
+	t := c.t.Load().Add(d)
+	c.t.Store(&t)
 	c.mu.Unlock()
 }
 
