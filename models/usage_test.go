@@ -199,3 +199,42 @@ func TestFlushOfManyKeys(t *testing.T) {
 		t.Fatalf("a last use ahead was moved back: ip %q", ip)
 	}
 }
+
+// Requests verified on every core at once are each counted once (issue
+// 13 #1: they are counted in per-processor parts, merged at the flush).
+func TestUsageCountsConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	s, _ := testdb.Open(t)
+	actor, res := owner(t, s, "Acme", "owner@acme.example")
+	const workers, each = 8, 50
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				if _, err := s.VerifyRequest(ctx, res.Secret.APIKey, res.Secret.Secret, "203.0.113.9", models.ChannelAPI); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.UsageForKey(ctx, actor, res.Key.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Totals.APIRequests != workers*each {
+		t.Fatalf("%d requests counted, want %d", u.Totals.APIRequests, workers*each)
+	}
+	if st := s.Stats(); st.VerifyOK < workers*each {
+		t.Fatalf("Stats counts %d successful verifications, want at least %d", st.VerifyOK, workers*each)
+	}
+}
