@@ -158,6 +158,7 @@ func BenchmarkAuditFilters(b *testing.B) {
 	day := probe.At.Truncate(24 * time.Hour)
 	dayEnd := day.Add(24*time.Hour - time.Microsecond)
 	uid := strconv.FormatUint(uint64(*probe.ActorUserID), 10)
+	busyUID := strconv.FormatUint(uint64(*busy.ActorUserID), 10)
 	cases := []filterCase{
 		{"action-rare", false, models.AuditFilter{Actions: []string{models.ActionLimitChanged}}, nil},
 		{"action-common", false, models.AuditFilter{Actions: []string{models.ActionLoginSucceeded}}, nil},
@@ -188,7 +189,7 @@ func BenchmarkAuditFilters(b *testing.B) {
 		// filter combination"). "busyowner" is the busiest tree's owner.
 		{"combo/actor-busy+action-rare", false, models.AuditFilter{Actor: busy.ActorLabel, Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/actor-busy+two-rare", false, models.AuditFilter{Actor: busy.ActorLabel, Actions: []string{models.ActionLimitChanged, models.ActionSubaccountNew}}, nil},
-		{"combo/actor-id-busy+action-rare", false, models.AuditFilter{Actor: strconv.FormatUint(uint64(*busy.ActorUserID), 10), Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/actor-id-busy+action-rare", false, models.AuditFilter{Actor: busyUID, Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/account-busy+action-rare", false, models.AuditFilter{AccountID: *busy.TreeID, Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/ip-busy+action-rare", false, models.AuditFilter{IP: busy.IP, Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/day+action-rare", false, models.AuditFilter{From: &day, To: &dayEnd, Actions: []string{models.ActionLimitChanged}}, nil},
@@ -200,6 +201,16 @@ func BenchmarkAuditFilters(b *testing.B) {
 		{"combo/account-busy+day+action-rare", false, models.AuditFilter{AccountID: *busy.TreeID, From: &day, To: &dayEnd, Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/busyowner/action-rare", true, models.AuditFilter{Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/busyowner/ip", true, models.AuditFilter{IP: probe.IP}, nil},
+		// An address with an actor ID or a target (the busy owner's
+		// e-mail is the target of their logins), and within the busiest
+		// tree an actor prefix, an actor ID or a target prefix (11 names)
+		// with a rare action; an actor ID with two rare actions.
+		{"combo/actor-id-busy+two-rare", false, models.AuditFilter{Actor: busyUID, Actions: []string{models.ActionLimitChanged, models.ActionSubaccountNew}}, nil},
+		{"combo/actor-id-busy+ip", false, models.AuditFilter{Actor: busyUID, IP: probe.IP}, nil},
+		{"combo/target-busy+ip", false, models.AuditFilter{Target: busy.ActorLabel, IP: probe.IP}, nil},
+		{"combo/busyowner/actor-prefix+action-rare", true, models.AuditFilter{Actor: "owner000000", Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/busyowner/actor-id+action-rare", true, models.AuditFilter{Actor: busyUID, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/busyowner/target-prefix+action-rare", true, models.AuditFilter{Target: "bench 000000 sub 86", Actions: []string{models.ActionLimitChanged}}, nil},
 	}
 	for _, c := range cases {
 		who := auditor
