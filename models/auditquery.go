@@ -499,6 +499,23 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 			common = append(common, sqlCond{demote("ip") + " = ?", []any{ip}})
 		}
 	}
+	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
+	if idx, in := s.sqliteActionIndex(groups, len(f.Actions) > 0, tree != nil, pairIP); idx != "" {
+		// An actor or a target with actions, on an index keyed by the
+		// value, then the action (migration 34): "col IN (…) AND action IN
+		// (…) ORDER BY at, id LIMIT n". SQLite walks each value and action
+		// in (at, id) order and leaves the pair once its next entry cannot
+		// enter the page (the ORDER BY LIMIT optimization, over both IN
+		// lists: the inner one's next value), so the entries of other
+		// actions are not walked: a busy actor's ~5,000 for a page of a 1 %
+		// action, which the action only filtered before (from the table,
+		// for an actor ID: 31x the unfiltered page at 5,000,000 entries).
+		// One value and one action are two equalities, read in order.
+		// The page's keys, then its rows, as for an IN list below.
+		w, a := joinConds(append([]sqlCond{in, {"action IN ?", []any{f.Actions}}}, common...))
+		return auditQuery{sql: "SELECT " + selectList("audit_entries.", sel) + " FROM (SELECT at, id FROM audit_entries INDEXED BY " + idx + w + order +
+			") AS k CROSS JOIN audit_entries ON audit_entries.id = k.id", args: a, sortDir: dir}, nil
+	}
 	if len(f.Actions) > 0 {
 		if selective {
 			// Actions only filter the target's or actor's rows.
@@ -523,7 +540,6 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 			common = append(common, orConds(g))
 		}
 	}
-	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
 	if driver < 0 {
 		w, args := joinConds(common)
 		return auditQuery{sql: "SELECT " + selectList("", sel) + " FROM audit_entries" + w + order, args: args}, nil
@@ -631,6 +647,38 @@ func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) 
 		name = "tree_" + name
 	}
 	return "idx_audit_" + name, sqlCond{col + " IN ?", []any{vals}}
+}
+
+// sqliteActionIndex is, on SQLite, the index keyed by a value and then the
+// action (migration 34) and the condition on its value that answer groups
+// with actions (withActions): one typed actor or target (groups' only
+// member) whose alternatives are an actor ID, or all names on one column
+// (a lower-cased actor or target name). A name's index has no tree and no
+// address: within a tree (inTree) or with an address (ip) the name's walk
+// of the (tree_id, …) or (ip, …) index, which holds the action, is kept
+// (sqliteInList). The ID's own index has neither, so the actions' index
+// only narrows the ID's walk. "" otherwise.
+func (s *Store) sqliteActionIndex(groups [][]sqlCond, withActions, inTree, ip bool) (string, sqlCond) {
+	if s.engine != SQLite || !withActions || len(groups) != 1 {
+		return "", sqlCond{}
+	}
+	alts := groups[0]
+	if len(alts) == 1 && alts[0].sql == "actor_user_id = ?" {
+		return "idx_audit_actor_user_action_at", alts[0]
+	}
+	if inTree || ip {
+		return "", sqlCond{}
+	}
+	indexes := map[string]string{s.lowerExpr("actor_label"): "idx_audit_actor_label_action_at", s.lowerExpr("target_name"): "idx_audit_target_name_action_at"}
+	col, _ := strings.CutSuffix(alts[0].sql, " = ?")
+	var vals []any
+	for _, a := range alts {
+		if a.sql != col+" = ?" || indexes[col] == "" {
+			return "", sqlCond{}
+		}
+		vals = append(vals, a.args...)
+	}
+	return indexes[col], sqlCond{col + " IN ?", []any{vals}}
 }
 
 // lateralValues takes out of alts the equalities on a lower-cased actor or

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -139,6 +140,42 @@ func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFil
 		plan = append(plan, more...)
 	}
 	return plan, nil
+}
+
+// AuditKeysReadTheTable (SQLite) lists the instructions of a page's query
+// that read a column of a table row through an index's deferred seek
+// (DeferredSeek's table cursor): a keys query whose index holds all it
+// reads has none, whether or not SQLite calls the index covering. The
+// page's own rows are read by rowid (SeekRowid), not deferred.
+func (s *Store) AuditKeysReadTheTable(ctx context.Context, actor Actor, f AuditFilter, before *AuditCursor) ([]string, error) {
+	q, err := s.buildAuditQuery(ctx, actor, f, before, false, 0, AuditPageSize+1, nil)
+	if err != nil || q.none {
+		return nil, err
+	}
+	var ops []struct {
+		Addr       int
+		Opcode     string
+		P1, P2, P3 int
+		P4         *string
+		P5         int
+		Comment    *string
+	}
+	if err := s.db.WithContext(ctx).Raw("EXPLAIN "+q.sql, q.args...).Scan(&ops).Error; err != nil {
+		return nil, err
+	}
+	deferred := map[int]bool{}
+	for _, o := range ops {
+		if o.Opcode == "DeferredSeek" {
+			deferred[o.P3] = true
+		}
+	}
+	var reads []string
+	for _, o := range ops {
+		if deferred[o.P1] && (o.Opcode == "Column" || o.Opcode == "Rowid" || o.Opcode == "Offset") {
+			reads = append(reads, fmt.Sprintf("%d %s %d %d %d", o.Addr, o.Opcode, o.P1, o.P2, o.P3))
+		}
+	}
+	return reads, nil
 }
 
 // ExplainAuditExport returns the plan of one batch of an export of f up
