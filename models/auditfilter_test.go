@@ -813,11 +813,14 @@ func testAuditOneStatementKeepsAGenericPlan(t *testing.T, s *models.Store, audit
 	defer sqlDB.SetMaxOpenConns(20)
 	checked := 0
 	for _, c := range cases {
-		// (An actor ID with actions is planned for its values. Within a
-		// tree, so is a prefix with actions: every custom plan, made for
-		// the tree, is estimated cheaper than the generic one; see
-		// BENCHMARKS.md "Filter combinations".)
-		actorActions := c.f.Actor != "" && strings.Trim(c.f.Actor, "0123456789") != "" && len(c.f.Actions) > 0 && !c.owner
+		// (An actor ID with one action is planned for its values, as is
+		// one within a tree; with two actions or more it is actionsPage's
+		// statement. Within a tree, a prefix with actions is planned for
+		// its values: every custom plan, made for the tree, is estimated
+		// cheaper than the generic one; see BENCHMARKS.md "Filter
+		// combinations".)
+		id := strings.Trim(c.f.Actor, "0123456789") == ""
+		actorActions := c.f.Actor != "" && len(c.f.Actions) > 0 && !c.owner && (!id || len(c.f.Actions) > 1)
 		actionsAlone := c.f.Actor == "" && c.f.Target == "" && c.f.IP == "" && c.f.AccountID == 0 && len(c.f.Actions) > 1
 		if !actorActions && !actionsAlone {
 			continue
@@ -862,8 +865,8 @@ func testAuditOneStatementKeepsAGenericPlan(t *testing.T, s *models.Store, audit
 		}
 		checked++
 	}
-	if checked < 3 {
-		t.Fatalf("%d cases of an actor with actions or of actions alone, want 3", checked)
+	if checked < 4 {
+		t.Fatalf("%d cases of an actor with actions or of actions alone, want 4", checked)
 	}
 }
 

@@ -44,7 +44,11 @@ import (
 // leaves each value once its next entry cannot enter the page), else a
 // UNION whose members it merges in index order. The page's rows are then
 // read by ID. The actor indexes also hold the action (migration 29), so
-// an actor filtered by actions skips the other entries in the index. A
+// an actor filtered by actions skips the other entries in the index; an
+// actor ID, and on SQLite an actor's or a target's names, with actions
+// are read from an index keyed by the value and then the action
+// (migration 34; PostgreSQL's names: migration 33, prefixPage), a page of
+// keys for each pair, so that a rare action does not walk a busy value. A
 // prefix that matches more than auditPrefixValues
 // values is refused with a message (type more of it): answering it would
 // mean reading every match.
@@ -515,6 +519,23 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		w, a := joinConds(append([]sqlCond{in, {"action IN ?", []any{f.Actions}}}, common...))
 		return auditQuery{sql: "SELECT " + selectList("audit_entries.", sel) + " FROM (SELECT at, id FROM audit_entries INDEXED BY " + idx + w + order +
 			") AS k CROSS JOIN audit_entries ON audit_entries.id = k.id", args: a, sortDir: dir}, nil
+	}
+	if s.engine == Postgres && len(f.Actions) > 1 && len(groups) == 1 && len(groups[0]) == 1 && groups[0][0].sql == "actor_user_id = ?" {
+		// An actor ID with two actions or more, on PostgreSQL: a page of
+		// keys for each action from the (actor_user_id, action, at, id)
+		// index (migration 34), as actionsPage; "action IN (…)" on the
+		// index's second column hands its matches over out of (at, id)
+		// order, to be sorted whole. With no other filter than dates, its
+		// plan does not depend on the values (each action's walk has the
+		// ID and the action first, the dates and the cursor next), so the
+		// prepared statement keeps it, as actionsPage's: planned for every
+		// page it cost 0.5 ms of planning and two more round trips for 0.5
+		// ms of reading (2.5x the unfiltered page at 2,000,000 entries).
+		// With the tree or an address, planned for its values (scanAudit),
+		// as the ID's other queries: no index has them with the ID.
+		q := s.actionsPage(f.Actions, append([]sqlCond{groups[0][0]}, common...), dir, limit, sel)
+		q.cached = len(scope.conds) == 0 && strings.TrimSpace(f.IP) == ""
+		return q, nil
 	}
 	if len(f.Actions) > 0 {
 		if selective {
