@@ -520,12 +520,12 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		return auditQuery{sql: "SELECT " + selectList("audit_entries.", sel) + " FROM (SELECT at, id FROM audit_entries INDEXED BY " + idx + w + order +
 			") AS k CROSS JOIN audit_entries ON audit_entries.id = k.id", args: a, sortDir: dir}, nil
 	}
-	if s.engine == Postgres && len(f.Actions) > 1 && len(groups) == 1 && len(groups[0]) == 1 && groups[0][0].sql == "actor_user_id = ?" {
-		// An actor ID with two actions or more, on PostgreSQL: a page of
-		// keys for each action from the (actor_user_id, action, at, id)
-		// index (migration 34), as actionsPage; "action IN (…)" on the
-		// index's second column hands its matches over out of (at, id)
-		// order, to be sorted whole. With no other filter than dates, its
+	if s.engine == Postgres && len(f.Actions) > 0 && len(groups) == 1 && len(groups[0]) == 1 && groups[0][0].sql == "actor_user_id = ?" {
+		// An actor ID with actions, on PostgreSQL: a page of keys for each
+		// action from the (actor_user_id, action, at, id) index (migration
+		// 34), as actionsPage; "action IN (…)" on the index's second
+		// column hands its matches over out of (at, id) order, to be
+		// sorted whole. With no other filter than dates, its
 		// plan does not depend on the values (each action's walk has the
 		// ID and the action first, the dates and the cursor next), so the
 		// prepared statement keeps it, as actionsPage's: planned for every
