@@ -1,6 +1,7 @@
 package models
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,7 +31,7 @@ const cacheTTL = time.Minute
 // clears set bits and evicts the first slot whose bit is clear, or any
 // expired slot it meets. A hit allocates nothing.
 type cache[K comparable, V any] struct {
-	mu      readMostlyLock // a hit read-locks its shard's part only (shard.go)
+	mu      sync.RWMutex
 	index   map[K]int32 // key → slot
 	slots   []cacheSlot[K, V]
 	free    []int32 // slots emptied by invalidate
@@ -68,7 +69,7 @@ func newCache[K comparable, V any](max int, ttl time.Duration, enabled bool) *ca
 // get returns the live entry for k (ok false when there is none, it expired
 // or the cache is off) and the epoch to hand to put after a fill.
 func (c *cache[K, V]) get(k K, now time.Time) (v V, ok bool, epoch uint64) {
-	sh := c.rlock()
+	c.mu.RLock()
 	epoch = c.epoch
 	if i, found := c.index[k]; found && c.enabled {
 		s := &c.slots[i]
@@ -79,7 +80,7 @@ func (c *cache[K, V]) get(k K, now time.Time) (v V, ok bool, epoch uint64) {
 			v, ok = s.val, true
 		}
 	}
-	c.runlock(sh)
+	c.mu.RUnlock()
 	return v, ok, epoch
 }
 
@@ -183,30 +184,18 @@ func (c *cache[K, V]) reset(enabled bool) {
 	c.mu.Unlock()
 }
 
-// rlock read-locks the cache (its shard's part); runlock unlocks it.
-func (c *cache[K, V]) rlock() *shard {
-	sh := takeShard()
-	c.mu.RLock(sh)
-	return sh
-}
-
-func (c *cache[K, V]) runlock(sh *shard) {
-	c.mu.RUnlock(sh)
-	sh.done()
-}
-
 // currentEpoch is the epoch to hand to put for a fill whose reads begin
 // after this call (a batch of misses, batchload.go).
 func (c *cache[K, V]) currentEpoch() uint64 {
-	sh := c.rlock()
-	defer c.runlock(sh)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.epoch
 }
 
 // has reports a live entry for k without counting it as a use.
 func (c *cache[K, V]) has(k K, now time.Time) bool {
-	sh := c.rlock()
-	defer c.runlock(sh)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	i, found := c.index[k]
 	return found && c.enabled && now.Sub(c.slots[i].loadedAt) <= c.ttl
 }
@@ -216,8 +205,8 @@ func (c *cache[K, V]) has(k K, now time.Time) bool {
 // so that age alone never turns an entry within the bound into a miss (one
 // that expired meanwhile, a refresh having failed, is read again too).
 func (c *cache[K, V]) stale(now time.Time, age time.Duration) []K {
-	sh := c.rlock()
-	defer c.runlock(sh)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if !c.enabled {
 		return nil
 	}
@@ -233,14 +222,14 @@ func (c *cache[K, V]) stale(now time.Time, age time.Duration) []K {
 
 // state is whether the cache is on, its generation and its bound.
 func (c *cache[K, V]) state() (enabled bool, generation uint64, max int) {
-	sh := c.rlock()
-	defer c.runlock(sh)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.enabled, c.generation, c.max
 }
 
 // isEnabled reports whether the cache serves and stores entries.
 func (c *cache[K, V]) isEnabled() bool {
-	sh := c.rlock()
-	defer c.runlock(sh)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return c.enabled
 }

@@ -179,7 +179,7 @@ func BenchmarkKeyCacheHeap(b *testing.B) {
 
 // len is the number of entries held.
 func (c *cache[K, V]) len() int {
-	sh := c.rlock()
-	defer c.runlock(sh)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return len(c.index)
 }

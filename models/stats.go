@@ -10,17 +10,10 @@ import (
 // storeStats are plain counters for operators' metrics. models never
 // imports a metrics library: web reads a snapshot with Stats.
 type storeStats struct {
-	// hot are counted at every request: one part per shard (shard.go),
-	// so that cores do not write one cache line; summed when read.
-	hot                            [nShards]hotStats
-	throttledAPI, throttledLogin   atomic.Uint64
-	auditAppends, auditAppendNanos atomic.Uint64
-}
-
-type hotStats struct {
 	verifyOK, verifyFailed, verifyError atomic.Uint64
 	cacheHits, cacheMisses              atomic.Uint64
-	_                                   [64 - 5*8]byte // a cache line each
+	throttledAPI, throttledLogin        atomic.Uint64
+	auditAppends, auditAppendNanos      atomic.Uint64
 }
 
 // Stats is a snapshot of this process's counters since start.
@@ -37,18 +30,9 @@ type Stats struct {
 // Stats returns the counters for the metrics endpoint.
 func (s *Store) Stats() Stats {
 	st := &s.stats
-	var hot Stats
-	for i := range st.hot {
-		h := &st.hot[i]
-		hot.VerifyOK += h.verifyOK.Load()
-		hot.VerifyFailed += h.verifyFailed.Load()
-		hot.VerifyError += h.verifyError.Load()
-		hot.CacheHits += h.cacheHits.Load()
-		hot.CacheMisses += h.cacheMisses.Load()
-	}
 	return Stats{
-		VerifyOK: hot.VerifyOK, VerifyFailed: hot.VerifyFailed, VerifyError: hot.VerifyError,
-		CacheHits: hot.CacheHits, CacheMisses: hot.CacheMisses,
+		VerifyOK: st.verifyOK.Load(), VerifyFailed: st.verifyFailed.Load(), VerifyError: st.verifyError.Load(),
+		CacheHits: st.cacheHits.Load(), CacheMisses: st.cacheMisses.Load(),
 		ThrottledAPI: st.throttledAPI.Load(), ThrottledLogin: st.throttledLogin.Load(),
 		AuditAppends:       st.auditAppends.Load(),
 		AuditAppendSeconds: time.Duration(st.auditAppendNanos.Load()).Seconds(),
@@ -65,14 +49,13 @@ func (s *Store) PoolStats() sql.DBStats {
 	return sqlDB.Stats()
 }
 
-func (st *storeStats) verified(sh *shard, err error) {
-	h := &st.hot[sh.i]
+func (st *storeStats) verified(err error) {
 	switch {
 	case err == nil:
-		h.verifyOK.Add(1)
+		st.verifyOK.Add(1)
 	case errors.Is(err, ErrVerifyFailed):
-		h.verifyFailed.Add(1)
+		st.verifyFailed.Add(1)
 	default:
-		h.verifyError.Add(1)
+		st.verifyError.Add(1)
 	}
 }

@@ -28,89 +28,21 @@ type usageDelta struct {
 	apiMessages                              int64 // sent through the Send API
 	lastUsed                                 time.Time
 	lastIP                                   string
-	// lastCall orders calls whose lastUsed ties (a clock that did not
-	// move) across shards: the process's monotonic clock at the call.
-	lastCall time.Duration
 	// oldLastUsed is the last use of each old secret (by ID) during its
 	// grace period; nil until one is used, so the common case allocates nothing.
 	oldLastUsed map[uint]time.Time
 }
 
-// merge adds o, the same key's activity counted elsewhere, to d.
-func (d *usageDelta) merge(o *usageDelta) {
-	d.apiRequests += o.apiRequests
-	d.smtpMessages += o.smtpMessages
-	d.oldSecretUses += o.oldSecretUses
-	d.apiMessages += o.apiMessages
-	if o.lastUsed.After(d.lastUsed) || (o.lastUsed.Equal(d.lastUsed) && o.lastCall > d.lastCall) {
-		d.lastUsed, d.lastIP, d.lastCall = o.lastUsed, o.lastIP, o.lastCall
-	}
-	for id, at := range o.oldLastUsed {
-		if d.oldLastUsed == nil {
-			d.oldLastUsed = map[uint]time.Time{}
-		}
-		if at.After(d.oldLastUsed[id]) {
-			d.oldLastUsed[id] = at
-		}
-	}
-}
-
 // usageBuffer collects usage in memory so that authentication never waits
-// on a database write; Flush writes it in one transaction. Successful
-// uses, counted at every request, go to the part of the request's shard
-// (shard.go), so that cores serving at once do not share one lock;
-// Flush merges the parts.
+// on a database write; Flush writes it in one transaction.
 type usageBuffer struct {
-	parts    [nShards]usagePart
-	mu       sync.Mutex                  // guards failures
+	mu       sync.Mutex
+	byKey    map[uint]*usageDelta        // successful uses, by key ID
 	failures map[string]map[string]int64 // failed auths: API key → day → count
 }
 
-// processStart is the origin of usageDelta.lastCall.
-var processStart = time.Now()
-
-// usagePart is one shard's successful uses, by key ID (nil: none yet).
-type usagePart struct {
-	mu    sync.Mutex
-	byKey map[uint]*usageDelta
-	_     [64 - 16]byte // a cache line each
-}
-
 func newUsageBuffer() *usageBuffer {
-	return &usageBuffer{failures: map[string]map[string]int64{}}
-}
-
-// delta returns key id's delta in part, made if need be (part.mu held).
-func (part *usagePart) delta(id uint) *usageDelta {
-	d := part.byKey[id]
-	if d == nil {
-		if part.byKey == nil {
-			part.byKey = map[uint]*usageDelta{}
-		}
-		d = &usageDelta{}
-		part.byKey[id] = d
-	}
-	return d
-}
-
-// take empties the parts and returns what they held, merged by key.
-func (b *usageBuffer) take() map[uint]*usageDelta {
-	all := map[uint]*usageDelta{}
-	for i := range b.parts {
-		part := &b.parts[i]
-		part.mu.Lock()
-		byKey := part.byKey
-		part.byKey = nil
-		part.mu.Unlock()
-		for id, d := range byKey {
-			if cur := all[id]; cur != nil {
-				cur.merge(d)
-			} else {
-				all[id] = d
-			}
-		}
-	}
-	return all
+	return &usageBuffer{byKey: map[uint]*usageDelta{}, failures: map[string]map[string]int64{}}
 }
 
 // RecordUse notes a successful authentication (and, for SMTP, a message).
@@ -119,10 +51,13 @@ func (s *Store) RecordUse(p KeyPrincipal, ch Channel, ip string, messages int) {
 }
 
 func (s *Store) recordUse(now time.Time, p KeyPrincipal, ch Channel, ip string, messages int) {
-	sh := takeShard()
-	part := &s.usageBuf.parts[sh.i]
-	part.mu.Lock()
-	d := part.delta(p.KeyID)
+	b := s.usageBuf
+	b.mu.Lock()
+	d := b.byKey[p.KeyID]
+	if d == nil {
+		d = &usageDelta{}
+		b.byKey[p.KeyID] = d
+	}
 	switch ch {
 	case ChannelAPI:
 		d.apiRequests++
@@ -137,21 +72,23 @@ func (s *Store) recordUse(now time.Time, p KeyPrincipal, ch Channel, ip string, 
 		d.oldLastUsed[p.OldSecretID] = now
 	}
 	if !now.Before(d.lastUsed) { // ties: the latest call wins
-		d.lastUsed, d.lastIP, d.lastCall = now, ip, time.Since(processStart)
+		d.lastUsed, d.lastIP = now, ip
 	}
-	part.mu.Unlock()
-	sh.done()
+	b.mu.Unlock()
 }
 
 // RecordSent counts messages sent through the Send API with key p (the
 // request itself was counted when it authenticated).
 func (s *Store) RecordSent(p KeyPrincipal, messages int) {
-	sh := takeShard()
-	part := &s.usageBuf.parts[sh.i]
-	part.mu.Lock()
-	part.delta(p.KeyID).apiMessages += int64(messages)
-	part.mu.Unlock()
-	sh.done()
+	b := s.usageBuf
+	b.mu.Lock()
+	d := b.byKey[p.KeyID]
+	if d == nil {
+		d = &usageDelta{}
+		b.byKey[p.KeyID] = d
+	}
+	d.apiMessages += int64(messages)
+	b.mu.Unlock()
 }
 
 // RecordAuthFailure notes a failed authentication against an API key (the
@@ -180,10 +117,9 @@ func (s *Store) RecordAuthFailure(apiKey string) {
 // each key's last use. Called every few seconds and at shutdown.
 func (s *Store) FlushUsage(ctx context.Context) error {
 	b := s.usageBuf
-	byKey := b.take()
 	b.mu.Lock()
-	failures := b.failures
-	b.failures = map[string]map[string]int64{}
+	byKey, failures := b.byKey, b.failures
+	b.byKey, b.failures = map[uint]*usageDelta{}, map[string]map[string]int64{}
 	b.mu.Unlock()
 	if len(byKey) == 0 && len(failures) == 0 {
 		return nil

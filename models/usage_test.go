@@ -200,8 +200,8 @@ func TestFlushOfManyKeys(t *testing.T) {
 	}
 }
 
-// Requests verified on every core at once are each counted once (issue
-// 13 #1: they are counted in per-processor parts, merged at the flush).
+// Requests verified on every core at once are each counted once, in the
+// usage and in the verification counters.
 func TestUsageCountsConcurrentRequests(t *testing.T) {
 	t.Parallel()
 	s, _ := testdb.Open(t)
