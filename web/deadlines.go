@@ -80,12 +80,13 @@ type lazyDeadline struct {
 // time at or before the epoch (long passed), at most the last nanosecond
 // an int64 holds (far future).
 func nanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
+	if t.IsZero() {
 		return 0
-	case !t.After(epoch):
+	}
+	switch sec := t.Unix(); {
+	case sec <= 0:
 		return 1
-	case t.After(lastNano):
+	case sec >= math.MaxInt64/int64(time.Second):
 		return math.MaxInt64
 	}
 	return t.UnixNano()
@@ -100,8 +101,6 @@ func deadline(n int64) time.Time {
 }
 
 var (
-	epoch    = time.Unix(0, 0)
-	lastNano = time.Unix(0, math.MaxInt64)
 	// A deadline before the process started has passed (net/http aborts
 	// a read with one in 1970). No clock read when a deadline is set (a
 	// time.Now is a good part of what a deadline costs): one that passed
