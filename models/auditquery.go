@@ -265,11 +265,7 @@ func (s *Store) checkAuditFilter(ctx context.Context, actor Actor, f AuditFilter
 func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, actions []string, dir string, limit int, sel func(string) string) auditQuery {
 	cte, args := s.prefixValuesCTE(tp.col, tp.p, tp.tree)
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
-	var acts []any
-	for _, v := range slices.Compact(slices.Sorted(slices.Values(actions))) {
-		acts = append(acts, v)
-	}
-	array := "(SELECT ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(acts)), ", ") + "])::text[]"
+	array, acts := actionsArray(actions)
 	var b strings.Builder
 	b.WriteString("WITH RECURSIVE " + cte + "\nSELECT " + selectList("e.", sel) + " FROM (")
 	if idCond != nil {
@@ -306,17 +302,34 @@ func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, ac
 // round trips (SET, query, RESET) for 0.2 ms of reading, 2.5x the
 // unfiltered page at 10,000,000 entries.
 func (s *Store) actionsPage(actions []string, common []sqlCond, dir string, limit int, sel func(string) string) auditQuery {
-	actions = slices.Compact(slices.Sorted(slices.Values(actions))) // each action's walk once
+	args := stringArgs(slices.Compact(slices.Sorted(slices.Values(actions)))) // each action's walk once
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
 	w, a := joinConds(append([]sqlCond{{"action = v.val", nil}}, common...))
-	args := make([]any, 0, len(actions)+len(a))
-	for _, v := range actions {
-		args = append(args, v)
-	}
-	q := "SELECT " + selectList("e.", sel) + " FROM (SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(actions)), ", ") +
+	q := "SELECT " + selectList("e.", sel) + " FROM (SELECT l.at, l.id FROM unnest(ARRAY[" + params(len(args)) +
 		"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l" + order +
 		") AS k JOIN audit_entries e ON e.id = k.id ORDER BY k.at " + dir + ", k.id " + dir
 	return auditQuery{sql: q, args: append(args, a...), cached: true}
+}
+
+// actionsArray is, on PostgreSQL, the actions (each once, in order) as an
+// InitPlan's text array, "(SELECT ARRAY[?, …])::text[]", and its
+// arguments: unlike a plain array, its values are unknown to the planner,
+// even in a plan made for the statement's values (see prefixPage).
+func actionsArray(actions []string) (string, []any) {
+	acts := stringArgs(slices.Compact(slices.Sorted(slices.Values(actions))))
+	return "(SELECT ARRAY[" + params(len(acts)) + "])::text[]", acts
+}
+
+// params is n parameters' placeholders, "?, ?, …".
+func params(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+// stringArgs is vals as a query's arguments.
+func stringArgs(vals []string) []any {
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return args
 }
 
 // selectList is the SELECT list sel writes for a table name qualifier
@@ -422,11 +435,8 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		// holds the action (migration 29), once, not once an action.
 		actions := f.Actions
 		if tree != nil && len(actions) > 0 {
-			acts := make([]any, len(actions))
-			for i, v := range actions {
-				acts[i] = v
-			}
-			common = append(common, sqlCond{"action = ANY ((SELECT ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(acts)), ", ") + "])::text[])", acts})
+			array, acts := actionsArray(actions)
+			common = append(common, sqlCond{"action = ANY (" + array + ")", acts})
 			actions = nil
 		}
 		if t != "" {
@@ -628,7 +638,7 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		expr := lateral[0].(string)
 		vals := lateral[1:]
 		w, a := joinConds(append([]sqlCond{{expr + " = v.val", nil}}, common...))
-		b.WriteString("SELECT l.at, l.id FROM unnest(ARRAY[" + strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ") +
+		b.WriteString("SELECT l.at, l.id FROM unnest(ARRAY[" + params(len(vals)) +
 			"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l")
 		args = append(append(args, vals...), a...)
 	}

@@ -178,7 +178,7 @@ func (s *Store) insertRows(ctx context.Context, table string, cols []string, row
 			var b strings.Builder
 			b.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
 			args := make([]any, 0, (end-start)*len(cols))
-			ph := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+			ph := "(" + params(len(cols)) + ")"
 			for i := start; i < end; i++ {
 				if i > start {
 					b.WriteString(", ")
