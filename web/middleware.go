@@ -34,7 +34,7 @@ func randomID(n int) string {
 // header's value as it is, which an append cannot spill into the next.
 // Blocks wait in a sync.Pool, so a request takes its ID from a block of
 // its own processor's and two cores serving requests share no lock and
-// no written memory; blocks are made idStock at a time (three allocations
+// no written memory; blocks are made idStock at a time (four allocations
 // for all of them), under a lock taken once a block. A block the garbage
 // collector (or the race detector) drops from the pool leaves its numbers
 // unused: IDs are unique, not consecutive.
