@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/a-h/templ"
@@ -181,8 +182,32 @@ func (s *Server) apiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.secure {
 			h["Strict-Transport-Security"] = hsts
 		}
+		h["Date"] = httpDate(time.Now())
 		return next(c)
 	}
+}
+
+// dateSecond is the Date header of one second.
+type dateSecond struct {
+	unix  int64
+	value []string
+}
+
+var lastDate atomic.Pointer[dateSecond]
+
+// httpDate is the Date header for now (RFC 9110 section 6.6.1: an origin
+// server with a clock sends one), formatted once a second and shared by
+// every answer in that second: net/http formats its own at every answer
+// that sets none, about 1,900 instructions, against about 1,200 for one
+// more header line (issue 13 #1). The slice is never modified.
+func httpDate(now time.Time) []string {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.unix == sec {
+		return d.value
+	}
+	d := &dateSecond{unix: sec, value: []string{now.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.value
 }
 
 // Header values shared by every API answer (never modified: a handler
