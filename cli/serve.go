@@ -224,9 +224,11 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	log.Info("keydesk listening", "url", listening.URL, "db_engine", store.Engine(), "signup", cfg.Signup)
 	errc := make(chan error, 1)
 	go func() {
-		// Its connections set the timeouts' deadlines when they matter,
-		// not at every request (web.LazyDeadlines, issue 13 #1).
-		lazy := web.LazyDeadlines(ln)
+		// Its connections keep the timeouts' deadlines in memory and a
+		// sweeper enforces them, a tenth of the shortest late at most,
+		// instead of a timer at every request (web.LazyDeadlines, issue
+		// 13 #1).
+		lazy := web.LazyDeadlinesEvery(ln, web.SweepFor(to.readHeader, to.read, to.write, to.idle))
 		if useTLS {
 			errc <- hs.ServeTLS(lazy, "", "")
 			return

@@ -10,66 +10,139 @@ import (
 	"time"
 )
 
-// LazyDeadlines wraps a listener so that its connections apply read and
-// write deadlines when they matter, not each time they are set (issue 13
-// #1). With its timeouts on, net/http sets eight deadlines a request
-// (the write deadline, the whole-request read deadline, clearing it for
-// the background read, the abort of that read and clearing it again, the
-// write deadline cleared, the idle deadline, the header deadline); each
-// one moves a runtime timer. A connection from this listener only records
-// the deadline asked for, and sets the socket's own deadline:
+// LazyDeadlines wraps a listener so that its connections keep the read
+// and write deadlines asked for in memory and a sweeper enforces them,
+// instead of a runtime timer armed and moved each time one is set (issue
+// 13 #1). With its timeouts on, net/http asks for eight deadlines a
+// request (the write deadline, the whole-request read deadline, clearing
+// it for the background read, the abort of that read and clearing it
+// again, the write deadline cleared, the idle deadline, the header
+// deadline); on a plain connection each one moves a timer.
 //
-//   - at once, when a read (write) is under way and the new deadline is
-//     earlier than the one in force: it must cut that read (net/http
-//     aborts its background read this way);
-//   - before the next read (write) begins, when the deadline in force is
-//     later than the one asked for, or none (a timeout must never come
-//     late: the slow-header, slow-body, idle and write timeouts keep
-//     their exact values), when it has passed already, or when it is
-//     earlier than the one asked for by more than lazySlack.
+// A connection from this listener sets its socket's deadline only:
 //
-// So the deadline in force is never later than the one asked for, but may
-// be earlier (by less than lazySlack, or when it was cleared): a read or
-// write that times out while the deadline asked for has not passed is
-// not an error, the connection sets the one asked for and goes on. In the
-// steady state of keep-alive requests that is two socket deadlines a
-// request: the abort of the background read and the idle deadline after
-// it.
-func LazyDeadlines(ln net.Listener) net.Listener { return lazyListener{ln} }
+//   - to a deadline asked for that has passed already, while a read
+//     (write) is under way: it must cut that read at once (net/http aborts
+//     its background read so);
+//   - to none, before a read (write) begins, when a deadline that passed
+//     is in force but is no longer the one asked for.
+//
+// Every sweep (LazyDeadlinesEvery; 100 ms by default) the listener cuts
+// the reads and writes under way whose deadline has passed. So a timeout
+// is never early, and at most two sweeps late: one when the read (write)
+// is under way as it passes, two when it begins just after a sweep with a
+// deadline that had passed unseen. In the steady state of keep-alive
+// requests that is what net/http does with no timeouts: two socket
+// deadlines a request (the abort of the background read, and none again
+// before the next read), and no timer.
+func LazyDeadlines(ln net.Listener) net.Listener { return LazyDeadlinesEvery(ln, DefaultSweep) }
 
-// lazySlack is how much earlier than the one asked for a deadline in
-// force may be before it is moved (a write deadline now+WriteTimeout,
-// asked for at every request, moves the socket's at most once a second).
-const lazySlack = time.Second
+// DefaultSweep is how often LazyDeadlines' listener looks for deadlines
+// that have passed: a tenth of a second on timeouts of ten seconds and up.
+const DefaultSweep = 100 * time.Millisecond
 
-type lazyListener struct{ net.Listener }
+// LazyDeadlinesEvery is LazyDeadlines sweeping every every.
+func LazyDeadlinesEvery(ln net.Listener, every time.Duration) net.Listener {
+	if every <= 0 {
+		every = DefaultSweep
+	}
+	return &lazyListener{Listener: ln, every: every, conns: map[*lazyConn]struct{}{}}
+}
 
-func (l lazyListener) Accept() (net.Conn, error) {
+// SweepFor is the sweep interval for the shortest of the timeouts given
+// (0: none): a tenth of it, between a millisecond and DefaultSweep, so a
+// timeout comes at most a fifth of the shortest one late.
+func SweepFor(timeouts ...time.Duration) time.Duration {
+	every := DefaultSweep
+	for _, d := range timeouts {
+		if d > 0 {
+			every = min(every, d/10)
+		}
+	}
+	return max(every, time.Millisecond)
+}
+
+// lazyListener keeps its open connections for the sweeper, which runs
+// while there are any.
+type lazyListener struct {
+	net.Listener
+	every   time.Duration
+	mu      sync.Mutex
+	conns   map[*lazyConn]struct{}
+	running bool // a sweeper goroutine is on
+}
+
+func (l *lazyListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &lazyConn{Conn: c}, nil
+	lc := &lazyConn{Conn: c, ln: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	if !l.running {
+		l.running = true
+		go l.sweep()
+	}
+	l.mu.Unlock()
+	return lc, nil
 }
 
-// lazyConn is a connection with lazily applied deadlines. Recording a
-// deadline and starting or ending a read (write) take no lock: each costs
-// an atomic store or add and a load or two (net/http asks for eight
+// sweep cuts, every l.every, the reads and writes under way whose
+// deadline has passed; it ends when no connection is open (the next
+// Accept starts another).
+func (l *lazyListener) sweep() {
+	tick := time.NewTicker(l.every)
+	defer tick.Stop()
+	var due []*lazyConn
+	for range tick.C {
+		now := time.Now().UnixNano()
+		l.mu.Lock()
+		if len(l.conns) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		for c := range l.conns {
+			if c.r.due(now) || c.w.due(now) {
+				due = append(due, c)
+			}
+		}
+		l.mu.Unlock()
+		for i, c := range due {
+			c.cut(now)
+			due[i] = nil
+		}
+		due = due[:0]
+	}
+}
+
+func (l *lazyListener) forget(c *lazyConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// lazyConn is a connection whose deadlines a sweeper enforces. Recording
+// a deadline and starting or ending a read (write) take no lock: each
+// costs an atomic store or add and a load or two (net/http asks for eight
 // deadlines a request and makes three or four reads and writes). Only
 // setting the socket's deadline takes mu, which keeps one direction's
 // "in force" in step with the socket. A deadline asked for and a read
 // (write) beginning cannot miss each other: ask stores the deadline then
 // loads busy, begin adds to busy then loads the deadline (Go's atomics
-// are sequentially consistent), so at least one of them sees the other
-// and applies the deadline if it must.
+// are sequentially consistent), so at least one of them sees the other;
+// the sweeper sees both.
 type lazyConn struct {
 	net.Conn
+	ln   *lazyListener
 	mu   sync.Mutex // held while a socket deadline is set
 	r, w lazyDeadline
 }
 
-// lazyDeadline is one direction's deadline: asked for and in force, each
-// as nanoseconds since the Unix epoch (nanos; 0: none).
+// lazyDeadline is one direction's deadline: asked for and in force on the
+// socket, each as nanoseconds since the Unix epoch (nanos; 0: none). The
+// one in force is none or one that has passed.
 type lazyDeadline struct {
 	want atomic.Int64
 	have atomic.Int64 // stored under c.mu only
@@ -100,44 +173,50 @@ func deadline(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-var (
-	// A deadline before the process started has passed (net/http aborts
-	// a read with one in 1970). No clock read when a deadline is set (a
-	// time.Now is a good part of what a deadline costs): one that passed
-	// otherwise fails the next read (write) at once, and early sees it
-	// has.
-	started = time.Now().UnixNano()
-)
+// started is when the process started: a deadline before it has passed
+// without a clock read (net/http aborts a read with one in 1970).
+var started = time.Now().UnixNano()
 
-// tighter reports whether the deadline asked for is earlier than the one
-// in force (none being the latest of all).
-func tighter(want, have int64) bool { return want != 0 && (have == 0 || want < have) }
+// passed reports whether the deadline n has passed at now (nanos; now 0:
+// without a clock read, only a deadline before the process started).
+func passed(n, now int64) bool { return n != 0 && (n < started || (now != 0 && n <= now)) }
 
-// stale reports whether the deadline in force must be moved before a read
-// (write) begins.
-func stale(want, have int64) bool {
-	if want == have {
+// due reports, for the sweeper, whether a read (write) is under way past
+// its deadline with that deadline not yet in force.
+func (d *lazyDeadline) due(now int64) bool {
+	if d.busy.Load() == 0 {
 		return false
 	}
-	passed := have != 0 && have < started
-	return passed || tighter(want, have) || (want != 0 && have < want-int64(lazySlack))
-}
-
-// early reports whether a timeout came before the deadline asked for
-// (the one in force was earlier): the caller moves it and goes on.
-func early(want, have int64) bool {
-	if want == have {
-		return false
-	}
-	return want == 0 || time.Now().UnixNano() < want
-}
-
-// apply sets the socket's deadline to the one asked for (c.mu held).
-func (d *lazyDeadline) apply(set func(time.Time) error) error {
 	want := d.want.Load()
-	err := set(deadline(want))
-	d.have.Store(want)
+	return passed(want, now) && d.have.Load() != want
+}
+
+// force sets the socket's deadline (c.mu held) to the one asked for if it
+// has passed at now (see passed), to none otherwise.
+func (d *lazyDeadline) force(now int64, set func(time.Time) error) error {
+	n := d.want.Load()
+	if !passed(n, now) {
+		n = 0
+	}
+	if n == d.have.Load() {
+		return nil
+	}
+	err := set(deadline(n))
+	d.have.Store(n)
 	return err
+}
+
+// cut is the sweeper's: it sets the deadlines that have passed of the
+// reads and writes under way.
+func (c *lazyConn) cut(now int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.r.due(now) {
+		_ = c.r.force(now, c.Conn.SetReadDeadline)
+	}
+	if c.w.due(now) {
+		_ = c.w.force(now, c.Conn.SetWriteDeadline)
+	}
 }
 
 func (c *lazyConn) SetReadDeadline(t time.Time) error {
@@ -148,17 +227,25 @@ func (c *lazyConn) SetWriteDeadline(t time.Time) error {
 	return c.ask(&c.w, t, c.Conn.SetWriteDeadline)
 }
 
-// ask records the deadline t of one direction, and applies it at once
-// only when it must cut a read (write) under way.
+// ask records the deadline t of one direction, and sets it at once only
+// when a read (write) is under way and it has passed already (an abort);
+// the sweeper sees the others.
 func (c *lazyConn) ask(d *lazyDeadline, t time.Time, set func(time.Time) error) error {
-	d.want.Store(nanos(t))
-	if d.busy.Load() == 0 {
+	n := nanos(t)
+	d.want.Store(n)
+	if d.busy.Load() == 0 || n == 0 {
 		return nil
+	}
+	now := int64(0)
+	if n >= started {
+		if now = time.Now().UnixNano(); n > now {
+			return nil
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d.busy.Load() > 0 && tighter(d.want.Load(), d.have.Load()) {
-		return d.apply(set)
+	if d.busy.Load() > 0 {
+		return d.force(now, set)
 	}
 	return nil
 }
@@ -167,17 +254,16 @@ func (c *lazyConn) SetDeadline(t time.Time) error {
 	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
-// begin marks a read (write) under way and brings its deadline up to date.
+// begin marks a read (write) under way. A deadline that passed and is in
+// force stays only if it is still the one asked for; one asked for before
+// the process started (an abort that came as the read began) is set.
 func (c *lazyConn) begin(d *lazyDeadline, set func(time.Time) error) error {
 	d.busy.Add(1)
-	if !stale(d.want.Load(), d.have.Load()) {
+	if d.have.Load() == 0 && !passed(d.want.Load(), 0) {
 		return nil
 	}
 	c.mu.Lock()
-	var err error
-	if stale(d.want.Load(), d.have.Load()) {
-		err = d.apply(set)
-	}
+	err := d.force(0, set)
 	c.mu.Unlock()
 	if err != nil {
 		d.busy.Add(-1)
@@ -185,13 +271,14 @@ func (c *lazyConn) begin(d *lazyDeadline, set func(time.Time) error) error {
 	return err
 }
 
-// retry reports, after a timeout, whether it came early; if so the
-// deadline asked for is now in force and the read (write) goes on. If not,
-// the read (write) is over.
+// retry reports, after a timeout, whether it came early (the deadline
+// asked for moved after the one in force was set); if so the socket's is
+// none again and the read (write) goes on. If not, the read (write) is
+// over.
 func (c *lazyConn) retry(d *lazyDeadline, set func(time.Time) error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if early(d.want.Load(), d.have.Load()) && d.apply(set) == nil {
+	if !passed(d.want.Load(), time.Now().UnixNano()) && d.force(0, set) == nil {
 		return true
 	}
 	d.busy.Add(-1)
@@ -232,6 +319,12 @@ func (c *lazyConn) Write(p []byte) (int, error) {
 			return written, err
 		}
 	}
+}
+
+// Close closes the connection and lets the sweeper forget it.
+func (c *lazyConn) Close() error {
+	c.ln.forget(c)
+	return c.Conn.Close()
 }
 
 // CloseWrite half-closes a TCP connection (net/http does after a request

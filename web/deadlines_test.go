@@ -1,10 +1,13 @@
 package web_test
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,6 +179,134 @@ func TestLazyDeadlinesAbortRacesTheRead(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("round %d: a read aborted as it began was still waiting after 5 s", i)
+		}
+	}
+}
+
+// countingListener's connections count the socket deadlines set on them:
+// those in the future (each arms a runtime timer) and the others (none, or
+// one that has passed).
+type countingListener struct {
+	net.Listener
+	future, other *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	l countingListener
+}
+
+func (c *countingConn) count(t time.Time) {
+	if !t.IsZero() && t.After(time.Now()) {
+		c.l.future.Add(1)
+	} else {
+		c.l.other.Add(1)
+	}
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.count(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *countingConn) SetWriteDeadline(t time.Time) error {
+	c.count(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *countingConn) SetDeadline(t time.Time) error {
+	c.count(t)
+	c.count(t)
+	return c.Conn.SetDeadline(t)
+}
+
+// Keep-alive requests to a server with serve's four timeouts set no
+// deadline in the future on the socket (no runtime timer a request: the
+// sweeper enforces them) and at most two others a request (net/http's
+// abort of its background read, and none again before the next read), as
+// net/http does with no timeouts at all.
+func TestLazyDeadlinesArmNoTimerPerRequest(t *testing.T) {
+	var future, other atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "{}") }),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+	}
+	go func() { _ = srv.Serve(web.LazyDeadlines(countingListener{ln, &future, &other})) }()
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func() {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	get() // the connection's first request
+	f0, o0 := future.Load(), other.Load()
+	const n = 200
+	for range n {
+		get()
+	}
+	if f := future.Load() - f0; f != 0 {
+		t.Errorf("%d requests set %d socket deadlines in the future (a timer each), want none", n, f)
+	}
+	if o := other.Load() - o0; o > 2*n {
+		t.Errorf("%d requests set %d other socket deadlines, want at most %d", n, o, 2*n)
+	}
+}
+
+// A read that begins after its deadline passed, unseen by the sweeper, is
+// cut within two sweeps of it, never before it.
+func TestLazyDeadlinesLateByAtMostTwoSweeps(t *testing.T) {
+	const every = 50 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lazy := web.LazyDeadlinesEvery(ln, every)
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, _ := lazy.Accept()
+		done <- c
+	}()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv := <-done
+	defer srv.Close()
+	for _, wait := range []time.Duration{0, 130 * time.Millisecond} {
+		due := time.Now().Add(100 * time.Millisecond)
+		_ = srv.SetReadDeadline(due)
+		time.Sleep(wait)
+		_, err := srv.Read(make([]byte, 1))
+		late := time.Since(due)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || late < 0 || late > 2*every+100*time.Millisecond {
+			t.Errorf("a read begun %v after its deadline was set (100 ms) ended %v after it with %v", wait, late, err)
 		}
 	}
 }
