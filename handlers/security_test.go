@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"keydesk/web"
 )
@@ -428,5 +429,52 @@ func TestRequestBodyOver1MBIsRejected(t *testing.T) {
 	// A normal-sized request still works afterwards.
 	if r := c.submit("/keys", "/keys/"+id+"/rename", url.Values{"name": {"Fine"}}); r.status != http.StatusSeeOther {
 		t.Fatalf("normal rename after the 413: %d", r.status)
+	}
+}
+
+// The Mailjet API's answers, success or error, carry its own headers: a
+// CSP under which a JSON answer can load, run and be framed by nothing,
+// nosniff, a request ID, a Date for their second (formatted once a
+// second, issue 13 #1), and no console cookie or HSTS over plain http.
+func TestAPIAnswersHeaders(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	apiKey, secret := a.client().signup("Acme Mail", "owner@acme.example")
+	for _, ck := range []struct {
+		what, method, path, user, pass string
+		status                         int
+	}{
+		{"list", http.MethodGet, "/v3/REST/apikey", apiKey, secret, http.StatusOK},
+		{"wrong secret", http.MethodGet, "/v3/REST/apikey", apiKey, "kd_live_wrong", http.StatusUnauthorized},
+		{"no such key", http.MethodGet, "/v3/REST/apikey/999999", apiKey, secret, http.StatusNotFound},
+		{"bad JSON", http.MethodPost, "/v3/REST/apikey", apiKey, secret, http.StatusBadRequest},
+	} {
+		before := time.Now().Add(-time.Second)
+		body := ""
+		if ck.method == http.MethodPost {
+			body = "{not json"
+		}
+		status, _, h := restDo(t, a, ck.method, ck.path, ck.user, ck.pass, body)
+		after := time.Now().Add(time.Second)
+		if status != ck.status {
+			t.Errorf("%s: status %d, want %d", ck.what, status, ck.status)
+		}
+		if got := h.Get("Content-Security-Policy"); got != "default-src 'none'; frame-ancestors 'none'" {
+			t.Errorf("%s: CSP %q", ck.what, got)
+		}
+		if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", ck.what, got)
+		}
+		if h.Get("X-Request-Id") == "" {
+			t.Errorf("%s: no X-Request-Id", ck.what)
+		}
+		if got := h.Values("Date"); len(got) != 1 {
+			t.Errorf("%s: Date headers %q, want one", ck.what, got)
+		} else if d, err := http.ParseTime(got[0]); err != nil || d.Before(before.Truncate(time.Second)) || d.After(after) {
+			t.Errorf("%s: Date %q (%v), want between %v and %v", ck.what, got[0], err, before, after)
+		}
+		if h.Get("Set-Cookie") != "" || h.Get("Strict-Transport-Security") != "" {
+			t.Errorf("%s: Set-Cookie %q, HSTS %q on a plain-http API answer", ck.what, h.Get("Set-Cookie"), h.Get("Strict-Transport-Security"))
+		}
 	}
 }
