@@ -129,7 +129,7 @@ func (s *Store) prefixValues(ctx context.Context, col, p string, tree *uint, id 
 // prefixValuesSQL is prefixValues' query: a row for each value, and a
 // NULL row when an entry has the ID.
 func (s *Store) prefixValuesSQL(col, p string, tree *uint, id *idProbe) (string, []any) {
-	cte, args := s.prefixValuesCTE(col, p, tree)
+	cte, args := s.prefixValuesCTE(col, p, tree, "tree_id = ?")
 	q := "WITH RECURSIVE " + cte + "\nSELECT val FROM v WHERE val IS NOT NULL"
 	if id != nil {
 		// Not within the tree: the ID's index has no tree, and an ID seen
@@ -142,8 +142,9 @@ func (s *Store) prefixValuesSQL(col, p string, tree *uint, id *idProbe) (string,
 
 // prefixValuesCTE is the recursive WITH query v(val, n) of the loose index
 // scan: a row for each value of lower(col) that starts with p, up to
-// auditPrefixValues+1, then a NULL one when there are fewer.
-func (s *Store) prefixValuesCTE(col, p string, tree *uint) (string, []any) {
+// auditPrefixValues+1, then a NULL one when there are fewer. treeCond is
+// how the tree is written, with one placeholder (see prefixPage).
+func (s *Store) prefixValuesCTE(col, p string, tree *uint, treeCond string) (string, []any) {
 	expr := s.lowerExpr(col)
 	end := prefixEnd(p)
 	var bound []any // the arguments of one probe's WHERE after the lower bound
@@ -153,7 +154,7 @@ func (s *Store) prefixValuesCTE(col, p string, tree *uint) (string, []any) {
 	}
 	if tree != nil {
 		// Within one tree: the (tree_id, lower(col), at, id) index.
-		where, bound = where+" AND tree_id = ?", append(bound, *tree)
+		where, bound = where+" AND "+treeCond, append(bound, *tree)
 	}
 	q := `v(val, n) AS (
 	SELECT (SELECT ` + expr + ` FROM audit_entries WHERE ` + expr + ` >= ?` + where + ` ORDER BY ` + expr + ` LIMIT 1), 1
@@ -262,8 +263,23 @@ func (s *Store) checkAuditFilter(ctx context.Context, actor Actor, f AuditFilter
 // (migration 33): a value's entries of other actions are not walked (a
 // prefix's busy e-mails and a rare action: 170-200x the unfiltered page at
 // 10,000,000 entries when the action only filtered each value's walk).
+//
+// Within a tree, the tree is an InitPlan's value too, "tree_id = (SELECT
+// CAST(? AS bigint))", for the same reason: seeing it, each custom plan was
+// estimated cheaper than the generic one (a small tree's, and the busiest
+// tree's too), and the statement was planned for every page (8 custom
+// plans of 8, ~1 ms each at 10,000,000 entries), although its plan is the
+// same for any tree: each walk has the tree and the value (and the
+// action) first in its index (migration 35).
 func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, actions []string, dir string, limit int, sel func(string) string) auditQuery {
-	cte, args := s.prefixValuesCTE(tp.col, tp.p, tp.tree)
+	const hiddenTree = "tree_id = (SELECT CAST(? AS bigint))"
+	common = slices.Clone(common)
+	for i, c := range common {
+		if c.sql == "tree_id = ?" {
+			common[i].sql = hiddenTree
+		}
+	}
+	cte, args := s.prefixValuesCTE(tp.col, tp.p, tp.tree, hiddenTree)
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
 	array, acts := actionsArray(actions)
 	var b strings.Builder
@@ -391,11 +407,12 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		common = append(common, sqlCond{"at <= ?", []any{f.To.UTC()}})
 	}
 	// A target or an actor is the most selective filter: on SQLite, which
-	// keeps no statistics, the address and the actions of the same query
-	// are then written so that they cannot pick the index ("+col", SQLite's
-	// way to keep a term off the index) and only filter the target's or the
-	// actor's rows (the address not beside an actor's e-mails or labels
-	// only: one index holds both, see pairIP). PostgreSQL decides from its
+	// keeps no statistics, the actions of the same query are then written
+	// so that they cannot pick the index ("+action", SQLite's way to keep
+	// a term off the index) and only filter the target's or the actor's
+	// rows, or are read with the value from an index keyed by both
+	// (sqliteActionIndex). (An address is not demoted: an index holds it
+	// with each of them, see withIP.) PostgreSQL decides from its
 	// statistics (and migration 12's on correlated columns).
 	selective := strings.TrimSpace(f.Target) != "" || strings.TrimSpace(f.Actor) != ""
 	demote := func(col string) string {
@@ -430,15 +447,13 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		// their frequencies, a custom plan was always estimated cheaper
 		// than the generic one, and PostgreSQL kept planning the statement
 		// for every page (0.5 ms; no generic plan in 8 runs). Within a
-		// tree no index has the tree, the value and the action: the
-		// actions filter each value's walk of the tree's index, which
-		// holds the action (migration 29), once, not once an action.
+		// tree too, a page of keys for each value and action, from the
+		// (tree_id, name, action, at, id) index (migration 35): the
+		// actions only filtered each value's walk of the tree's index
+		// before, which passed the other actions' entries (2-3x the
+		// unfiltered page for the busiest owner's e-mails and a rare
+		// action at 10,000,000 entries).
 		actions := f.Actions
-		if tree != nil && len(actions) > 0 {
-			array, acts := actionsArray(actions)
-			common = append(common, sqlCond{"action = ANY (" + array + ")", acts})
-			actions = nil
-		}
 		if t != "" {
 			return s.prefixPage(typedPrefix{"target", "key or account names", "target_name", t, strings.ToLower(t), tree},
 				&sqlCond{"target_id = ?", []any{t}}, common, actions, dir, limit, sel), nil
@@ -452,7 +467,6 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 	// The filters that may be several equalities, most selective first:
 	// one of them drives the union, the others are plain conditions.
 	var groups [][]sqlCond
-	actorID := false // an actor ID is among the actor's alternatives
 	if t := strings.TrimSpace(f.Target); t != "" {
 		var alts []sqlCond
 		names, seen, err := s.prefixValues(ctx, "target_name", strings.ToLower(t), tree, &idProbe{"target_id", t})
@@ -489,7 +503,6 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		}
 		if seen {
 			alts = append(alts, sqlCond{"actor_user_id = ?", []any{id}})
-			actorID = true
 		}
 		for _, l := range labels {
 			alts = append(alts, sqlCond{s.lowerExpr("actor_label") + " = ?", []any{l}})
@@ -499,22 +512,23 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		}
 		groups = append(groups, alts)
 	}
-	// An address with an actor's e-mails or labels only, or within a tree:
-	// both are searched in one index, (ip, lower(actor_label), at, id) or
-	// (tree_id, ip, at, id) (migration 32), on SQLite too, where the
-	// address is otherwise demoted beside a target or an actor ID (no
-	// index holds both).
-	pairIP := false
+	// An address is searched together with what it comes with, in one
+	// index whose first columns are both: (ip, lower(actor_label), at, id)
+	// or (tree_id, ip, at, id) (migration 32), (ip, actor_user_id, at,
+	// id), (ip, lower(target_name), at, id), (ip, target_id, at, id) or
+	// (ip, action, at, id) (migration 35), on SQLite too, where an
+	// equality on two columns picks the index that holds both. (Before
+	// migration 35 it was demoted beside a target or an actor ID: the
+	// busiest owner's ID or e-mail as a target with another tree's
+	// address walked all their entries, 385-590x the unfiltered page at
+	// 5,000,000 entries.)
+	withIP := false
 	if ip := strings.TrimSpace(f.IP); ip != "" {
-		if strings.TrimSpace(f.Target) == "" && !actorID {
-			pairIP = true
-			common = append(common, sqlCond{"ip = ?", []any{ip}})
-		} else {
-			common = append(common, sqlCond{demote("ip") + " = ?", []any{ip}})
-		}
+		withIP = true
+		common = append(common, sqlCond{"ip = ?", []any{ip}})
 	}
 	order := " ORDER BY at " + dir + ", id " + dir + " LIMIT " + strconv.Itoa(limit)
-	if idx, in := s.sqliteActionIndex(groups, len(f.Actions) > 0, tree != nil, pairIP); idx != "" {
+	if idx, in := s.sqliteActionIndex(groups, len(f.Actions) > 0, tree != nil, withIP); idx != "" {
 		// An actor or a target with actions, on an index keyed by the
 		// value, then the action (migration 34): "col IN (…) AND action IN
 		// (…) ORDER BY at, id LIMIT n". SQLite walks each value and action
@@ -547,9 +561,11 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		q.cached = len(scope.conds) == 0 && strings.TrimSpace(f.IP) == ""
 		return q, nil
 	}
+	actCond := -1 // common's condition on the actions, when they only filter
 	if len(f.Actions) > 0 {
 		if selective {
 			// Actions only filter the target's or actor's rows.
+			actCond = len(common)
 			common = append(common, sqlCond{demote("action") + " IN ?", []any{f.Actions}})
 		} else {
 			var alts []sqlCond
@@ -594,7 +610,7 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 	if s.engine == Postgres {
 		alts, lateral = s.lateralValues(alts)
 	}
-	if idx, in := s.sqliteInList(alts, tree != nil, pairIP); idx != "" {
+	if idx, in := s.sqliteInList(alts, tree != nil, withIP); idx != "" {
 		// One column's values (a prefix's names, several actions): one
 		// walk of its index, "col IN (…) ORDER BY at, id LIMIT n". SQLite
 		// reads each value's entries in (at, id) order and leaves a value
@@ -637,10 +653,27 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		}
 		expr := lateral[0].(string)
 		vals := lateral[1:]
-		w, a := joinConds(append([]sqlCond{{expr + " = v.val", nil}}, common...))
+		from, conds := "", append([]sqlCond{{expr + " = v.val", nil}}, common...)
+		if actCond >= 0 {
+			// With actions, a page of keys for each value and action,
+			// from the (name, action, at, id) index (migration 33; within
+			// a tree (tree_id, name, action, at, id), migration 35): the
+			// actions only filtered each value's walk before, which passed
+			// the other actions' entries (a busy tree's target prefix with
+			// a rare action: 2.7-3.0x the unfiltered page at 10,000,000
+			// entries).
+			acts := stringArgs(slices.Compact(slices.Sorted(slices.Values(f.Actions))))
+			from = " CROSS JOIN unnest(ARRAY[" + params(len(acts)) + "]::text[]) AS a(act)"
+			conds = slices.Delete(conds, actCond+1, actCond+2)
+			conds = append(conds, sqlCond{"action = a.act", nil})
+			args = append(append(args, vals...), acts...)
+		} else {
+			args = append(args, vals...)
+		}
+		w, a := joinConds(conds)
 		b.WriteString("SELECT l.at, l.id FROM unnest(ARRAY[" + params(len(vals)) +
-			"]::text[]) AS v(val) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l")
-		args = append(append(args, vals...), a...)
+			"]::text[]) AS v(val)" + from + " CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l")
+		args = append(args, a...)
 	}
 	if s.engine == SQLite {
 		// Without an ORDER BY, the order is the plan's: inOrder makes sure.
@@ -654,9 +687,9 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 // sqliteInList is, on SQLite, the index and the IN condition that answer
 // alts when they are all equalities on one indexed column (an action, a
 // lower-cased actor or target name), within a tree or not, or with an
-// address (ip: the actor's (ip, lower(actor_label), at, id) index); ""
-// otherwise (an ID among names: another column, kept as a UNION member of
-// its own).
+// address (ip: the (ip, col, at, id) index, migrations 32 and 35, which
+// holds the tree too); "" otherwise (an ID among names: another column,
+// kept as a UNION member of its own).
 func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) {
 	if s.engine != SQLite || len(alts) < 2 {
 		return "", sqlCond{}
@@ -672,7 +705,7 @@ func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) 
 		vals = append(vals, a.args...)
 	}
 	switch {
-	case ip && name == "actor_label_at":
+	case ip:
 		name = "ip_" + name
 	case inTree:
 		name = "tree_" + name
@@ -681,14 +714,14 @@ func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) 
 }
 
 // sqliteActionIndex is, on SQLite, the index keyed by a value and then the
-// action (migration 34) and the condition on its value that answer groups
-// with actions (withActions): one typed actor or target (groups' only
-// member) whose alternatives are an actor ID, or all names on one column
-// (a lower-cased actor or target name). A name's index has no tree and no
-// address: within a tree (inTree) or with an address (ip) the name's walk
-// of the (tree_id, …) or (ip, …) index, which holds the action, is kept
-// (sqliteInList). The ID's own index has neither, so the actions' index
-// only narrows the ID's walk. "" otherwise.
+// action (migration 34; within a tree (inTree), by the tree, the value and
+// the action, migration 35) and the condition on its value that answer
+// groups with actions (withActions): one typed actor or target (groups'
+// only member) whose alternatives are an actor ID, or all names on one
+// column (a lower-cased actor or target name). With an address (ip) the
+// name's walk of its (ip, …) index, which holds the action, is kept
+// (sqliteInList). The ID's index has no tree and no address (its walk
+// tests the tree in the index). "" otherwise.
 func (s *Store) sqliteActionIndex(groups [][]sqlCond, withActions, inTree, ip bool) (string, sqlCond) {
 	if s.engine != SQLite || !withActions || len(groups) != 1 {
 		return "", sqlCond{}
@@ -697,10 +730,10 @@ func (s *Store) sqliteActionIndex(groups [][]sqlCond, withActions, inTree, ip bo
 	if len(alts) == 1 && alts[0].sql == "actor_user_id = ?" {
 		return "idx_audit_actor_user_action_at", alts[0]
 	}
-	if inTree || ip {
+	if ip {
 		return "", sqlCond{}
 	}
-	indexes := map[string]string{s.lowerExpr("actor_label"): "idx_audit_actor_label_action_at", s.lowerExpr("target_name"): "idx_audit_target_name_action_at"}
+	indexes := map[string]string{s.lowerExpr("actor_label"): "actor_label_action_at", s.lowerExpr("target_name"): "target_name_action_at"}
 	col, _ := strings.CutSuffix(alts[0].sql, " = ?")
 	var vals []any
 	for _, a := range alts {
@@ -709,7 +742,11 @@ func (s *Store) sqliteActionIndex(groups [][]sqlCond, withActions, inTree, ip bo
 		}
 		vals = append(vals, a.args...)
 	}
-	return indexes[col], sqlCond{col + " IN ?", []any{vals}}
+	name := "idx_audit_" + indexes[col]
+	if inTree {
+		name = "idx_audit_tree_" + indexes[col]
+	}
+	return name, sqlCond{col + " IN ?", []any{vals}}
 }
 
 // lateralValues takes out of alts the equalities on a lower-cased actor or

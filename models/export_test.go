@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -140,6 +141,40 @@ func (s *Store) ExplainAuditEntries(ctx context.Context, actor Actor, f AuditFil
 		plan = append(plan, more...)
 	}
 	return plan, nil
+}
+
+// ExplainAuditEntriesWithout (PostgreSQL) is the plan of a page's query
+// with the indexes named dropped, and sequential scans, bitmaps and sorts
+// disabled, in a transaction rolled back after: on a test's small log the
+// planner rightly prefers one value's short walk (or a scan) to a pair's
+// index, and what is checked is that an index can answer the query's
+// shape (at scale the planner walks it: BENCHMARKS.md).
+func (s *Store) ExplainAuditEntriesWithout(ctx context.Context, actor Actor, f AuditFilter, drop []string) (plan []string, err error) {
+	q, err := s.buildAuditQuery(ctx, actor, f, nil, false, 0, AuditPageSize+1, nil)
+	if err != nil || q.none {
+		return nil, err
+	}
+	done := errors.New("rolled back")
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, d := range drop {
+			if err := tx.Exec("DROP INDEX IF EXISTS " + d).Error; err != nil {
+				return err
+			}
+		}
+		for _, set := range []string{"enable_seqscan", "enable_bitmapscan", "enable_sort"} {
+			if err := tx.Exec("SET LOCAL " + set + " = off").Error; err != nil {
+				return err
+			}
+		}
+		if plan, err = (&Store{db: tx, engine: s.engine}).explain(ctx, q.sql, q.args); err != nil {
+			return err
+		}
+		return done
+	})
+	if errors.Is(err, done) {
+		err = nil
+	}
+	return plan, err
 }
 
 // AuditKeysReadTheTable (SQLite) lists the instructions of a page's query
