@@ -154,6 +154,10 @@ func BenchmarkAuditFilters(b *testing.B) {
 	if err := s.DB().Where("parent_id = ?", *probe.TreeID).Order("id").Limit(1).Find(&sub).Error; err != nil {
 		b.Fatal(err)
 	}
+	var busySub models.Account
+	if err := s.DB().Where("parent_id = ?", *busy.TreeID).Order("id").Limit(1).Find(&busySub).Error; err != nil || busySub.ID == 0 {
+		b.Fatalf("no sub-account of tree 0: %v", err)
+	}
 	owner := models.Actor{UserID: *probe.ActorUserID, Email: probe.ActorLabel, Role: models.RoleOwner, AccountID: *probe.TreeID}
 	day := probe.At.Truncate(24 * time.Hour)
 	dayEnd := day.Add(24*time.Hour - time.Microsecond)
@@ -211,6 +215,39 @@ func BenchmarkAuditFilters(b *testing.B) {
 		{"combo/busyowner/actor-prefix+action-rare", true, models.AuditFilter{Actor: "owner000000", Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/busyowner/actor-id+action-rare", true, models.AuditFilter{Actor: busyUID, Actions: []string{models.ActionLimitChanged}}, nil},
 		{"combo/busyowner/target-prefix+action-rare", true, models.AuditFilter{Target: "bench 000000 sub 86", Actions: []string{models.ActionLimitChanged}}, nil},
+		// The other pairs of the page's filters, so that every pair of
+		// dimensions has a case (BENCHMARKS.md "Filters, seventh pass"
+		// lists them): the tree (an account filter or an owner), a
+		// sub-account (busysub: the busiest tree's first), the actor (an
+		// e-mail or prefix, or a user ID), the target (a name or prefix,
+		// or an ID: the busiest owner's user ID is the target ID of their
+		// logins), the address, actions, dates. A busy value with a rare
+		// or another tree's one, so that walking one and testing the
+		// other would show.
+		{"combo/target-id-busy+ip", false, models.AuditFilter{Target: busyUID, IP: probe.IP}, nil},
+		{"combo/target-id-busy+action-rare", false, models.AuditFilter{Target: busyUID, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/actor-busy+target-name", false, models.AuditFilter{Actor: busy.ActorLabel, Target: probe.TargetName}, nil},
+		{"combo/actor-busy+target-id", false, models.AuditFilter{Actor: busy.ActorLabel, Target: probe.TargetID}, nil},
+		{"combo/actor-id-busy+target-name", false, models.AuditFilter{Actor: busyUID, Target: probe.TargetName}, nil},
+		{"combo/actor-id-busy+target-id", false, models.AuditFilter{Actor: busyUID, Target: probe.TargetID}, nil},
+		{"combo/actor-id-busy+day", false, models.AuditFilter{Actor: busyUID, From: &day, To: &dayEnd}, nil},
+		{"combo/target-busy+day", false, models.AuditFilter{Target: busy.ActorLabel, From: &day, To: &dayEnd}, nil},
+		{"combo/target-id-busy+day", false, models.AuditFilter{Target: busyUID, From: &day, To: &dayEnd}, nil},
+		{"combo/ip-busy+day", false, models.AuditFilter{IP: busy.IP, From: &day, To: &dayEnd}, nil},
+		{"combo/account-busy+day", false, models.AuditFilter{AccountID: *busy.TreeID, From: &day, To: &dayEnd}, nil},
+		{"combo/account+actor-id-busy", false, models.AuditFilter{AccountID: *probe.TreeID, Actor: busyUID}, nil},
+		{"combo/account+target-id-busy", false, models.AuditFilter{AccountID: *probe.TreeID, Target: busyUID}, nil},
+		{"combo/account-busy+actor-prefix", false, models.AuditFilter{AccountID: *busy.TreeID, Actor: "owner00005"}, nil},
+		{"combo/account-busy+target-prefix", false, models.AuditFilter{AccountID: *busy.TreeID, Target: "bench 000050"}, nil},
+		{"combo/busyowner/actor-id", true, models.AuditFilter{Actor: busyUID}, nil},
+		{"combo/busyowner/target-id", true, models.AuditFilter{Target: busyUID}, nil},
+		{"combo/busysub+actor-busy", false, models.AuditFilter{AccountID: busySub.ID, Actor: busy.ActorLabel}, nil},
+		{"combo/busysub+actor-id-busy", false, models.AuditFilter{AccountID: busySub.ID, Actor: busyUID}, nil},
+		{"combo/busysub+target-name", false, models.AuditFilter{AccountID: busySub.ID, Target: busySub.Name}, nil},
+		{"combo/busysub+target-id", false, models.AuditFilter{AccountID: busySub.ID, Target: strconv.FormatUint(uint64(busySub.ID), 10)}, nil},
+		{"combo/busysub+ip-busy", false, models.AuditFilter{AccountID: busySub.ID, IP: busy.IP}, nil},
+		{"combo/busysub+action-rare", false, models.AuditFilter{AccountID: busySub.ID, Actions: []string{models.ActionLimitChanged}}, nil},
+		{"combo/busysub+day", false, models.AuditFilter{AccountID: busySub.ID, From: &day, To: &dayEnd}, nil},
 	}
 	for _, c := range cases {
 		who := auditor

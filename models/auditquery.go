@@ -35,7 +35,12 @@ import (
 // equality, not a union with an ID no entry has. Owners'
 // filters have indexes that start with tree_id: (tree_id, action, at, id),
 // (tree_id, lower(actor_label), at, id), (tree_id, lower(target_name), at,
-// id); IDs and addresses belong to one tree anyway. When
+// id), and (migrations 32, 35) (tree_id, ip, at, id), (tree_id,
+// actor_user_id, at, id), (tree_id, target_id, at, id): an ID or an
+// address of another tree (the busiest owner's ID typed on a small
+// tree's page) is not a walk of all its entries. Each pair of the other
+// filters has an index too (migrations 29-35), except an actor with a
+// target: see BENCHMARKS.md "Filters, seventh pass". When
 // a filter has several equalities, each reads at most a page of index
 // keys, in index order, and the page of keys is merged from them: on
 // PostgreSQL a UNION (or a LATERAL subquery per value) that sorts at most
@@ -287,11 +292,19 @@ func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, ac
 	if idCond != nil {
 		conds := append([]sqlCond{*idCond}, common...)
 		if len(acts) > 0 {
-			conds = append(conds, sqlCond{"action = ANY (" + array + ")", acts})
+			// A page of keys for each action too, from the (target_id,
+			// action, at, id) index (migration 35): "action = ANY (…)"
+			// filtered the ID's walk (the busiest owner's ID, the target
+			// of their logins, with a rare action walked all of them).
+			w, a := joinConds(append(conds, sqlCond{"action = a.act", nil}))
+			b.WriteString("SELECT at, id FROM (SELECT l.at, l.id FROM unnest(" + array + ") AS a(act) CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" +
+				w + order + ") AS l" + order + ") AS u UNION ")
+			args = append(append(args, acts...), a...)
+		} else {
+			w, a := joinConds(conds)
+			b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u UNION ")
+			args = append(args, a...)
 		}
-		w, a := joinConds(conds)
-		b.WriteString("SELECT at, id FROM (SELECT at, id FROM audit_entries" + w + order + ") AS u UNION ")
-		args = append(args, a...)
 	}
 	from, valConds := "v", []sqlCond{{s.lowerExpr(tp.col) + " = v.val", nil}}
 	if len(acts) > 0 {
@@ -717,8 +730,8 @@ func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) 
 // action (migration 34; within a tree (inTree), by the tree, the value and
 // the action, migration 35) and the condition on its value that answer
 // groups with actions (withActions): one typed actor or target (groups'
-// only member) whose alternatives are an actor ID, or all names on one
-// column (a lower-cased actor or target name). With an address (ip) the
+// only member) whose alternatives are an actor ID, a target ID, or all
+// names on one column (a lower-cased actor or target name). With an address (ip) the
 // name's walk of its (ip, …) index, which holds the action, is kept
 // (sqliteInList). The ID's index has no tree and no address (its walk
 // tests the tree in the index). "" otherwise.
@@ -729,6 +742,10 @@ func (s *Store) sqliteActionIndex(groups [][]sqlCond, withActions, inTree, ip bo
 	alts := groups[0]
 	if len(alts) == 1 && alts[0].sql == "actor_user_id = ?" {
 		return "idx_audit_actor_user_action_at", alts[0]
+	}
+	if len(alts) == 1 && alts[0].sql == "target_id = ?" {
+		// (Migration 35; it holds the tree too.)
+		return "idx_audit_target_id_action_at", alts[0]
 	}
 	if ip {
 		return "", sqlCond{}
