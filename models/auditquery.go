@@ -137,10 +137,20 @@ func (s *Store) prefixValuesSQL(col, p string, tree *uint, id *idProbe) (string,
 	cte, args := s.prefixValuesCTE(col, p, tree, "tree_id = ?")
 	q := "WITH RECURSIVE " + cte + "\nSELECT val FROM v WHERE val IS NOT NULL"
 	if id != nil {
-		// Not within the tree: the ID's index has no tree, and an ID seen
-		// elsewhere only keeps a branch that the tree then filters.
-		q += "\nUNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM audit_entries WHERE " + id.col + " = ?)"
+		// Within the tree, on the (tree_id, ID, at, id) index (migration
+		// 35): an ID of another tree is no branch, where the page's walk
+		// found nothing after reading the whole tree or all the ID's
+		// entries (a small tree's page and the busiest owner's user ID as
+		// a target: 157x the unfiltered page on PostgreSQL at 10,000,000
+		// entries, where the dependency statistics of migration 12 make
+		// the tree's walk look as cheap as the pair's index).
+		q += "\nUNION ALL SELECT NULL WHERE EXISTS (SELECT 1 FROM audit_entries WHERE " + id.col + " = ?"
 		args = append(args, id.v)
+		if tree != nil {
+			q += " AND tree_id = ?"
+			args = append(args, *tree)
+		}
+		q += ")"
 	}
 	return q, args
 }
