@@ -627,6 +627,22 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		w, args := joinConds(common)
 		return auditQuery{sql: "SELECT " + selectList("", sel) + " FROM audit_entries INDEXED BY idx_audit_account_at" + w + order, args: args}, nil
 	}
+	if s.engine == SQLite && len(groups) == 2 && strings.TrimSpace(f.Target) != "" && strings.TrimSpace(f.Actor) != "" {
+		// A target and an actor, on SQLite: the target's walk, testing the
+		// actor ("+col": off the index). No index holds both; left to
+		// itself SQLite walked either, and the busiest owner's ID with
+		// another tree's key name read all the owner's ~300,000 entries
+		// (0.8 s, ~1,000x the unfiltered page at 5,000,000 entries), where
+		// the key's walk reads its few thousand (5x): a target (a key, an
+		// account, a user) has fewer entries than an actor, as a rule, not
+		// always (BENCHMARKS.md "Filters, seventh pass").
+		actor := slices.Clone(groups[1])
+		for i := range actor {
+			actor[i].sql = "+" + actor[i].sql
+		}
+		common = append(common, orConds(actor))
+		groups = groups[:1]
+	}
 	driver := -1
 	for i, g := range groups {
 		if len(g) > 1 {
