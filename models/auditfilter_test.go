@@ -191,15 +191,8 @@ func TestAuditFiltersOnAVariedLog(t *testing.T) {
 func testAuditFiltersSearchAnIndex(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
 	cursor := &models.AuditCursor{At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: 1 << 40}
 	for _, c := range cases {
-		who := auditor
-		if c.owner {
-			who = owner
-		}
 		for _, before := range []*models.AuditCursor{nil, cursor} {
-			plan, err := s.ExplainAuditEntries(ctx, who, c.f, before)
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
-			}
+			plan := explainCase(t, s, c, auditor, owner, before)
 			if why := scansTheLog(testdb.Engine(), plan, c.cols); why != "" {
 				t.Errorf("%s (cursor %v): %s:\n\t%s", c.name, before != nil, why, strings.Join(plan, "\n\t"))
 			}
@@ -335,10 +328,7 @@ func filterReference(t *testing.T, s *models.Store) ([]models.AuditEntry, map[ui
 func testAuditFiltersMatchTheirMeaning(t *testing.T, s *models.Store, auditor, owner models.Actor, cases []filterCase) {
 	all, parent := filterReference(t, s)
 	for _, c := range cases {
-		who := auditor
-		if c.owner {
-			who = owner
-		}
+		who := caseActor(c, auditor, owner)
 		var want []uint64
 		for _, e := range all {
 			if matches(e, c, who, parent) {
@@ -383,10 +373,7 @@ func testAuditFilterExportsMatchTheirMeaning(t *testing.T, s *models.Store, audi
 	all, parent := filterReference(t, s)
 	batches := 0
 	for _, c := range cases {
-		who := auditor
-		if c.owner {
-			who = owner
-		}
+		who := caseActor(c, auditor, owner)
 		var want, got []uint64
 		for _, e := range all {
 			if matches(e, c, who, parent) {
@@ -541,14 +528,8 @@ func testAuditPrefixBranchesReadOnlyTheIndex(t *testing.T, s *models.Store, audi
 		if c.f.Actor == "" && c.f.Target == "" {
 			continue
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
-		plan, err := s.ExplainAuditEntries(ctx, who, c.f, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
+		who := caseActor(c, auditor, owner)
+		plan := explainCase(t, s, c, auditor, owner, nil)
 		union := false
 		for _, l := range plan {
 			// A UNION, PostgreSQL's LATERAL over the values, or SQLite's
@@ -626,14 +607,7 @@ func testAuditActionsTestedInTheActorIndex(t *testing.T, s *models.Store, audito
 		if c.f.Actor == "" || len(c.f.Actions) == 0 {
 			continue
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
-		plan, err := s.ExplainAuditEntries(ctx, who, c.f, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
+		plan := explainCase(t, s, c, auditor, owner, nil)
 		for _, l := range pagePlan(testdb.Engine(), plan) {
 			i := strings.Index(l, "idx_audit_")
 			if i < 0 || !strings.Contains(l, "actor_label_at") && !strings.Contains(l, "actor_label_action_at") {
@@ -718,14 +692,7 @@ func testAuditFilterNoBranchForAnUnseenID(t *testing.T, s *models.Store, auditor
 		if seen > 0 {
 			continue
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
-		plan, err := s.ExplainAuditEntries(ctx, who, c.f, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
+		plan := explainCase(t, s, c, auditor, owner, nil)
 		page := pagePlan(testdb.Engine(), plan)
 		all := strings.Join(page, "\n\t")
 		if strings.Contains(all, "Recursive Union") {
@@ -809,10 +776,7 @@ func testAuditTypedAloneIsOneStatement(t *testing.T, s *models.Store, auditor, o
 			}
 			actions++
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
+		who := caseActor(c, auditor, owner)
 		var before *models.AuditCursor
 		for i := 0; i < 2; i++ { // the first page and the next
 			log.stmts = nil
@@ -868,10 +832,7 @@ func testAuditOneStatementKeepsAGenericPlan(t *testing.T, s *models.Store, audit
 		if !actorActions && !actionsAlone {
 			continue
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
+		who := caseActor(c, auditor, owner)
 		type prepared struct {
 			Statement                 string
 			GenericPlans, CustomPlans int
@@ -941,10 +902,7 @@ func testAuditAddressSearchedWithItsPair(t *testing.T, s *models.Store, auditor,
 		if !strings.HasPrefix(c.name, "address: ") {
 			continue
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
+		who := caseActor(c, auditor, owner)
 		// The index search that holds the address and its pair: the
 		// target's (its ID when an entry has it: a typed number names no
 		// target here), the actor's, the actions', else the tree's.
@@ -1008,15 +966,8 @@ func testAuditActionsInTheValuesIndex(t *testing.T, s *models.Store, auditor, ow
 		id := c.f.Actor != "" && strings.Trim(c.f.Actor, "0123456789") == ""
 		targetID := c.f.Target != "" && strings.Trim(c.f.Target, "0123456789") == ""
 		inTree := c.owner || c.f.AccountID != 0
-		who := auditor
-		if c.owner {
-			who = owner
-		}
 		for _, before := range []*models.AuditCursor{nil, {At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: 1 << 40}} {
-			plan, err := s.ExplainAuditEntries(ctx, who, c.f, before)
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
-			}
+			plan := explainCase(t, s, c, auditor, owner, before)
 			want := "(<expr>=? AND action=?"
 			switch {
 			case id:
@@ -1034,7 +985,7 @@ func testAuditActionsInTheValuesIndex(t *testing.T, s *models.Store, auditor, ow
 				t.Errorf("%s (cursor %v): no search of the value and the action in one index:\n\t%s", c.name, before != nil, strings.Join(plan, "\n\t"))
 				continue
 			}
-			cols, err := s.AuditKeysReadTheTable(ctx, who, c.f, before)
+			cols, err := s.AuditKeysReadTheTable(ctx, caseActor(c, auditor, owner), c.f, before)
 			if err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
@@ -1147,14 +1098,7 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 			if strings.Contains(want[0][1], "lower(") {
 				continue
 			}
-			who := auditor
-			if c.owner {
-				who = owner
-			}
-			plan, err := s.ExplainAuditEntries(ctx, who, c.f, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
-			}
+			plan := explainCase(t, s, c, auditor, owner, nil)
 			pair := "(" + want[0][0] + "=? AND " + want[0][1] + "=?"
 			found := false
 			for _, l := range pagePlan(models.SQLite, plan) {
@@ -1166,10 +1110,7 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 			checked++
 			continue
 		}
-		who := auditor
-		if c.owner {
-			who = owner
-		}
+		who := caseActor(c, auditor, owner)
 		// Without the indexes of one value (and of the time alone), which
 		// a log this small makes the cheaper walk.
 		plan, err := s.ExplainAuditEntriesWithout(ctx, who, c.f, []string{"idx_audit_at", "idx_audit_tree_at", "idx_audit_tree_id",
@@ -1236,4 +1177,24 @@ func testAuditAnotherTreesIDIsNoBranch(t *testing.T, s *models.Store, auditor, o
 			t.Errorf("%+v: %d entries, %v", c.f, len(p.Entries), err)
 		}
 	}
+}
+
+// explainCase is the plan of c's page after before (nil: the first), as
+// the auditor or, for an owner's case, the owner asks for it.
+func explainCase(t *testing.T, s *models.Store, c filterCase, auditor, owner models.Actor, before *models.AuditCursor) []string {
+	t.Helper()
+	plan, err := s.ExplainAuditEntries(ctx, caseActor(c, auditor, owner), c.f, before)
+	if err != nil {
+		t.Fatalf("%s: %v", c.name, err)
+	}
+	return plan
+}
+
+// caseActor is who asks for c's pages: its owner for an owner's case, the
+// auditor otherwise.
+func caseActor(c filterCase, auditor, owner models.Actor) models.Actor {
+	if c.owner {
+		return owner
+	}
+	return auditor
 }
