@@ -62,12 +62,14 @@ type authLimiter struct {
 	policy ThrottlePolicy
 	max    int
 	m      map[limiterKey]*failWindow
-	// size is len(m), stored under mu whenever m changes: a check finds
-	// an empty limiter (the rule when nobody is failing) without taking
-	// the lock, which would write to memory every core shares (issue 13
-	// #1: two cores serving requests passed that lock's cache line back
-	// and forth at every request).
-	size atomic.Int64
+	// lockedUntil is the latest lockout any window holds (Unix
+	// nanoseconds; it only grows, under mu): a check made after it finds
+	// no lockout (the rule: a failure that locks nobody out, or a lockout
+	// that ended, does not stop this) without taking the lock, which
+	// would write to memory every core shares (issue 13 #1: two cores
+	// serving requests passed that lock's cache line back and forth at
+	// every request).
+	lockedUntil atomic.Int64
 }
 
 func newAuthLimiter(p ThrottlePolicy, maxEntries int) *authLimiter {
@@ -75,14 +77,11 @@ func newAuthLimiter(p ThrottlePolicy, maxEntries int) *authLimiter {
 }
 
 func (l *authLimiter) blocked(now time.Time, keys ...limiterKey) time.Duration {
-	if l.size.Load() == 0 {
+	if now.UnixNano() >= l.lockedUntil.Load() {
 		return 0
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if len(l.m) == 0 {
-		return 0
-	}
 	var wait time.Duration
 	for _, k := range keys {
 		if w := l.m[k]; w != nil {
@@ -101,9 +100,15 @@ func (l *authLimiter) entry(now time.Time, key limiterKey) *failWindow {
 		}
 		w = &failWindow{start: now}
 		l.m[key] = w
-		l.size.Store(int64(len(l.m)))
 	}
 	return w
+}
+
+// noteLockout keeps lockedUntil at or after w's lockout (l.mu held).
+func (l *authLimiter) noteLockout(w *failWindow) {
+	if until := w.until.UnixNano(); !w.until.IsZero() && until > l.lockedUntil.Load() {
+		l.lockedUntil.Store(until)
+	}
 }
 
 // fail counts a failure in memory only (when the database cannot be
@@ -114,13 +119,16 @@ func (l *authLimiter) fail(now time.Time, key limiterKey, limit int) {
 	w := l.entry(now, key)
 	w.roll(now, l.policy.Window)
 	w.fail(now, limit, l.policy.Lockout)
+	l.noteLockout(w)
 }
 
 // set takes the shared counter's state as the database holds it.
 func (l *authLimiter) set(now time.Time, key limiterKey, w failWindow) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	*l.entry(now, key) = w
+	e := l.entry(now, key)
+	*e = w
+	l.noteLockout(e)
 }
 
 // lock notes a lockout another instance set.
@@ -132,6 +140,7 @@ func (l *authLimiter) lock(now time.Time, key limiterKey, until time.Time) {
 	defer l.mu.Unlock()
 	if w := l.entry(now, key); w.until.Before(until) {
 		w.until = until
+		l.noteLockout(w)
 	}
 }
 
