@@ -59,3 +59,22 @@ func TestLazySweeperRunsWhileConnectionsAreOpen(t *testing.T) {
 		}
 	}
 }
+
+// The sweep is a tenth of the shortest timeout, between a millisecond and
+// DefaultSweep; timeouts of zero (none) do not count.
+func TestSweepFor(t *testing.T) {
+	for _, c := range []struct {
+		timeouts []time.Duration
+		want     time.Duration
+	}{
+		{nil, DefaultSweep},
+		{[]time.Duration{0, 0}, DefaultSweep},
+		{[]time.Duration{10 * time.Second, 30 * time.Second, 60 * time.Second, 120 * time.Second}, DefaultSweep},
+		{[]time.Duration{300 * time.Millisecond, 0, 2 * time.Second}, 30 * time.Millisecond},
+		{[]time.Duration{time.Millisecond}, time.Millisecond},
+	} {
+		if got := SweepFor(c.timeouts...); got != c.want {
+			t.Errorf("SweepFor(%v) = %v, want %v", c.timeouts, got, c.want)
+		}
+	}
+}
