@@ -81,7 +81,14 @@ func textNeedsQuoting(s string) bool {
 	if len(s) == 0 {
 		return true
 	}
-	for i := 0; i < len(s); {
+	// The common case, printable ASCII throughout (an ID, a method, a
+	// path, an address), is one table look-up a byte (issue 13 #1: the
+	// branches below cost 1.3 % of a warm API request's instructions).
+	i := 0
+	for i < len(s) && plainASCII[s[i]] {
+		i++
+	}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c == ' ' || c == '=' || c == '"' || c < 0x20 {
@@ -98,3 +105,12 @@ func textNeedsQuoting(s string) bool {
 	}
 	return false
 }
+
+// plainASCII marks the bytes that never need quoting on their own: ASCII
+// but for controls, space, '=' and '"' (textNeedsQuoting's own rules).
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != ' ' && c != '=' && c != '"'
+	}
+	return t
+}()

@@ -41,3 +41,26 @@ func TestAccessLineIsSlogsTextLine(t *testing.T) {
 		}
 	}
 }
+
+// Every byte, alone and inside a path, is quoted (or not) as slog's text
+// handler quotes it: the ASCII table of textNeedsQuoting must agree with
+// its rules byte for byte.
+func TestAccessLineQuotesEveryByteAsSlog(t *testing.T) {
+	at := time.Date(2026, 12, 7, 4, 30, 0, 0, time.UTC)
+	for c := 0; c < 256; c++ {
+		for _, path := range []string{string([]byte{byte(c)}), "/v3/" + string([]byte{byte(c)}) + "/x", "/é" + string([]byte{byte(c)})} {
+			var want, got bytes.Buffer
+			h := slog.NewTextHandler(&want, nil)
+			r := slog.NewRecord(at, slog.LevelInfo, "request", 0)
+			r.AddAttrs(slog.String("request_id", "id"), slog.String("method", "GET"), slog.String("path", path),
+				slog.Int("status", 200), slog.Duration("latency", time.Millisecond), slog.String("ip", "::1"))
+			if err := h.Handle(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			writeAccessLine(&got, at, slog.LevelInfo, "id", "GET", path, 200, time.Millisecond, "::1")
+			if got.String() != want.String() {
+				t.Errorf("byte %#x in %q:\n got %s\nwant %s", c, path, got.String(), want.String())
+			}
+		}
+	}
+}
