@@ -71,15 +71,84 @@ func basicAuth(r *http.Request) (user, pass string, ok bool) {
 	if len(enc) > len(in) {
 		return r.BasicAuth()
 	}
-	n := copy(in[:], enc)
-	m, err := base64.StdEncoding.Decode(out[:], in[:n])
-	if err != nil {
-		return "", "", false
+	m, fast := decodeStdBase64(out[:], enc)
+	if !fast {
+		// Anything but plain padded base64 (line breaks, which the
+		// standard decoder skips, or an error): the standard decoder
+		// answers.
+		n := copy(in[:], enc)
+		var err error
+		if m, err = base64.StdEncoding.Decode(out[:], in[:n]); err != nil {
+			return "", "", false
+		}
 	}
 	if user, pass, ok = strings.Cut(string(out[:m]), ":"); !ok {
 		return "", "", false
 	}
 	return user, pass, true
+}
+
+// base64Std is the value of each byte of the standard base64 alphabet;
+// 0xff for the others.
+var base64Std = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// decodeStdBase64 decodes src, standard padded base64 with nothing else
+// in it, into dst (room for len(src)/4*3 bytes), as
+// base64.StdEncoding.Decode would (the unused bits of the last quantum are
+// not checked: StdEncoding is not Strict). For any other src it reports
+// false and has decoded nothing of use: the caller asks the standard
+// decoder, which may yet accept it (line breaks) or says what is wrong.
+// It reads the string in place, four bytes a step, where the standard
+// decoder wants a copy as bytes and costs about three times as many
+// instructions (issue 13 #1: a request's credentials).
+func decodeStdBase64(dst []byte, src string) (n int, ok bool) {
+	if len(src) == 0 || len(src)%4 != 0 || len(dst) < len(src)/4*3 {
+		return 0, false
+	}
+	last := len(src) - 4
+	for i := 0; i < last; i += 4 {
+		a, b, c, d := base64Std[src[i]], base64Std[src[i+1]], base64Std[src[i+2]], base64Std[src[i+3]]
+		if (a|b|c|d)&0xc0 != 0 {
+			return 0, false
+		}
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+		dst[n], dst[n+1], dst[n+2] = byte(v>>16), byte(v>>8), byte(v)
+		n += 3
+	}
+	q := src[last:]
+	a, b := base64Std[q[0]], base64Std[q[1]]
+	switch {
+	case q[3] != '=':
+		c, d := base64Std[q[2]], base64Std[q[3]]
+		if (a|b|c|d)&0xc0 != 0 {
+			return 0, false
+		}
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+		dst[n], dst[n+1], dst[n+2] = byte(v>>16), byte(v>>8), byte(v)
+		return n + 3, true
+	case q[2] != '=':
+		c := base64Std[q[2]]
+		if (a|b|c)&0xc0 != 0 {
+			return 0, false
+		}
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6
+		dst[n], dst[n+1] = byte(v>>16), byte(v>>8)
+		return n + 2, true
+	default:
+		if (a|b)&0xc0 != 0 {
+			return 0, false
+		}
+		dst[n] = byte((uint32(a)<<18 | uint32(b)<<12) >> 16)
+		return n + 1, true
+	}
 }
 
 // asciiEqualFold compares ASCII case-insensitively, as net/http does for

@@ -131,3 +131,73 @@ func TestRequestIDsUniqueUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d IDs, want %d", len(seen), workers*each)
 	}
 }
+
+// decodeStdBase64 decodes what it accepts exactly as
+// base64.StdEncoding.Decode does, and accepts every padded encoding the
+// standard encoder writes: every length up to 64 bytes, every byte value
+// at every position of the last quanta, and strings it must leave to the
+// standard decoder (which then answers for them).
+func TestDecodeStdBase64AgreesWithTheStandardDecoder(t *testing.T) {
+	check := func(src string) {
+		t.Helper()
+		var got, want [256]byte
+		n, ok := decodeStdBase64(got[:], src)
+		m, err := base64.StdEncoding.Decode(want[:], []byte(src))
+		if ok && (err != nil || n != m || string(got[:n]) != string(want[:m])) {
+			t.Errorf("%q: decoded %q, the standard decoder %q (%v)", src, got[:n], want[:m], err)
+		}
+		if !ok && err == nil && !strings.ContainsAny(src, "\r\n") && src != "" {
+			t.Errorf("%q: left to the standard decoder, which decodes it", src)
+		}
+	}
+	for l := 0; l <= 64; l++ {
+		for _, c := range []int{0, 0x41, 0xfb, 0xff} {
+			check(base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune(c&0x7f)), l))))
+			b := make([]byte, l)
+			for i := range b {
+				b[i] = byte(c + i*37)
+			}
+			check(base64.StdEncoding.EncodeToString(b))
+		}
+	}
+	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for c := 0; c < 256; c++ {
+		ch := string([]byte{byte(c)})
+		for _, src := range []string{
+			ch + "AAA", "A" + ch + "AA", "AA" + ch + "A", "AAA" + ch,
+			ch + "A==", "A" + ch + "==", "AA" + ch + "=", ch + "AA=",
+			"QUJD" + ch + "AAA", "QUJD" + "AA" + ch + "=", "QUJD" + ch + "===",
+			ch, ch + ch, ch + "==", "====" + ch + "AAA",
+		} {
+			check(src)
+		}
+	}
+	for i := 0; i < 64; i++ {
+		for j := 0; j < 64; j += 7 {
+			check(string([]byte{alphabet[i], alphabet[j]}) + "==")
+			check(string([]byte{alphabet[i], alphabet[j], alphabet[(i+j)%64]}) + "=")
+		}
+	}
+	for _, src := range []string{"", "=", "==", "===", "====", "A===", "AA==AA==", "QQ==QQ==", "QUJD\nQUJD", "QUJD\r\n", "QQ=", "QQ", "QUJ"} {
+		check(src)
+	}
+}
+
+// FuzzBasicAuthAnswersAsNetHTTP: for any Authorization value, basicAuth
+// answers exactly as net/http's Request.BasicAuth.
+// Run: go test -run '^$' -fuzz FuzzBasicAuthAnswersAsNetHTTP -fuzztime 5m ./web/
+func FuzzBasicAuthAnswersAsNetHTTP(f *testing.F) {
+	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, s := range []string{"Basic " + enc(strings.Repeat("ab", 16)+":sk_secret"), "Basic QQ==", "Basic QR==", "Basic QUJD\nQUJD", "basic " + enc("a:b"), "Basic " + enc("x:y") + "=", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest(http.MethodGet, "/v3/REST/apikey", nil)
+		r.Header["Authorization"] = []string{h}
+		u, p, ok := basicAuth(r)
+		wu, wp, wok := r.BasicAuth()
+		if u != wu || p != wp || ok != wok {
+			t.Errorf("header %q: got (%q, %q, %v), net/http (%q, %q, %v)", h, u, p, ok, wu, wp, wok)
+		}
+	})
+}
