@@ -113,8 +113,11 @@ func decodeStdBase64(dst []byte, src string) (n int, ok bool) {
 	if len(src) == 0 || len(src)%4 != 0 || len(dst) < len(src)/4*3 {
 		return 0, false
 	}
-	last := len(src) - 4
-	for i := 0; i < last; i += 4 {
+	full := len(src) // the quanta without padding
+	if src[full-1] == '=' {
+		full -= 4
+	}
+	for i := 0; i < full; i += 4 {
 		a, b, c, d := base64Std[src[i]], base64Std[src[i+1]], base64Std[src[i+2]], base64Std[src[i+3]]
 		if (a|b|c|d)&0xc0 != 0 {
 			return 0, false
@@ -123,32 +126,25 @@ func decodeStdBase64(dst []byte, src string) (n int, ok bool) {
 		dst[n], dst[n+1], dst[n+2] = byte(v>>16), byte(v>>8), byte(v)
 		n += 3
 	}
-	q := src[last:]
-	a, b := base64Std[q[0]], base64Std[q[1]]
-	switch {
-	case q[3] != '=':
-		c, d := base64Std[q[2]], base64Std[q[3]]
-		if (a|b|c|d)&0xc0 != 0 {
-			return 0, false
-		}
-		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
-		dst[n], dst[n+1], dst[n+2] = byte(v>>16), byte(v>>8), byte(v)
-		return n + 3, true
-	case q[2] != '=':
-		c := base64Std[q[2]]
-		if (a|b|c)&0xc0 != 0 {
-			return 0, false
-		}
-		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6
-		dst[n], dst[n+1] = byte(v>>16), byte(v>>8)
-		return n + 2, true
-	default:
-		if (a|b)&0xc0 != 0 {
-			return 0, false
-		}
-		dst[n] = byte((uint32(a)<<18 | uint32(b)<<12) >> 16)
+	if full == len(src) {
+		return n, true
+	}
+	// The padded quantum: three characters and "=", or two and "==".
+	q := src[full:]
+	a, b, c := base64Std[q[0]], base64Std[q[1]], byte(0)
+	if q[2] != '=' {
+		c = base64Std[q[2]]
+	}
+	if (a|b|c)&0xc0 != 0 {
+		return 0, false
+	}
+	v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6
+	dst[n] = byte(v >> 16)
+	if q[2] == '=' {
 		return n + 1, true
 	}
+	dst[n+1] = byte(v >> 8)
+	return n + 2, true
 }
 
 // asciiEqualFold compares ASCII case-insensitively, as net/http does for
