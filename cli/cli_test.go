@@ -1056,3 +1056,73 @@ func TestCLIUserResetLink(t *testing.T) {
 		t.Fatal("no --email accepted")
 	}
 }
+
+// --api-access-log errors: the REST API's answers under 400 get no access
+// line, its errors and every console request still do; a value that is
+// neither all nor errors stops serve with a clear message (issue 13 #1:
+// an access line per API request is configurable per route group).
+func TestServeAPIAccessLogErrorsOnly(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.DSN(t)
+	anchor := filepath.Join(t.TempDir(), "keydesk.audit-anchor")
+	common := []string{"--db", dsn, "--audit-key", cliAuditKey, "--audit-anchor", anchor}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(slices.Clone(common), "account", "create", "--name", "Acme", "--email", "ops@acme.example", "--password-stdin"),
+		strings.NewReader("a long enough password\n"), &out, &errb); code != 0 {
+		t.Fatalf("account create: %s", errb.String())
+	}
+	var acct struct {
+		APIKey    string `json:"api_key"`
+		SecretKey string `json:"secret_key"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &acct); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"none", "", "4xx"} {
+		var o, e bytes.Buffer
+		code := run(context.Background(), append(slices.Clone(common), "serve", "--addr", "127.0.0.1:0", "--smtp-addr", "off", "--api-access-log", bad),
+			strings.NewReader(""), &o, &e)
+		if code == 0 || !strings.Contains(e.String(), fmt.Sprintf("--api-access-log %q: use all or errors", bad)) {
+			t.Errorf("--api-access-log %q: exit %d, %s", bad, code, e.String())
+		}
+	}
+	srv := startServe(t, append(slices.Clone(common), "--addr", "127.0.0.1:0", "--smtp-addr", "off", "--api-access-log", "ERRORS")...)
+	get := func(path, user, pass string) int {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if c := get("/v3/REST/apikey", acct.APIKey, acct.SecretKey); c != http.StatusOK {
+		t.Fatalf("GET /v3/REST/apikey: %d", c)
+	}
+	if c := get("/v3/REST/apikey", acct.APIKey, "wrong"); c != http.StatusUnauthorized {
+		t.Fatalf("wrong secret: %d", c)
+	}
+	if c := get("/login", "", ""); c != http.StatusOK {
+		t.Fatalf("GET /login: %d", c)
+	}
+	// The lines are written in batches, in order: once the last request's
+	// is there, every earlier one that was written is too.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.logs.String(), "path=/login status=200") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := srv.logs.String()
+	if !strings.Contains(logs, "path=/login status=200") || !strings.Contains(logs, "path=/v3/REST/apikey status=401") {
+		t.Fatalf("the console's line or the API's error line is missing:\n%s", logs)
+	}
+	if strings.Contains(logs, "path=/v3/REST/apikey status=200") {
+		t.Errorf("an API answer under 400 was logged with --api-access-log errors:\n%s", logs)
+	}
+}

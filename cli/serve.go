@@ -53,6 +53,10 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	if err := in.parse(nil); err != nil {
 		return err
 	}
+	apiLog, err := apiAccessLog(cfg)
+	if err != nil {
+		return err
+	}
 	// The access log (one line a request) is written in batches, not
 	// with a system call per line; a 5xx line goes out at once, and what
 	// is left is written when serve returns. Other lines are written as
@@ -144,7 +148,7 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	}
 	srv, err := web.New(web.Config{
 		BaseURL: cfg.BaseURL, SessionKeys: keys, SignupEnabled: cfg.Signup, TrustProxy: cfg.TrustProxy,
-		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, AccessLog: accessLog, Metrics: metrics,
+		SMTP: smtpInfo(cfg), SessionMax: cfg.SessionMax, Relay: relay, Logger: log, AccessLog: accessLog, APIAccessLog: apiLog, Metrics: metrics,
 		MailRelay: mailRelay(cfg, relay),
 	}, store)
 	if err != nil {

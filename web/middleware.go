@@ -125,6 +125,19 @@ func requestID(c echo.Context) string {
 // never the query string, headers, cookies or body, so no password,
 // secret or session ID can reach the log.
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return s.logRequestsFrom(0)(next)
+}
+
+// logRequestsFrom is logRequests writing the lines of answers of status
+// min and up only (Config.APIAccessLog); errors are handled the same.
+func (s *Server) logRequestsFrom(min int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return s.requestLines(next, min)
+	}
+}
+
+// requestLines is logRequestsFrom(min) around next.
+func (s *Server) requestLines(next echo.HandlerFunc, min int) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		// The connection's own context: a handler may replace the
@@ -144,6 +157,9 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		status := c.Response().Status
+		if status < min {
+			return nil
+		}
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

@@ -58,6 +58,11 @@ type Config struct {
 	// Logger still decides which levels are on. Nil logs requests through
 	// Logger.
 	AccessLog io.Writer
+	// APIAccessLog is which Mailjet API requests (/v3, /v3.1) get a
+	// request line: APILogAll (also "") or APILogErrors, answers of 400
+	// and up only (a client that went away, 499, included). The console's
+	// requests always get one. Metrics, when on, count every request.
+	APIAccessLog string
 	// Metrics, when set, observes every request (main serves it on its
 	// own listener); nil turns the middleware off.
 	Metrics *Metrics
@@ -129,9 +134,16 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	if cfg.Metrics != nil {
 		first = append(first, cfg.Metrics.observe) // outside the log: it sees the final status
 	}
-	first = append(first, s.logRequests, recoverPanics)
-	api := append(slices.Clone(first), s.apiHeaders, bodyLimit)
-	console := append(slices.Clone(first), s.securityHeaders,
+	apiLog := s.logRequests
+	switch cfg.APIAccessLog {
+	case "", APILogAll:
+	case APILogErrors:
+		apiLog = s.logRequestsFrom(http.StatusBadRequest)
+	default:
+		return nil, fmt.Errorf("web: API access log %q: use %s or %s", cfg.APIAccessLog, APILogAll, APILogErrors)
+	}
+	api := append(slices.Clone(first), apiLog, recoverPanics, s.apiHeaders, bodyLimit)
+	console := append(slices.Clone(first), s.logRequests, recoverPanics, s.securityHeaders,
 		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzipLevel, MinLength: gzipMinLength, Skipper: skipCompression}),
 		bodyLimit, s.fetchMetadata, s.loadSession, s.chooseLanguage, s.csrfToken)
 	e.Use(chainByPath(api, console))
@@ -141,6 +153,12 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 	e.GET("/static/:version/*", s.serveStatic)
 	return s, nil
 }
+
+// The values of Config.APIAccessLog.
+const (
+	APILogAll    = "all"
+	APILogErrors = "errors"
+)
 
 // chainByPath runs the api chain for the Mailjet API's paths and the
 // console chain for everything else. Both are built once, here, around a
