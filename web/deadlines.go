@@ -278,7 +278,9 @@ func (c *lazyConn) begin(d *lazyDeadline, set func(time.Time) error) error {
 func (c *lazyConn) retry(d *lazyDeadline, set func(time.Time) error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !passed(d.want.Load(), time.Now().UnixNano()) && d.force(0, set) == nil {
+	// An abort (a deadline before the process started: net/http's, at the
+	// end of each request) has passed without a clock read.
+	if want := d.want.Load(); !passed(want, 0) && !passed(want, time.Now().UnixNano()) && d.force(0, set) == nil {
 		return true
 	}
 	d.busy.Add(-1)
