@@ -107,3 +107,16 @@ func TestAccessLogWritesRequestLinesAtTheLoggersLevel(t *testing.T) {
 		}
 	}
 }
+
+// Config.APIAccessLog takes all, errors or nothing (all); anything else is
+// refused when the server is built, not taken for one of them.
+func TestAPIAccessLogRefusesUnknownValues(t *testing.T) {
+	keys := [][]byte{[]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef")}
+	for _, v := range []string{"", web.APILogAll, web.APILogErrors, "sometimes", "ERRORS"} {
+		_, err := web.New(web.Config{BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewTextHandler(&testdb.LogBuffer{}, nil)),
+			AccessLog: &testdb.LogBuffer{}, APIAccessLog: v, SessionKeys: keys}, nil)
+		if ok := v == "" || v == web.APILogAll || v == web.APILogErrors; (err == nil) != ok {
+			t.Errorf("APIAccessLog %q: %v", v, err)
+		}
+	}
+}
