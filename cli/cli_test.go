@@ -1078,7 +1078,7 @@ func TestServeAPIAccessLogErrorsOnly(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &acct); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"none", "", "4xx"} {
+	for _, bad := range []string{"none", "4xx", "error"} {
 		var o, e bytes.Buffer
 		code := run(context.Background(), append(slices.Clone(common), "serve", "--addr", "127.0.0.1:0", "--smtp-addr", "off", "--api-access-log", bad),
 			strings.NewReader(""), &o, &e)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"keydesk/models"
@@ -90,15 +89,6 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.AuditAnchor, "audit-anchor", "", "append-only file that signed audit heads are written to, outside the database (KEYDESK_AUDIT_ANCHOR; default keydesk.audit-anchor beside the SQLite database, or in the working directory)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (KEYDESK_LOG_LEVEL)")
 	fs.StringVar(&c.APIAccessLog, "api-access-log", web.APILogAll, "which REST and Send API requests get an access log line: all, or errors (answers of 400 and up); console requests always do, and --metrics-addr counts every request (KEYDESK_API_ACCESS_LOG)")
-}
-
-// apiAccessLog is --api-access-log checked: all or errors, any case.
-func apiAccessLog(cfg *config) (string, error) {
-	switch v := strings.ToLower(strings.TrimSpace(cfg.APIAccessLog)); v {
-	case web.APILogAll, web.APILogErrors:
-		return v, nil
-	}
-	return "", fmt.Errorf("--api-access-log %q: use %s or %s", cfg.APIAccessLog, web.APILogAll, web.APILogErrors)
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {

@@ -53,9 +53,9 @@ func cmdServe(ctx context.Context, in *invocation) error {
 	if err := in.parse(nil); err != nil {
 		return err
 	}
-	apiLog, err := apiAccessLog(cfg)
+	apiLog, err := web.ParseAPIAccessLog(cfg.APIAccessLog)
 	if err != nil {
-		return err
+		return fmt.Errorf("--api-access-log %w", err)
 	}
 	// The access log (one line a request) is written in batches, not
 	// with a system call per line; a 5xx line goes out at once, and what

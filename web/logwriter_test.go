@@ -108,15 +108,17 @@ func TestAccessLogWritesRequestLinesAtTheLoggersLevel(t *testing.T) {
 	}
 }
 
-// Config.APIAccessLog takes all, errors or nothing (all); anything else is
-// refused when the server is built, not taken for one of them.
+// Config.APIAccessLog takes all, errors (any case) or nothing (all);
+// anything else is refused when the server is built, not taken for one of
+// them.
 func TestAPIAccessLogRefusesUnknownValues(t *testing.T) {
 	keys := [][]byte{[]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), []byte("0123456789abcdef0123456789abcdef")}
-	for _, v := range []string{"", web.APILogAll, web.APILogErrors, "sometimes", "ERRORS"} {
+	for v, want := range map[string]string{"": web.APILogAll, "all": web.APILogAll, " Errors ": web.APILogErrors, "sometimes": "", "error": ""} {
+		got, perr := web.ParseAPIAccessLog(v)
 		_, err := web.New(web.Config{BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewTextHandler(&testdb.LogBuffer{}, nil)),
 			AccessLog: &testdb.LogBuffer{}, APIAccessLog: v, SessionKeys: keys}, nil)
-		if ok := v == "" || v == web.APILogAll || v == web.APILogErrors; (err == nil) != ok {
-			t.Errorf("APIAccessLog %q: %v", v, err)
+		if got != want || (perr == nil) != (want != "") || (err == nil) != (want != "") {
+			t.Errorf("APIAccessLog %q: %q, %v; web.New: %v", v, got, perr, err)
 		}
 	}
 }

@@ -125,18 +125,11 @@ func requestID(c echo.Context) string {
 // never the query string, headers, cookies or body, so no password,
 // secret or session ID can reach the log.
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return s.logRequestsFrom(0)(next)
+	return s.requestLines(next, 0)
 }
 
-// logRequestsFrom is logRequests writing the lines of answers of status
-// min and up only (Config.APIAccessLog); errors are handled the same.
-func (s *Server) logRequestsFrom(min int) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return s.requestLines(next, min)
-	}
-}
-
-// requestLines is logRequestsFrom(min) around next.
+// requestLines is logRequests writing the lines of answers of status min
+// and up only (Config.APIAccessLog); errors are handled the same.
 func (s *Server) requestLines(next echo.HandlerFunc, min int) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()

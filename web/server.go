@@ -135,12 +135,11 @@ func New(cfg Config, store *models.Store) (*Server, error) {
 		first = append(first, cfg.Metrics.observe) // outside the log: it sees the final status
 	}
 	apiLog := s.logRequests
-	switch cfg.APIAccessLog {
-	case "", APILogAll:
-	case APILogErrors:
-		apiLog = s.logRequestsFrom(http.StatusBadRequest)
-	default:
-		return nil, fmt.Errorf("web: API access log %q: use %s or %s", cfg.APIAccessLog, APILogAll, APILogErrors)
+	switch mode, err := ParseAPIAccessLog(cfg.APIAccessLog); {
+	case err != nil:
+		return nil, fmt.Errorf("web: API access log %w", err)
+	case mode == APILogErrors:
+		apiLog = func(next echo.HandlerFunc) echo.HandlerFunc { return s.requestLines(next, http.StatusBadRequest) }
 	}
 	api := append(slices.Clone(first), apiLog, recoverPanics, s.apiHeaders, bodyLimit)
 	console := append(slices.Clone(first), s.logRequests, recoverPanics, s.securityHeaders,
@@ -159,6 +158,18 @@ const (
 	APILogAll    = "all"
 	APILogErrors = "errors"
 )
+
+// ParseAPIAccessLog reads a Config.APIAccessLog value as an operator
+// writes it: all (also empty) or errors, in any case.
+func ParseAPIAccessLog(v string) (string, error) {
+	switch m := strings.ToLower(strings.TrimSpace(v)); m {
+	case "", APILogAll:
+		return APILogAll, nil
+	case APILogErrors:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q: use %s or %s", v, APILogAll, APILogErrors)
+}
 
 // chainByPath runs the api chain for the Mailjet API's paths and the
 // console chain for everything else. Both are built once, here, around a
