@@ -575,9 +575,7 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		// for an actor ID: 31x the unfiltered page at 5,000,000 entries).
 		// One value and one action are two equalities, read in order.
 		// The page's keys, then its rows, as for an IN list below.
-		w, a := joinConds(append([]sqlCond{in, {"action IN ?", []any{f.Actions}}}, common...))
-		return auditQuery{sql: "SELECT " + selectList("audit_entries.", sel) + " FROM (SELECT at, id FROM audit_entries INDEXED BY " + idx + w + order +
-			") AS k CROSS JOIN audit_entries ON audit_entries.id = k.id", args: a, sortDir: dir}, nil
+		return s.sqliteKeysPage(idx, append([]sqlCond{in, {"action IN ?", []any{f.Actions}}}, common...), order, dir, sel), nil
 	}
 	if s.engine == Postgres && len(f.Actions) > 0 && len(groups) == 1 && len(groups[0]) == 1 && groups[0][0].sql == "actor_user_id = ?" {
 		// An actor ID with actions, on PostgreSQL: a page of keys for each
@@ -611,31 +609,61 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		}
 	}
 	if sub {
-		// SQLite, which keeps no statistics, took the index holding the
-		// tree and the other filter's column ((tree_id, actor_user_id, at,
-		// id), (tree_id, ip, at, id), …) and walked all of the tree's
-		// entries of that value to test the account: the busiest tree's
-		// owner (or its own address) and one of its 1,000 sub-accounts
-		// read ~300,000 entries for none (150-180x the unfiltered page at
-		// 5,000,000 entries). No index holds an account and another
-		// filter; a sub-account is one part of its tree, so its own walk
-		// is the short one, unless the other value is rare within a busy
-		// sub-account (BENCHMARKS.md "Filters, seventh pass").
-		for _, g := range groups {
-			common = append(common, orConds(g))
+		// A sub-account (SQLite, which keeps no statistics: the query's
+		// shape picks its index) with another filter: both searched in the
+		// index keyed by the account and that filter's column (migration
+		// 36), a target first, then an actor, an address, actions. Without
+		// an index SQLite took the one holding the tree and the other
+		// column ((tree_id, actor_user_id, at, id), …) and walked the tree's
+		// entries of that value testing the account (the busiest owner in
+		// one of their 1,000 sub-accounts: ~300,000 entries for none,
+		// 150-180x the unfiltered page at 5,000,000 entries), and then the
+		// sub-account's own walk, testing the other filter, which read all
+		// of a busy sub-account's entries for a rare value (1.5-2.5x;
+		// BENCHMARKS.md "Filters, eighth pass"). A typed number that is
+		// both a target ID and names (two columns) keeps that walk, as do
+		// dates alone.
+		idx, by := "idx_audit_account_at", -1
+		var in sqlCond
+		for i, g := range groups {
+			if col, c := s.sqliteOneColumn(g); col != "" && (col != "action" || !withIP) {
+				idx, by, in = "idx_audit_account_"+col+"_at", i, c
+				break
+			}
 		}
-		w, args := joinConds(common)
-		return auditQuery{sql: "SELECT " + selectList("", sel) + " FROM audit_entries INDEXED BY idx_audit_account_at" + w + order, args: args}, nil
+		if by < 0 && withIP {
+			idx = "idx_audit_account_ip_at"
+		}
+		conds := common
+		if by >= 0 {
+			conds = append([]sqlCond{in}, common...)
+		}
+		for i, g := range groups {
+			if i != by {
+				conds = append(conds, orConds(g))
+			}
+		}
+		return s.sqliteKeysPage(idx, conds, order, dir, sel), nil
 	}
 	if s.engine == SQLite && len(groups) == 2 && strings.TrimSpace(f.Target) != "" && strings.TrimSpace(f.Actor) != "" {
-		// A target and an actor, on SQLite: the target's walk, testing the
-		// actor ("+col": off the index). No index holds both; left to
-		// itself SQLite walked either, and the busiest owner's ID with
-		// another tree's key name read all the owner's ~300,000 entries
-		// (0.8 s, ~1,000x the unfiltered page at 5,000,000 entries), where
-		// the key's walk reads its few thousand (5x): a target (a key, an
-		// account, a user) has fewer entries than an actor, as a rule, not
-		// always (BENCHMARKS.md "Filters, seventh pass").
+		// A target and an actor, on SQLite: both searched in the index
+		// keyed by the actor's column and the target's (migration 36),
+		// "actor IN (…) AND target IN (…) ORDER BY at, id LIMIT n", read
+		// in (at, id) order for each pair of values as sqliteActionIndex's
+		// (an address keeps its own pairs: sqliteInList). Before it, the
+		// target's walk testing the actor: a key's few thousand entries
+		// for the busiest owner's few (3.6-4.2x the unfiltered page at
+		// 5,000,000 entries); left to itself SQLite walked either, and the
+		// busiest owner's ID with another tree's key name read all the
+		// owner's ~300,000 entries (0.8 s, ~1,000x). A typed number that
+		// is both an ID and names (two columns) keeps the target's walk,
+		// testing the actor ("+col": off the index): a target (a key, an
+		// account, a user) has fewer entries than an actor, as a rule.
+		acol, ain := s.sqliteOneColumn(groups[1])
+		tcol, tin := s.sqliteOneColumn(groups[0])
+		if !withIP && acol != "" && tcol != "" {
+			return s.sqliteKeysPage("idx_audit_"+acol+"_"+tcol+"_at", append([]sqlCond{ain, tin}, common...), order, dir, sel), nil
+		}
 		actor := slices.Clone(groups[1])
 		for i := range actor {
 			actor[i].sql = "+" + actor[i].sql
@@ -650,10 +678,23 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 			break
 		}
 	}
+	// On PostgreSQL, another group of many names beside the driver's (a
+	// target prefix with an actor prefix): a second array of the LATERAL
+	// below, so that each pair of values is one walk of the index that
+	// holds both (migration 36); as one condition of many ORs, it only
+	// filtered each of the driver's values' walk. Its condition stays on
+	// the UNION's other members (an ID among the driver's values).
+	var second []any
+	var secondCond sqlCond
 	for i, g := range groups {
-		if i != driver {
-			common = append(common, orConds(g))
+		if i == driver {
+			continue
 		}
+		if rest, vals := s.lateralValues(g); s.engine == Postgres && second == nil && len(rest) == 0 && vals != nil {
+			second, secondCond = vals, orConds(g)
+			continue
+		}
+		common = append(common, orConds(g))
 	}
 	if driver < 0 {
 		w, args := joinConds(common)
@@ -700,7 +741,11 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		if i > 0 {
 			b.WriteString(" UNION ")
 		}
-		w, a := joinConds(append([]sqlCond{alt}, common...))
+		member := append([]sqlCond{alt}, common...)
+		if second != nil {
+			member = append(member, secondCond)
+		}
+		w, a := joinConds(member)
 		if s.engine == SQLite {
 			// A plain member of the compound: SQLite merges the members as
 			// their indexes hand them over, in (at, id) order, and stops
@@ -738,6 +783,11 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		} else {
 			args = append(args, vals...)
 		}
+		if second != nil {
+			from += " CROSS JOIN unnest(ARRAY[" + params(len(second)-1) + "]::text[]) AS w(val)"
+			conds = append(conds, sqlCond{second[0].(string) + " = w.val", nil})
+			args = append(args, second[1:]...)
+		}
 		w, a := joinConds(conds)
 		b.WriteString("SELECT l.at, l.id FROM unnest(ARRAY[" + params(len(vals)) +
 			"]::text[]) AS v(val)" + from + " CROSS JOIN LATERAL (SELECT at, id FROM audit_entries" + w + order + ") AS l")
@@ -759,26 +809,53 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 // holds the tree too); "" otherwise (an ID among names: another column,
 // kept as a UNION member of its own).
 func (s *Store) sqliteInList(alts []sqlCond, inTree, ip bool) (string, sqlCond) {
-	if s.engine != SQLite || len(alts) < 2 {
+	col, in := s.sqliteOneColumn(alts)
+	if s.engine != SQLite || len(alts) < 2 || col != "action" && col != "actor_label" && col != "target_name" {
 		return "", sqlCond{}
 	}
-	indexes := map[string]string{"action": "action_at", s.lowerExpr("actor_label"): "actor_label_at", s.lowerExpr("target_name"): "target_name_at"}
+	switch {
+	case ip:
+		col = "ip_" + col
+	case inTree:
+		col = "tree_" + col
+	}
+	return "idx_audit_" + col + "_at", in
+}
+
+// sqliteOneColumn is, on SQLite, the name of the column of alts when they
+// are all equalities on one (an actor ID, a lower-cased actor name, a
+// target ID, a lower-cased target name, an action: the name migration
+// 36's indexes use, "actor_user", "actor_label", "target_id",
+// "target_name", "action"), with the condition that is all of them, "col =
+// ?" or "col IN (…)"; "" otherwise.
+func (s *Store) sqliteOneColumn(alts []sqlCond) (string, sqlCond) {
+	names := map[string]string{"actor_user_id": "actor_user", s.lowerExpr("actor_label"): "actor_label",
+		"target_id": "target_id", s.lowerExpr("target_name"): "target_name", "action": "action"}
+	if len(alts) == 0 {
+		return "", sqlCond{}
+	}
 	col, _ := strings.CutSuffix(alts[0].sql, " = ?")
-	name := indexes[col]
 	var vals []any
 	for _, a := range alts {
-		if a.sql != col+" = ?" || name == "" {
+		if a.sql != col+" = ?" || names[col] == "" {
 			return "", sqlCond{}
 		}
 		vals = append(vals, a.args...)
 	}
-	switch {
-	case ip:
-		name = "ip_" + name
-	case inTree:
-		name = "tree_" + name
+	if len(alts) == 1 {
+		return names[col], alts[0]
 	}
-	return "idx_audit_" + name, sqlCond{col + " IN ?", []any{vals}}
+	return names[col], sqlCond{col + " IN ?", []any{vals}}
+}
+
+// sqliteKeysPage is the page of the entries of conds on SQLite, their keys
+// (at, id) searched in index idx, then their rows by primary key: a
+// condition that the index does not hold reads the table row of the
+// entries it tests, the page's other columns are read for its rows only.
+func (s *Store) sqliteKeysPage(idx string, conds []sqlCond, order, dir string, sel func(string) string) auditQuery {
+	w, a := joinConds(conds)
+	return auditQuery{sql: "SELECT " + selectList("audit_entries.", sel) + " FROM (SELECT at, id FROM audit_entries INDEXED BY " + idx + w + order +
+		") AS k CROSS JOIN audit_entries ON audit_entries.id = k.id", args: a, sortDir: dir}
 }
 
 // sqliteActionIndex is, on SQLite, the index keyed by a value and then the
@@ -794,31 +871,17 @@ func (s *Store) sqliteActionIndex(groups [][]sqlCond, withActions, inTree, ip bo
 	if s.engine != SQLite || !withActions || len(groups) != 1 {
 		return "", sqlCond{}
 	}
-	alts := groups[0]
-	if len(alts) == 1 && alts[0].sql == "actor_user_id = ?" {
-		return "idx_audit_actor_user_action_at", alts[0]
-	}
-	if len(alts) == 1 && alts[0].sql == "target_id = ?" {
-		// (Migration 35; it holds the tree too.)
-		return "idx_audit_target_id_action_at", alts[0]
-	}
-	if ip {
+	switch col, in := s.sqliteOneColumn(groups[0]); {
+	case col == "actor_user", col == "target_id":
+		// (The target ID's: migration 35; it holds the tree too.)
+		return "idx_audit_" + col + "_action_at", in
+	case ip || col != "actor_label" && col != "target_name":
 		return "", sqlCond{}
+	case inTree:
+		return "idx_audit_tree_" + col + "_action_at", in
+	default:
+		return "idx_audit_" + col + "_action_at", in
 	}
-	indexes := map[string]string{s.lowerExpr("actor_label"): "actor_label_action_at", s.lowerExpr("target_name"): "target_name_action_at"}
-	col, _ := strings.CutSuffix(alts[0].sql, " = ?")
-	var vals []any
-	for _, a := range alts {
-		if a.sql != col+" = ?" || indexes[col] == "" {
-			return "", sqlCond{}
-		}
-		vals = append(vals, a.args...)
-	}
-	name := "idx_audit_" + indexes[col]
-	if inTree {
-		name = "idx_audit_tree_" + indexes[col]
-	}
-	return name, sqlCond{col + " IN ?", []any{vals}}
 }
 
 // lateralValues takes out of alts the equalities on a lower-cased actor or

@@ -681,6 +681,72 @@ ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
 			`ANALYZE audit_entries`,
 		},
 	}},
+	// The last pairs of filters no index held both of (issue 13 #6): an
+	// actor (an e-mail or label, or a user ID) with a target (a name or a
+	// target ID), and a sub-account with any other filter. Each was one
+	// value's walk testing the other: an actor with a target walked the
+	// target's entries (a key's few thousand) testing the actor, 3.6-4.2x
+	// the unfiltered page on SQLite at 5,000,000 entries and 2.0-3.5x on
+	// PostgreSQL at 10,000,000; a sub-account walked its own entries
+	// testing the other filter (SQLite 1.5-2.5x), or on PostgreSQL the
+	// tree's entries of the other value testing the account (1.5-4.3x)
+	// (BENCHMARKS.md "Filters, eighth pass"). An index per pair, as
+	// migration 35's: the actor's column, then the target's; the account,
+	// then the other column. 37 audit indexes instead of 27: each append
+	// updates ten more b-trees (BENCHMARKS.md "Filters, ninth pass"
+	// measures the append and the size). SQLite's indexes hold the tree,
+	// for an owner's page and a sub-account's (whose query has its tree
+	// too), as migration 35's address indexes do, so that their keys are
+	// read from the index alone; PostgreSQL's name indexes INCLUDE the raw name, the
+	// expression's column, for an index-only walk (migration 33).
+	//
+	// Built as migration 32's: CONCURRENTLY on PostgreSQL, each step safe
+	// to run again; in the migration's transaction on SQLite.
+	{36, "audit indexes of an actor with a target, and of a sub-account with another filter", ``, map[Engine][]string{
+		SQLite: {
+			`CREATE INDEX idx_audit_actor_user_target_id_at ON audit_entries(actor_user_id, target_id, at, id, tree_id)`,
+			`CREATE INDEX idx_audit_actor_user_target_name_at ON audit_entries(actor_user_id, lower(target_name), at, id, tree_id)`,
+			`CREATE INDEX idx_audit_actor_label_target_id_at ON audit_entries(lower(actor_label), target_id, at, id, tree_id)`,
+			`CREATE INDEX idx_audit_actor_label_target_name_at ON audit_entries(lower(actor_label), lower(target_name), at, id, tree_id)`,
+			`CREATE INDEX idx_audit_account_actor_user_at ON audit_entries(account_id, actor_user_id, at, id, tree_id)`,
+			`CREATE INDEX idx_audit_account_actor_label_at ON audit_entries(account_id, lower(actor_label), at, id, tree_id)`,
+			`CREATE INDEX idx_audit_account_target_id_at ON audit_entries(account_id, target_id, at, id, tree_id)`,
+			`CREATE INDEX idx_audit_account_target_name_at ON audit_entries(account_id, lower(target_name), at, id, tree_id)`,
+			`CREATE INDEX idx_audit_account_ip_at ON audit_entries(account_id, ip, at, id, tree_id)`,
+			`CREATE INDEX idx_audit_account_action_at ON audit_entries(account_id, action, at, id, tree_id)`,
+		},
+		Postgres: concurrentIndexes(
+			`idx_audit_actor_user_target_id_at ON audit_entries(actor_user_id, target_id, at, id)`,
+			`idx_audit_actor_user_target_name_at ON audit_entries(actor_user_id, (lower(target_name) COLLATE "C"), at, id) INCLUDE (target_name)`,
+			`idx_audit_actor_label_target_id_at ON audit_entries((lower(actor_label) COLLATE "C"), target_id, at, id) INCLUDE (actor_label)`,
+			`idx_audit_actor_label_target_name_at ON audit_entries((lower(actor_label) COLLATE "C"), (lower(target_name) COLLATE "C"), at, id) INCLUDE (actor_label, target_name)`,
+			`idx_audit_account_actor_user_at ON audit_entries(account_id, actor_user_id, at, id)`,
+			`idx_audit_account_actor_label_at ON audit_entries(account_id, (lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label)`,
+			`idx_audit_account_target_id_at ON audit_entries(account_id, target_id, at, id)`,
+			`idx_audit_account_target_name_at ON audit_entries(account_id, (lower(target_name) COLLATE "C"), at, id) INCLUDE (target_name)`,
+			`idx_audit_account_ip_at ON audit_entries(account_id, ip, at, id)`,
+			`idx_audit_account_action_at ON audit_entries(account_id, action, at, id)`,
+		),
+	}},
+}
+
+// concurrentIndexes are the PostgreSQL statements of an online migration
+// (migration.online) that adds indexes, each given as "name ON table(…)":
+// each dropped if a run cut short left it half-built, then built
+// CONCURRENTLY; then ANALYZE of their tables.
+func concurrentIndexes(defs ...string) []string {
+	stmts := []string{`SET maintenance_work_mem = '256MB'`}
+	tables := map[string]bool{}
+	for _, d := range defs {
+		name, on, _ := strings.Cut(d, " ON ")
+		table, _, _ := strings.Cut(on, "(")
+		stmts = append(stmts, `DROP INDEX CONCURRENTLY IF EXISTS `+name, `CREATE INDEX CONCURRENTLY `+d)
+		tables[table] = true
+	}
+	for _, t := range slices.Sorted(maps.Keys(tables)) {
+		stmts = append(stmts, `ANALYZE `+t)
+	}
+	return stmts
 }
 
 // onlineIndexRebuilds are the PostgreSQL statements of an online migration
