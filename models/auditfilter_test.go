@@ -1095,7 +1095,7 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 			typed, actor = c.f.Actor, "lower(actor_label)"
 		}
 		var want [][]string // the index condition holds one of these sets of columns
-		family := ""         // PostgreSQL: the indexes kept for the plan, when not all but one value's
+		family := ""        // PostgreSQL: the indexes kept for the plan, when not all but one value's
 		acol, tcol := "lower(actor_label)", "lower(target_name)"
 		if numeric(c.f.Actor) {
 			acol = "actor_user_id"
