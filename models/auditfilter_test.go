@@ -776,7 +776,9 @@ func testAuditTypedAloneIsOneStatement(t *testing.T, s *models.Store, auditor, o
 	for _, c := range cases {
 		_, numErr := strconv.ParseUint(c.f.Actor, 10, 63)
 		switch {
-		case c.f.IP != "" || c.f.AccountID != 0 || c.f.Actor != "" && c.f.Target != "":
+		case c.f.IP != "" || c.f.AccountID != 0 && !strings.HasPrefix(c.name, "sub-account") || c.f.Actor != "" && c.f.Target != "":
+			// (A sub-account is its tree and its account: one statement
+			// too, on its pairs' indexes, migration 36.)
 			continue
 		case c.f.Actor == "" && c.f.Target == "":
 			// Two actions or more alone (actionsPage).
@@ -800,8 +802,12 @@ func testAuditTypedAloneIsOneStatement(t *testing.T, s *models.Store, auditor, o
 			if err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
-			if len(log.stmts) != 1 {
-				t.Errorf("%s, page %d: %d statements, want 1:\n\t%s", c.name, i+1, len(log.stmts), strings.Join(log.stmts, "\n\t"))
+			want := 1
+			if c.f.AccountID != 0 {
+				want = 2 // and the account's tree (scopeConds)
+			}
+			if len(log.stmts) != want {
+				t.Errorf("%s, page %d: %d statements, want %d:\n\t%s", c.name, i+1, len(log.stmts), want, strings.Join(log.stmts, "\n\t"))
 			}
 			if before = p.Older; before == nil {
 				break

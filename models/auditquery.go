@@ -422,7 +422,15 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 	// Actions may come with an actor that is not a number: both actor
 	// indexes hold the action (migration 29), so each value's walk tests it
 	// in the index, whatever plan is cached.
-	onlyTree := len(common) == 0 || len(common) == 1 && tree != nil && common[0].sql == "tree_id = ?"
+	// Or a sub-account (its tree and its account, on PostgreSQL): each
+	// walk then has the account and the value first in its index
+	// (migration 36), so the one statement's generic plan fits any
+	// account; planned for its values (scanAudit), after a round trip of
+	// its own for the prefix's values, a sub-account with an e-mail or a
+	// target name cost 2.3-2.4x the unfiltered page at 10,000,000 entries,
+	// 0.3-0.5 ms of it planning among the log's 37 indexes.
+	onlyTree := len(common) == 0 || len(common) == 1 && tree != nil && common[0].sql == "tree_id = ?" ||
+		s.engine == Postgres && len(common) == 2 && tree != nil && common[0].sql == "tree_id = ?" && common[1].sql == "account_id = ?"
 	alone := (t == "") != (a == "") && strings.TrimSpace(f.IP) == "" && (len(f.Actions) == 0 || numErr != nil) && onlyTree
 	// Two actions or more, and nothing else but the tree and dates: on
 	// PostgreSQL, actionsPage.

@@ -697,8 +697,9 @@ ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
 	// measures the append and the size). SQLite's indexes hold the tree,
 	// for an owner's page and a sub-account's (whose query has its tree
 	// too), as migration 35's address indexes do, so that their keys are
-	// read from the index alone; PostgreSQL's name indexes INCLUDE the raw name, the
-	// expression's column, for an index-only walk (migration 33).
+	// read from the index alone; PostgreSQL's INCLUDE the tree, and their
+	// name indexes the raw name, the expression's column, for the same
+	// index-only walk (migration 33).
 	//
 	// Built as migration 32's: CONCURRENTLY on PostgreSQL, each step safe
 	// to run again; in the migration's transaction on SQLite.
@@ -716,16 +717,16 @@ ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
 			`CREATE INDEX idx_audit_account_action_at ON audit_entries(account_id, action, at, id, tree_id)`,
 		},
 		Postgres: concurrentIndexes(
-			`idx_audit_actor_user_target_id_at ON audit_entries(actor_user_id, target_id, at, id)`,
-			`idx_audit_actor_user_target_name_at ON audit_entries(actor_user_id, (lower(target_name) COLLATE "C"), at, id) INCLUDE (target_name)`,
-			`idx_audit_actor_label_target_id_at ON audit_entries((lower(actor_label) COLLATE "C"), target_id, at, id) INCLUDE (actor_label)`,
-			`idx_audit_actor_label_target_name_at ON audit_entries((lower(actor_label) COLLATE "C"), (lower(target_name) COLLATE "C"), at, id) INCLUDE (actor_label, target_name)`,
-			`idx_audit_account_actor_user_at ON audit_entries(account_id, actor_user_id, at, id)`,
-			`idx_audit_account_actor_label_at ON audit_entries(account_id, (lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label)`,
-			`idx_audit_account_target_id_at ON audit_entries(account_id, target_id, at, id)`,
-			`idx_audit_account_target_name_at ON audit_entries(account_id, (lower(target_name) COLLATE "C"), at, id) INCLUDE (target_name)`,
-			`idx_audit_account_ip_at ON audit_entries(account_id, ip, at, id)`,
-			`idx_audit_account_action_at ON audit_entries(account_id, action, at, id)`,
+			`idx_audit_actor_user_target_id_at ON audit_entries(actor_user_id, target_id, at, id) INCLUDE (tree_id)`,
+			`idx_audit_actor_user_target_name_at ON audit_entries(actor_user_id, (lower(target_name) COLLATE "C"), at, id) INCLUDE (target_name, tree_id)`,
+			`idx_audit_actor_label_target_id_at ON audit_entries((lower(actor_label) COLLATE "C"), target_id, at, id) INCLUDE (actor_label, tree_id)`,
+			`idx_audit_actor_label_target_name_at ON audit_entries((lower(actor_label) COLLATE "C"), (lower(target_name) COLLATE "C"), at, id) INCLUDE (actor_label, target_name, tree_id)`,
+			`idx_audit_account_actor_user_at ON audit_entries(account_id, actor_user_id, at, id) INCLUDE (tree_id)`,
+			`idx_audit_account_actor_label_at ON audit_entries(account_id, (lower(actor_label) COLLATE "C"), at, id) INCLUDE (actor_label, tree_id)`,
+			`idx_audit_account_target_id_at ON audit_entries(account_id, target_id, at, id) INCLUDE (tree_id)`,
+			`idx_audit_account_target_name_at ON audit_entries(account_id, (lower(target_name) COLLATE "C"), at, id) INCLUDE (target_name, tree_id)`,
+			`idx_audit_account_ip_at ON audit_entries(account_id, ip, at, id) INCLUDE (tree_id)`,
+			`idx_audit_account_action_at ON audit_entries(account_id, action, at, id) INCLUDE (tree_id)`,
 		),
 	}},
 }
