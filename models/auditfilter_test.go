@@ -851,7 +851,13 @@ func testAuditOneStatementKeepsAGenericPlan(t *testing.T, s *models.Store, audit
 		ownerTyped := c.owner && (c.f.Actor == "") != (c.f.Target == "") && c.f.IP == "" && (len(c.f.Actions) == 0 || numErr != nil)
 		actorActions = actorActions || ownerTyped
 		actionsAlone := c.f.Actor == "" && c.f.Target == "" && c.f.IP == "" && c.f.AccountID == 0 && len(c.f.Actions) > 1
-		if !actorActions && !actionsAlone {
+		// An actor or a target alone, with dates or not, within a tree or
+		// a sub-account or not (prefixPage): dates the planner could see
+		// made every custom plan look cheaper, and the statement was
+		// planned for every page (~1 ms among the log's 37 indexes at
+		// 10,000,000 entries).
+		typedAlone := (c.f.Actor == "") != (c.f.Target == "") && c.f.IP == "" && len(c.f.Actions) == 0
+		if !actorActions && !actionsAlone && !typedAlone {
 			continue
 		}
 		who := caseActor(c, auditor, owner)

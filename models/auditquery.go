@@ -285,13 +285,24 @@ func (s *Store) checkAuditFilter(ctx context.Context, actor Actor, f AuditFilter
 // tree's too), and the statement was planned for every page (8 custom
 // plans of 8, ~1 ms each at 10,000,000 entries), although its plan is the
 // same for any tree: each walk has the tree and the value (and the
-// action) first in its index (migration 35).
+// action) first in its index (migration 35). So are a sub-account
+// (migration 36) and the dates: with the dates in sight, each custom plan
+// of a busy e-mail or target name and one day was estimated cheaper, and
+// the statement was planned for every page (~1 ms among the log's 37
+// indexes at 10,000,000 entries: 2.2-2.3x the unfiltered page), although
+// the dates only bound each value's walk.
 func (s *Store) prefixPage(tp typedPrefix, idCond *sqlCond, common []sqlCond, actions []string, dir string, limit int, sel func(string) string) auditQuery {
 	const hiddenTree = "tree_id = (SELECT CAST(? AS bigint))"
+	hidden := map[string]string{
+		"tree_id = ?":    hiddenTree,
+		"account_id = ?": "account_id = (SELECT CAST(? AS bigint))",
+		"at >= ?":        "at >= (SELECT CAST(? AS timestamptz))",
+		"at <= ?":        "at <= (SELECT CAST(? AS timestamptz))",
+	}
 	common = slices.Clone(common)
 	for i, c := range common {
-		if c.sql == "tree_id = ?" {
-			common[i].sql = hiddenTree
+		if h, ok := hidden[c.sql]; ok {
+			common[i].sql = h
 		}
 	}
 	cte, args := s.prefixValuesCTE(tp.col, tp.p, tp.tree, hiddenTree)
