@@ -902,6 +902,9 @@ func testAuditOneStatementKeepsAGenericPlan(t *testing.T, s *models.Store, audit
 	}
 }
 
+// typedNumber reports a typed actor or target that is a number (an ID).
+func typedNumber(v string) bool { return v != "" && strings.Trim(v, "0123456789") == "" }
+
 // testAuditAddressSearchedWithItsPair: an address typed with an actor's
 // e-mail, label or user ID, a target's name or ID, actions, or within a
 // tree (an account filter, an owner), is searched together with it, in one
@@ -936,9 +939,9 @@ func testAuditAddressSearchedWithItsPair(t *testing.T, s *models.Store, auditor,
 		// target here), the actor's, the actions', else the tree's.
 		pair := "(tree_id=? AND ip=?"
 		switch {
-		case c.f.Target != "" && strings.Trim(c.f.Target, "0123456789") == "":
+		case typedNumber(c.f.Target):
 			pair = "(ip=? AND target_id=?"
-		case c.f.Target != "", c.f.Actor != "" && strings.Trim(c.f.Actor, "0123456789") != "":
+		case c.f.Target != "", c.f.Actor != "" && !typedNumber(c.f.Actor):
 			pair = "(ip=? AND <expr>=?"
 		case c.f.Actor != "":
 			pair = "(ip=? AND actor_user_id=?"
@@ -991,8 +994,8 @@ func testAuditActionsInTheValuesIndex(t *testing.T, s *models.Store, auditor, ow
 		if len(c.f.Actions) == 0 || c.f.Actor == "" && c.f.Target == "" || c.f.Actor != "" && c.f.Target != "" || c.f.IP != "" {
 			continue
 		}
-		id := c.f.Actor != "" && strings.Trim(c.f.Actor, "0123456789") == ""
-		targetID := c.f.Target != "" && strings.Trim(c.f.Target, "0123456789") == ""
+		id := typedNumber(c.f.Actor)
+		targetID := typedNumber(c.f.Target)
 		inTree := c.owner || c.f.AccountID != 0
 		for _, before := range []*models.AuditCursor{nil, {At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: 1 << 40}} {
 			plan := explainCase(t, s, c, auditor, owner, before)
@@ -1050,7 +1053,6 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 	checked := 0
 	for _, c := range cases {
 		inTree := c.owner || c.f.AccountID != 0
-		numeric := func(v string) bool { return v != "" && strings.Trim(v, "0123456789") == "" }
 		if testdb.Engine() == models.SQLite && c.f.Target != "" && c.f.Actor != "" && c.f.AccountID == 0 && c.f.IP == "" {
 			// SQLite, a target with an actor (on an owner's page too): the
 			// index of the actor's column and the target's (migration 36).
@@ -1059,11 +1061,11 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 			// unfiltered page at 5,000,000 entries).
 			pair := "idx_audit_actor_label_target_name_at (<expr>=? AND <expr>=?"
 			switch {
-			case numeric(c.f.Actor) && numeric(c.f.Target):
+			case typedNumber(c.f.Actor) && typedNumber(c.f.Target):
 				pair = "idx_audit_actor_user_target_id_at (actor_user_id=? AND target_id=?"
-			case numeric(c.f.Actor):
+			case typedNumber(c.f.Actor):
 				pair = "idx_audit_actor_user_target_name_at (actor_user_id=? AND <expr>=?"
-			case numeric(c.f.Target):
+			case typedNumber(c.f.Target):
 				pair = "idx_audit_actor_label_target_id_at (<expr>=? AND target_id=?"
 			}
 			plan := explainCase(t, s, c, auditor, owner, nil)
@@ -1085,9 +1087,9 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 			switch {
 			case c.f.IP != "":
 				pair = "idx_audit_account_ip_at (account_id=? AND ip=?"
-			case numeric(c.f.Actor):
+			case typedNumber(c.f.Actor):
 				pair = "idx_audit_account_actor_user_at (account_id=? AND actor_user_id=?"
-			case numeric(c.f.Target):
+			case typedNumber(c.f.Target):
 				pair = "idx_audit_account_target_id_at (account_id=? AND target_id=?"
 			case c.f.Target != "":
 				pair = "idx_audit_account_target_name_at (account_id=? AND <expr>=?"
@@ -1109,10 +1111,10 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 		var want [][]string // the index condition holds one of these sets of columns
 		family := ""        // PostgreSQL: the indexes kept for the plan, when not all but one value's
 		acol, tcol := "lower(actor_label)", "lower(target_name)"
-		if numeric(c.f.Actor) {
+		if typedNumber(c.f.Actor) {
 			acol = "actor_user_id"
 		}
-		if numeric(c.f.Target) {
+		if typedNumber(c.f.Target) {
 			tcol = "target_id"
 		}
 		switch {
@@ -1137,22 +1139,22 @@ func testAuditPairsHaveAnIndex(t *testing.T, s *models.Store, auditor, owner mod
 				want = append(want, []string{"(ip = ", "tree_id"})
 			}
 			switch {
-			case c.f.Target != "" && strings.Trim(c.f.Target, "0123456789") == "":
+			case typedNumber(c.f.Target):
 				want = append(want, []string{"(ip = ", "target_id"})
-			case c.f.Actor != "" && strings.Trim(c.f.Actor, "0123456789") == "":
+			case typedNumber(c.f.Actor):
 				want = append(want, []string{"(ip = ", "actor_user_id"})
 			case typed != "":
 				want = append(want, []string{"(ip = ", actor})
 			case len(c.f.Actions) > 0:
 				want = append(want, []string{"(ip = ", "action"})
 			}
-		case inTree && typed != "" && strings.Trim(typed, "0123456789") != "" && len(c.f.Actions) > 0:
+		case inTree && typed != "" && !typedNumber(typed) && len(c.f.Actions) > 0:
 			want = append(want, []string{"tree_id", actor, "action"})
-		case inTree && len(c.f.Actions) == 0 && c.f.Target != "" && strings.Trim(c.f.Target, "0123456789") == "":
+		case inTree && len(c.f.Actions) == 0 && typedNumber(c.f.Target):
 			want = append(want, []string{"tree_id", "target_id"})
-		case inTree && len(c.f.Actions) == 0 && c.f.Actor != "" && strings.Trim(c.f.Actor, "0123456789") == "":
+		case inTree && len(c.f.Actions) == 0 && typedNumber(c.f.Actor):
 			want = append(want, []string{"tree_id", "actor_user_id"})
-		case !inTree && len(c.f.Actions) > 0 && c.f.Target != "" && strings.Trim(c.f.Target, "0123456789") == "":
+		case !inTree && len(c.f.Actions) > 0 && typedNumber(c.f.Target):
 			want = append(want, []string{"target_id", "action"})
 		default:
 			continue

@@ -709,9 +709,11 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 		if i == driver {
 			continue
 		}
-		if rest, vals := s.lateralValues(g); s.engine == Postgres && second == nil && len(rest) == 0 && vals != nil {
-			second, secondCond = vals, orConds(g)
-			continue
+		if s.engine == Postgres && second == nil {
+			if rest, vals := s.lateralValues(g); len(rest) == 0 && vals != nil {
+				second, secondCond = vals, orConds(g)
+				continue
+			}
 		}
 		common = append(common, orConds(g))
 	}

@@ -736,18 +736,9 @@ ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
 // each dropped if a run cut short left it half-built, then built
 // CONCURRENTLY; then ANALYZE of their tables.
 func concurrentIndexes(defs ...string) []string {
-	stmts := []string{`SET maintenance_work_mem = '256MB'`}
-	tables := map[string]bool{}
-	for _, d := range defs {
-		name, on, _ := strings.Cut(d, " ON ")
-		table, _, _ := strings.Cut(on, "(")
-		stmts = append(stmts, `DROP INDEX CONCURRENTLY IF EXISTS `+name, `CREATE INDEX CONCURRENTLY `+d)
-		tables[table] = true
-	}
-	for _, t := range slices.Sorted(maps.Keys(tables)) {
-		stmts = append(stmts, `ANALYZE `+t)
-	}
-	return stmts
+	return onlineIndexes(defs, func(name, on string) []string {
+		return []string{`DROP INDEX CONCURRENTLY IF EXISTS ` + name, `CREATE INDEX CONCURRENTLY ` + name + ` ON ` + on}
+	})
 }
 
 // onlineIndexRebuilds are the PostgreSQL statements of an online migration
@@ -758,18 +749,27 @@ func concurrentIndexes(defs ...string) []string {
 // interruption: a half-built index under the temporary name is dropped
 // first, and an index already renamed is simply rebuilt.
 func onlineIndexRebuilds(version int, defs ...string) []string {
+	return onlineIndexes(defs, func(name, on string) []string {
+		tmp := name + "_" + strconv.Itoa(version)
+		return []string{
+			`DROP INDEX CONCURRENTLY IF EXISTS ` + tmp,
+			`CREATE INDEX CONCURRENTLY ` + tmp + ` ON ` + on,
+			`DROP INDEX CONCURRENTLY IF EXISTS ` + name,
+			`ALTER INDEX ` + tmp + ` RENAME TO ` + name,
+		}
+	})
+}
+
+// onlineIndexes is a larger maintenance_work_mem for the builds, each index
+// definition's statements (each "name ON table(…)", split for each), then
+// ANALYZE of the tables they are on.
+func onlineIndexes(defs []string, each func(name, on string) []string) []string {
 	stmts := []string{`SET maintenance_work_mem = '256MB'`}
 	tables := map[string]bool{}
 	for _, d := range defs {
 		name, on, _ := strings.Cut(d, " ON ")
 		table, _, _ := strings.Cut(on, "(")
-		tmp := name + "_" + strconv.Itoa(version)
-		stmts = append(stmts,
-			`DROP INDEX CONCURRENTLY IF EXISTS `+tmp,
-			`CREATE INDEX CONCURRENTLY `+tmp+` ON `+on,
-			`DROP INDEX CONCURRENTLY IF EXISTS `+name,
-			`ALTER INDEX `+tmp+` RENAME TO `+name,
-		)
+		stmts = append(stmts, each(name, on)...)
 		tables[table] = true
 	}
 	for _, t := range slices.Sorted(maps.Keys(tables)) {

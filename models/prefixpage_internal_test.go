@@ -42,7 +42,7 @@ func TestPrefixPageHidesItsValuesFromThePlanner(t *testing.T) {
 			}
 			for _, col := range []string{"tree_id", "account_id", "at"} {
 				for _, op := range []string{" = ?", " >= ?", " <= ?"} {
-					if strings.Contains(q.sql, " "+col+op) || strings.HasPrefix(q.sql, col+op) {
+					if strings.Contains(q.sql, " "+col+op) {
 						t.Errorf("%s, %s: the planner sees %q:\n%s", sn, fn, col+op, q.sql)
 					}
 				}
