@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +24,11 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 	var through uint64
 	testdb.Must(t, s.DB().Raw("SELECT MAX(id) FROM audit_entries").Scan(&through))
 	cursor := &models.AuditCursor{At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: through / 2}
-	all := append([]filterCase{
+	trees := []filterCase{
 		{"owner: everything", true, models.AuditFilter{}, []string{"tree_id"}},
-		{"everything", false, models.AuditFilter{}, nil},
-	}, cases...)
+		{"a tree", false, models.AuditFilter{AccountID: owner.AccountID}, []string{"tree_id"}},
+	}
+	all := append(append(trees, filterCase{"everything", false, models.AuditFilter{}, nil}), cases...)
 	for _, c := range all {
 		who := auditor
 		if c.owner {
@@ -46,6 +48,15 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 					if strings.Contains(l, "TEMP B-TREE") || strings.Contains(l, "Sort") || strings.Contains(l, "Seq Scan") {
 						why = "the log is sorted"
 					}
+				}
+			}
+			if i := slices.IndexFunc(trees, func(tc filterCase) bool { return tc.name == c.name }); why == "" && i >= 0 && testdb.Engine() == models.SQLite {
+				// A tree's entries are scattered over the table: read from
+				// the table, each is a page read of its own (two system
+				// calls in SQLite's Go port). Its batches come from one
+				// index that holds every exported column (migration 37).
+				if len(plan) != 1 || !strings.Contains(plan[0], "USING COVERING INDEX idx_audit_tree_export") {
+					why = "a tree's entries are read from the table, not from the index of its exported columns"
 				}
 			}
 			if why != "" {
