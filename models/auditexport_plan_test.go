@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +23,15 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 	var through uint64
 	testdb.Must(t, s.DB().Raw("SELECT MAX(id) FROM audit_entries").Scan(&through))
 	cursor := &models.AuditCursor{At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: through / 2}
-	trees := []filterCase{
+	all := append([]filterCase{
 		{"owner: everything", true, models.AuditFilter{}, []string{"tree_id"}},
-		{"a tree", false, models.AuditFilter{AccountID: owner.AccountID}, []string{"tree_id"}},
+		{"everything", false, models.AuditFilter{}, nil},
+	}, cases...)
+	// A whole tree: its owner's export, or an auditor's of its main account.
+	wholeTree := func(c filterCase) bool {
+		return c.owner && reflect.DeepEqual(c.f, models.AuditFilter{}) || !c.owner && reflect.DeepEqual(c.f, models.AuditFilter{AccountID: owner.AccountID})
 	}
-	all := append(append(trees, filterCase{"everything", false, models.AuditFilter{}, nil}), cases...)
+	trees := 0
 	for _, c := range all {
 		who := auditor
 		if c.owner {
@@ -40,9 +43,20 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 				t.Fatalf("%s: %v", c.name, err)
 			}
 			why := ""
-			if c.cols != nil {
+			switch {
+			case wholeTree(c) && testdb.Engine() == models.SQLite:
+				trees++
+				// A tree's entries are scattered over the table: read from
+				// the table, each is a page read of its own (two system
+				// calls in SQLite's Go port). Its batches come from the
+				// index that holds every exported column, searched on its
+				// first column, the tree (migration 37).
+				if len(plan) != 1 || !strings.HasPrefix(plan[0], "SEARCH audit_entries USING COVERING INDEX idx_audit_tree_export (<expr>=?") {
+					why = "a tree's entries are not read from the index of its exported columns"
+				}
+			case c.cols != nil:
 				why = scansTheLog(testdb.Engine(), plan, c.cols)
-			} else {
+			default:
 				// The whole log: read in order along the (at, id) index.
 				for _, l := range plan {
 					if strings.Contains(l, "TEMP B-TREE") || strings.Contains(l, "Sort") || strings.Contains(l, "Seq Scan") {
@@ -50,19 +64,19 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 					}
 				}
 			}
-			if i := slices.IndexFunc(trees, func(tc filterCase) bool { return tc.name == c.name }); why == "" && i >= 0 && testdb.Engine() == models.SQLite {
-				// A tree's entries are scattered over the table: read from
-				// the table, each is a page read of its own (two system
-				// calls in SQLite's Go port). Its batches come from one
-				// index that holds every exported column (migration 37).
-				if len(plan) != 1 || !strings.Contains(plan[0], "USING COVERING INDEX idx_audit_tree_export") {
-					why = "a tree's entries are read from the table, not from the index of its exported columns"
-				}
+			if why == "" && !wholeTree(c) && strings.Contains(strings.Join(plan, "\n"), "idx_audit_tree_export") {
+				// With another filter, that index would walk every entry
+				// of the tree to test it (SQLite, which keeps no
+				// statistics, prefers an index that covers the query).
+				why = "a filtered export walks the tree in the index of its exported columns"
 			}
 			if why != "" {
 				t.Errorf("export, %s (cursor %v): %s:\n\t%s", c.name, cur != nil, why, strings.Join(plan, "\n\t"))
 			}
 		}
+	}
+	if testdb.Engine() == models.SQLite && trees != 4 {
+		t.Errorf("%d plans of a whole tree's export checked, want 4 (an owner's and an auditor's, with and without a cursor)", trees)
 	}
 }
 

@@ -476,6 +476,13 @@ func (s *Store) scopedAuditQuery(ctx context.Context, scope auditScope, f AuditF
 			bound = "+id"
 		}
 		common = append(common, sqlCond{bound + " <= ?", []any{through}})
+		if s.engine == SQLite && tree != nil && len(scope.conds) == 1 && scope.conds[0].sql == "tree_id = ?" &&
+			t == "" && a == "" && strings.TrimSpace(f.IP) == "" && len(f.Actions) == 0 {
+			// A whole tree (dates aside): its batches from the index of its
+			// exported columns, whose first column is this expression so
+			// that no other query takes it (migration 37).
+			common[0].sql = "ifnull(tree_id, 0) = ?"
+		}
 	}
 	dir, cmp := "DESC", "<"
 	if asc {
