@@ -23,13 +23,18 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 	var through uint64
 	testdb.Must(t, s.DB().Raw("SELECT MAX(id) FROM audit_entries").Scan(&through))
 	cursor := &models.AuditCursor{At: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), ID: through / 2}
+	from, to := cursor.At.AddDate(0, -1, 0), cursor.At
 	all := append([]filterCase{
 		{"owner: everything", true, models.AuditFilter{}, []string{"tree_id"}},
+		{"owner: a month", true, models.AuditFilter{From: &from, To: &to}, []string{"tree_id"}},
 		{"everything", false, models.AuditFilter{}, nil},
 	}, cases...)
-	// A whole tree: its owner's export, or an auditor's of its main account.
+	// A whole tree, dates aside: its owner's export, or an auditor's of its
+	// main account.
 	wholeTree := func(c filterCase) bool {
-		return c.owner && reflect.DeepEqual(c.f, models.AuditFilter{}) || !c.owner && reflect.DeepEqual(c.f, models.AuditFilter{AccountID: owner.AccountID})
+		f := c.f
+		f.From, f.To = nil, nil
+		return c.owner && reflect.DeepEqual(f, models.AuditFilter{}) || !c.owner && reflect.DeepEqual(f, models.AuditFilter{AccountID: owner.AccountID})
 	}
 	trees := 0
 	for _, c := range all {
@@ -75,8 +80,8 @@ func testAuditExportBatchesSearchAnIndex(t *testing.T, s *models.Store, auditor,
 			}
 		}
 	}
-	if testdb.Engine() == models.SQLite && trees != 4 {
-		t.Errorf("%d plans of a whole tree's export checked, want 4 (an owner's and an auditor's, with and without a cursor)", trees)
+	if testdb.Engine() == models.SQLite && trees != 6 {
+		t.Errorf("%d plans of a whole tree's export checked, want 6 (an owner's, also for a month, and an auditor's, each with and without a cursor)", trees)
 	}
 }
 
